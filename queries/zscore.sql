@@ -1,0 +1,44 @@
+-- name: zscore
+-- description: Rolling z-score of the bid: mean and population std of the last `window` quotes of one symbol, newest first
+-- param symbol: String
+-- param window: UInt32 = 60
+-- param limit: UInt64 = 100
+--
+-- Order: event time, ties by receipt time, then sequence number. Warm-up rows (fewer
+-- than `window` quotes so far) are included, computed over the rows available.
+-- rolling_std is the population std computed two-pass over the window's prices
+-- (mean first, then squared deviations): sliding sum-of-squares and even Welford lose
+-- digits when std is tiny next to the price (BTC ≈ 9,681, std ≈ 0.5). When every price
+-- in the window is equal, rolling_std is exactly 0 and z_score is NULL.
+-- Only the newest `limit + window - 1` quotes are read: enough for `limit` full windows.
+SELECT
+    timestamp,
+    symbol,
+    bid,
+    rolling_mean,
+    if(arrayMin(prices) = arrayMax(prices), 0.,
+       sqrt(arraySum(arrayMap(p -> (p - rolling_mean) * (p - rolling_mean), prices)) / n)) AS rolling_std,
+    if(arrayMin(prices) = arrayMax(prices), NULL, (bid - rolling_mean) / rolling_std) AS z_score
+FROM
+(
+    SELECT
+        timestamp,
+        received_at,
+        seq,
+        symbol,
+        bid,
+        groupArray(bid) OVER w AS prices,
+        count() OVER w AS n,
+        arraySum(prices) / n AS rolling_mean
+    FROM
+    (
+        SELECT timestamp, received_at, seq, symbol, bid
+        FROM wh.market_ticks
+        WHERE symbol = {symbol:String}
+        ORDER BY timestamp DESC, received_at DESC, seq DESC
+        LIMIT {limit:UInt64} + {window:UInt32} - 1
+    )
+    WINDOW w AS (ORDER BY timestamp, received_at, seq ROWS BETWEEN {window:UInt32} - 1 PRECEDING AND CURRENT ROW)
+)
+ORDER BY timestamp DESC, received_at DESC, seq DESC
+LIMIT {limit:UInt64}

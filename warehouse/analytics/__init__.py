@@ -1,0 +1,28 @@
+"""Typed entry points over the named queries; results are Arrow tables."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+
+from warehouse.errors import UnknownSymbolError
+from warehouse.sql import queries
+from warehouse.sql.engines import Engine
+
+ZSCORE_COLUMNS = ("timestamp", "symbol", "bid", "rolling_mean", "rolling_std", "z_score")
+ALL_ROWS = 2**62  # `limit=None` means the whole series
+
+
+def run(engine: Engine, name: str, **params: Any) -> pa.Table:
+    return queries.load(name).run(engine, params)
+
+
+def zscore(engine: Engine, symbol: str, *, window: int = 60, limit: int | None = 100) -> pa.Table:
+    """Rolling z-score of `symbol`'s bid, newest first; raises UnknownSymbolError if no quotes."""
+    table = run(engine, "zscore", symbol=symbol, window=window, limit=limit or ALL_ROWS)
+    if table.num_rows == 0:
+        known = run(engine, "symbols", limit=12).column("symbol").to_pylist()
+        hint = f"; known symbols: {', '.join(known)}" if known else "; the warehouse has no quotes yet"
+        raise UnknownSymbolError(f"unknown symbol {symbol!r} (no quotes on {engine.name}){hint}")
+    return table.select(list(ZSCORE_COLUMNS))

@@ -1,0 +1,60 @@
+"""Settings from the environment (or `.env`), one place, typed.
+
+    WH_HOME                   data directory of the embedded engines (default ./wh_data)
+    WH_CLICKHOUSE_URL         http(s)://user:password@host:port/ — use a ClickHouse server
+    WH_CLICKHOUSE_HOST/PORT/USER/PASSWORD/SECURE   the same, field by field
+    WH_BATCH_ROWS             rows per write batch (default 50,000)
+
+Without a ClickHouse address, ClickHouse runs embedded (chdb) under $WH_HOME/clickhouse,
+reached through the same clickhouse-connect Client API as a server. Passwords are
+`SecretStr`: they print as '**********' and never reach logs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="WH_", env_file=".env", extra="ignore")
+
+    home: Path = Field(default=Path("wh_data"))
+    clickhouse_url: SecretStr | None = None
+    clickhouse_host: str | None = None
+    clickhouse_port: int = 8123
+    clickhouse_user: str = "default"
+    clickhouse_password: SecretStr = SecretStr("")
+    clickhouse_secure: bool = False
+    batch_rows: int = Field(default=50_000, gt=0)
+
+    @property
+    def duckdb_path(self) -> Path:
+        return self.home / "warehouse.duckdb"
+
+    @property
+    def chdb_path(self) -> Path:
+        return self.home / "clickhouse"
+
+    @property
+    def clickhouse_is_server(self) -> bool:
+        return self.clickhouse_url is not None or self.clickhouse_host is not None
+
+    def clickhouse_where(self) -> str:
+        """Where ClickHouse lives, safe to print (no password)."""
+        if self.clickhouse_url is not None:
+            parts = urlsplit(self.clickhouse_url.get_secret_value())
+            host = parts.hostname or ""
+            netloc = f"{host}:{parts.port}" if parts.port else host
+            return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+        if self.clickhouse_host is not None:
+            scheme = "https" if self.clickhouse_secure else "http"
+            return f"{scheme}://{self.clickhouse_host}:{self.clickhouse_port}"
+        return f"chdb://{self.chdb_path.resolve()} (embedded)"
+
+
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,188 @@
+"""Decode string/loosely-typed columns into the internal tick layout, vectorized.
+
+A value that does not parse or a required value that is missing makes the row a
+`malformed` reject (with the column and the offending text); the other rows go on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from warehouse.errors import MissingColumnError, SourceError
+from warehouse.records import Kind
+
+# internal field → polars dtype after decoding (times are int64 ns)
+QUOTE_FIELDS: dict[str, pl.DataType] = {
+    "timestamp": pl.Int64(),
+    "received_at": pl.Int64(),
+    "exchange": pl.String(),
+    "symbol": pl.String(),
+    "asset_class": pl.String(),
+    "bid": pl.Float64(),
+    "ask": pl.Float64(),
+    "bid_size": pl.Float64(),
+    "ask_size": pl.Float64(),
+    "seq": pl.Int64(),
+}
+TRADE_FIELDS: dict[str, pl.DataType] = {
+    "timestamp": pl.Int64(),
+    "received_at": pl.Int64(),
+    "exchange": pl.String(),
+    "symbol": pl.String(),
+    "asset_class": pl.String(),
+    "trade_id": pl.String(),
+    "side": pl.String(),
+    "price": pl.Float64(),
+    "size": pl.Float64(),
+    "seq": pl.Int64(),
+}
+FIELDS = {Kind.QUOTE: QUOTE_FIELDS, Kind.TRADE: TRADE_FIELDS}
+OPTIONAL = {"seq", "received_at", "side"}
+TIME_FIELDS = ("timestamp", "received_at")
+UNIT_NS = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
+
+_SIDES = {
+    "buy": "buy", "b": "buy", "bid": "buy", "bought": "buy",
+    "sell": "sell", "s": "sell", "ask": "sell", "sold": "sell",
+}  # fmt: skip
+
+RejectFrame = pl.DataFrame  # columns: _offset, rule, reason, _raw, exchange, symbol, timestamp
+
+
+@dataclass
+class Mapping:
+    """How a source's columns become tick fields.
+
+    columns: field → source column; constants: field → value for every row;
+    ts_unit: unit of numeric timestamps (s, ms, us, ns); ts_format: strftime format for
+    textual timestamps (ISO 8601 when None and the column is text that is not a number).
+    """
+
+    kind: Kind
+    columns: dict[str, str] = field(default_factory=dict)
+    constants: dict[str, str] = field(default_factory=dict)
+    ts_unit: str = "us"
+    ts_format: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.ts_unit not in UNIT_NS:
+            raise SourceError(f"timestamp unit {self.ts_unit!r}; use one of s, ms, us, ns")
+        fields = FIELDS[self.kind]
+        unknown = (set(self.columns) | set(self.constants)) - set(fields)
+        if unknown:
+            raise SourceError(
+                f"unknown {self.kind} field(s) {', '.join(sorted(unknown))}; "
+                f"fields are {', '.join(fields)}"
+            )
+
+    def source_columns(self) -> list[str]:
+        return list(self.columns.values())
+
+    def check(self, available: list[str], path: str | None) -> None:
+        for name, col in self.columns.items():
+            if col not in available:
+                raise MissingColumnError(col, path=path, available=available)
+        for name in FIELDS[self.kind]:
+            if name not in self.columns and name not in self.constants and name not in OPTIONAL:
+                raise MissingColumnError(name, path=path, available=available)
+
+
+def _time_expr(col: str, m: Mapping, dtype: pl.DataType) -> tuple[pl.Expr, pl.Expr]:
+    """(int64 ns expression, 'value present' expression) for a time column."""
+    c = pl.col(col)
+    if isinstance(dtype, pl.Datetime):
+        return c.dt.epoch("ns"), c.is_not_null()
+    if dtype.is_integer():
+        return c.cast(pl.Int64) * UNIT_NS[m.ts_unit], c.is_not_null()
+    if m.ts_format is not None:
+        parsed = c.cast(pl.String).str.strip_chars().str.to_datetime(
+            format=m.ts_format, time_unit="ns", time_zone="UTC", strict=False
+        )
+        return parsed.dt.epoch("ns"), c.is_not_null()
+    text = c.cast(pl.String).str.strip_chars()
+    scale = UNIT_NS[m.ts_unit]
+    as_int = text.cast(pl.Int64, strict=False)
+    # fractional numbers ("1582329601.096") via float, rounded to the microsecond
+    as_float = text.cast(pl.Float64, strict=False)
+    from_float = (as_float * (scale / 1_000)).round(0).cast(pl.Int64, strict=False) * 1_000
+    iso = text.str.to_datetime(time_unit="ns", time_zone="UTC", strict=False).dt.epoch("ns")
+    numeric = (
+        pl.when(as_int.is_not_null())
+        .then(as_int * scale)
+        .when(as_float.is_finite())
+        .then(from_float if scale >= 1_000 else as_float.cast(pl.Int64, strict=False))
+        .otherwise(iso)
+    )
+    return numeric, c.is_not_null() & (text != "")
+
+
+def decode(frame: pl.DataFrame, m: Mapping) -> tuple[pl.DataFrame, RejectFrame]:
+    """Source columns (+ `_offset`, `_raw`) → (typed rows, malformed rejects)."""
+    fields = FIELDS[m.kind]
+    exprs: list[pl.Expr] = []
+    bad: list[pl.Expr] = []
+    for name, dtype in fields.items():
+        if name in m.columns:
+            col = m.columns[name]
+            raw = pl.col(col)
+            src = frame.schema[col]
+            if name in TIME_FIELDS:
+                value, present = _time_expr(col, m, src)
+            elif src.is_numeric() and dtype.is_numeric():
+                value = raw.cast(dtype, strict=False)
+                present = raw.is_not_null()
+            elif dtype == pl.String():
+                value = raw.cast(pl.String).str.strip_chars()
+                present = value.is_not_null() & (value != "")
+                value = pl.when(present).then(value)
+            else:
+                text = raw.cast(pl.String).str.strip_chars()
+                value = text.cast(dtype, strict=False)
+                present = raw.is_not_null() & (text != "")
+            exprs.append(value.alias(name))
+            failed = present & value.is_null()
+            bad.append(
+                pl.when(failed)
+                .then(pl.format("cannot parse {} from column '{}': '{}'", pl.lit(name), pl.lit(col), raw.cast(pl.String)))
+                .when(~present & pl.lit(name not in OPTIONAL))
+                .then(pl.lit(f"missing {name} (column '{col}')"))
+            )
+        elif name in m.constants:
+            exprs.append(pl.lit(m.constants[name]).cast(dtype).alias(name))
+        elif name == "received_at":
+            exprs.append(pl.col("timestamp").alias(name))  # no receipt time: use event time
+        elif name == "side":
+            exprs.append(pl.lit("unknown").alias(name))
+        else:
+            exprs.append(pl.lit(None, dtype).alias(name))
+    typed = frame.with_columns(
+        pl.coalesce(bad).alias("_reason") if bad else pl.lit(None, pl.String).alias("_reason")
+    ).select([pl.col("_offset"), pl.col("_raw"), pl.col("_reason"), *exprs])
+    if "received_at" not in m.columns and "received_at" not in m.constants:
+        typed = typed.with_columns(pl.col("timestamp").alias("received_at"))
+    if m.kind == Kind.TRADE:
+        side = pl.col("side").str.to_lowercase()
+        typed = typed.with_columns(side.replace_strict(_SIDES, default="unknown").alias("side"))
+    ok = typed.filter(pl.col("_reason").is_null()).drop("_reason")
+    rejects = typed.filter(pl.col("_reason").is_not_null()).select(
+        pl.col("_offset"),
+        pl.lit("malformed").alias("rule"),
+        pl.col("_reason").alias("reason"),
+        pl.col("_raw"),
+        pl.col("exchange"),
+        pl.col("symbol"),
+        pl.col("timestamp"),
+    )
+    return ok, rejects
+
+
+def raw_csv(frame: pl.DataFrame, columns: list[str]) -> pl.Expr:
+    """The row as text, fields joined by commas (how it looked in the file)."""
+    del frame
+    return pl.concat_str([pl.col(c).cast(pl.String).fill_null("") for c in columns], separator=",")
+
+
+def raw_json(columns: list[str]) -> pl.Expr:
+    return pl.struct([pl.col(c) for c in columns]).struct.json_encode()

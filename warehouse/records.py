@@ -1,0 +1,130 @@
+"""Record types: the Arrow schemas here are the single definition of a tick.
+
+Times are UTC, int64 nanoseconds since the epoch (Arrow `timestamp[ns, UTC]`);
+`timestamp` is the exchange's event time, `received_at` our receipt time. The engines'
+DDL (ddl/<engine>/) mirrors these schemas; a test checks that it does.
+
+Dedup keys (what makes two rows "the same tick"):
+  quotes: (exchange, symbol, timestamp, seq) — or, when the feed has no sequence
+          numbers (seq is NULL, e.g. Tardis quotes), (exchange, symbol, timestamp,
+          received_at): distinct quotes that share an exchange timestamp stay distinct.
+  trades: (exchange, symbol, timestamp, trade_id).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import polars as pl
+import pyarrow as pa
+
+TS = pa.timestamp("ns", tz="UTC")
+
+ASSET_CLASSES: tuple[str, ...] = ("crypto", "equities", "etfs", "forex", "commodities", "indices")
+SIDES: tuple[str, ...] = ("buy", "sell", "unknown")
+
+
+class Kind(StrEnum):
+    QUOTE = "quote"
+    TRADE = "trade"
+
+
+QUOTE_SCHEMA = pa.schema(
+    [
+        pa.field("timestamp", TS, nullable=False),
+        pa.field("received_at", TS, nullable=False),
+        pa.field("exchange", pa.string(), nullable=False),
+        pa.field("symbol", pa.string(), nullable=False),
+        pa.field("asset_class", pa.string(), nullable=False),
+        pa.field("bid", pa.float64(), nullable=False),
+        pa.field("ask", pa.float64(), nullable=False),
+        pa.field("bid_size", pa.float64(), nullable=False),
+        pa.field("ask_size", pa.float64(), nullable=False),
+        pa.field("seq", pa.int64(), nullable=True),
+    ]
+)
+
+TRADE_SCHEMA = pa.schema(
+    [
+        pa.field("timestamp", TS, nullable=False),
+        pa.field("received_at", TS, nullable=False),
+        pa.field("exchange", pa.string(), nullable=False),
+        pa.field("symbol", pa.string(), nullable=False),
+        pa.field("asset_class", pa.string(), nullable=False),
+        pa.field("trade_id", pa.string(), nullable=False),
+        pa.field("side", pa.string(), nullable=False),
+        pa.field("price", pa.float64(), nullable=False),
+        pa.field("size", pa.float64(), nullable=False),
+        pa.field("seq", pa.int64(), nullable=True),
+    ]
+)
+
+REJECT_SCHEMA = pa.schema(
+    [
+        pa.field("rejected_at", TS, nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("source_offset", pa.int64(), nullable=False),
+        pa.field("kind", pa.string(), nullable=False),
+        pa.field("rule", pa.string(), nullable=False),
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("exchange", pa.string(), nullable=True),
+        pa.field("symbol", pa.string(), nullable=True),
+        pa.field("timestamp", TS, nullable=True),
+        pa.field("raw", pa.string(), nullable=False),
+    ]
+)
+
+GAP_SCHEMA = pa.schema(
+    [
+        pa.field("detected_at", TS, nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("kind", pa.string(), nullable=False),
+        pa.field("exchange", pa.string(), nullable=False),
+        pa.field("symbol", pa.string(), nullable=False),
+        pa.field("from_seq", pa.int64(), nullable=False),
+        pa.field("to_seq", pa.int64(), nullable=False),
+        pa.field("missing", pa.int64(), nullable=False),
+        pa.field("timestamp", TS, nullable=False),
+    ]
+)
+
+SCHEMAS: dict[str, pa.Schema] = {
+    "market_ticks": QUOTE_SCHEMA,
+    "trades": TRADE_SCHEMA,
+    "rejects": REJECT_SCHEMA,
+    "gaps": GAP_SCHEMA,
+}
+
+TABLE_FOR_KIND = {Kind.QUOTE: "market_ticks", Kind.TRADE: "trades"}
+SCHEMA_FOR_KIND = {Kind.QUOTE: QUOTE_SCHEMA, Kind.TRADE: TRADE_SCHEMA}
+
+# Columns that identify a row for idempotent writes (see module docstring).
+KEY_COLUMNS: dict[str, tuple[str, ...]] = {
+    "market_ticks": ("exchange", "symbol", "timestamp", "received_at", "seq"),
+    "trades": ("exchange", "symbol", "timestamp", "trade_id"),
+    "rejects": ("source", "source_offset", "rule"),
+    "gaps": ("kind", "exchange", "symbol", "from_seq"),
+}
+
+
+def dedup_key_exprs(table: str) -> list[pl.Expr]:
+    """Polars expressions forming the dedup key of `table` (one definition for all engines)."""
+    if table == "market_ticks":
+        return [
+            pl.col("exchange"),
+            pl.col("symbol"),
+            pl.col("timestamp"),
+            pl.coalesce(pl.col("seq"), pl.col("received_at").dt.epoch("ns")).alias("_disc"),
+        ]
+    return [pl.col(c) for c in KEY_COLUMNS[table]]
+
+
+def empty(schema: pa.Schema) -> pa.Table:
+    return schema.empty_table()
+
+
+def conform(df: pl.DataFrame, schema: pa.Schema) -> pa.Table:
+    """Polars frame → Arrow table with exactly `schema` (column order, types, UTC ns)."""
+    if df.height == 0:
+        return schema.empty_table()
+    return df.select([f.name for f in schema]).to_arrow().cast(schema)

@@ -1,0 +1,130 @@
+"""The Sink protocol and the idempotent-write logic shared by the engine sinks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Protocol, Self
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from warehouse.config import Settings
+from warehouse.records import KEY_COLUMNS, SCHEMAS, dedup_key_exprs
+from warehouse.sql import queries
+from warehouse.sql.engines import Engine
+
+WriteBatch = dict[str, pa.Table]
+SORT_KEYS = {
+    "market_ticks": [("asset_class", "ascending"), ("symbol", "ascending"), ("timestamp", "ascending")],
+    "trades": [("asset_class", "ascending"), ("symbol", "ascending"), ("timestamp", "ascending")],
+}
+
+
+@dataclass
+class WriteCounts:
+    stored: dict[str, int] = field(default_factory=dict)  # rows newly written per table
+    existing: dict[str, int] = field(default_factory=dict)  # rows already there (skipped)
+
+    def add(self, other: WriteCounts) -> None:
+        for k, v in other.stored.items():
+            self.stored[k] = self.stored.get(k, 0) + v
+        for k, v in other.existing.items():
+            self.existing[k] = self.existing.get(k, 0) + v
+
+
+class Sink(Protocol):
+    name: str
+
+    def write(self, batch: WriteBatch) -> WriteCounts: ...
+    def flush(self) -> None: ...
+    def close(self) -> None: ...
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
+
+def _utc(ts: object) -> datetime:
+    assert isinstance(ts, datetime)
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+
+
+def existing_keys(engine: Engine, table: str, data: pa.Table) -> pa.Table | None:
+    """Rows of `table` already stored that may share a dedup key with `data` (a superset)."""
+    if table in ("market_ticks", "trades"):
+        ts = data.column("timestamp")
+        lo, hi = pc.min(ts).as_py(), pc.max(ts).as_py()
+        symbols = pc.unique(data.column("symbol")).to_pylist()
+        return queries.load(f"existing_{table}", internal=True).run(
+            engine,
+            # the range is widened to whole microseconds: params bind at µs precision
+            {"symbols": symbols, "lo": _utc(lo) - timedelta(microseconds=1),
+             "hi": _utc(hi) + timedelta(microseconds=1)},
+        )  # fmt: skip
+    if table == "rejects":
+        parts = []
+        for source in pc.unique(data.column("source")).to_pylist():
+            offs = pc.filter(data.column("source_offset"), pc.equal(data.column("source"), source))
+            parts.append(
+                queries.load("existing_rejects", internal=True).run(
+                    engine, {"source": source, "lo": pc.min(offs).as_py(), "hi": pc.max(offs).as_py()}
+                )
+            )
+        return pa.concat_tables(parts) if parts else None
+    if table == "gaps":
+        parts = []
+        for kind in pc.unique(data.column("kind")).to_pylist():
+            symbols = pc.unique(data.column("symbol")).to_pylist()
+            parts.append(
+                queries.load("existing_gaps", internal=True).run(engine, {"kind": kind, "symbols": symbols})
+            )
+        return pa.concat_tables(parts) if parts else None
+    raise KeyError(table)
+
+
+def only_new(table: str, data: pa.Table, existing: pa.Table | None) -> pa.Table:
+    """Anti-join `data` against stored keys; the key definition is records.dedup_key_exprs."""
+    if existing is None or existing.num_rows == 0:
+        return data
+    keys = dedup_key_exprs(table)
+    cols = list(KEY_COLUMNS[table])
+    new = pl.from_arrow(data)
+    want = pa.schema([pa.field(c, data.schema.field(c).type) for c in cols])
+    old = pl.from_arrow(existing.select(cols).cast(want))
+    assert isinstance(new, pl.DataFrame) and isinstance(old, pl.DataFrame)
+    new_k = new.with_columns(keys).with_row_index("_row")
+    old_k = old.with_columns(keys)
+    key_names = [e.meta.output_name() for e in keys]
+    kept = new_k.join(old_k.select(key_names).unique(), on=key_names, how="anti", nulls_equal=True)
+    rows = kept.get_column("_row").sort()
+    return data.take(pa.array(rows.to_numpy()))
+
+
+def prepare(table: str, data: pa.Table) -> pa.Table:
+    data = data.cast(SCHEMAS[table])
+    if table in SORT_KEYS and data.num_rows:
+        data = data.sort_by(SORT_KEYS[table])
+    return data
+
+
+def open_sinks(names: list[str], settings: Settings) -> list[Sink]:
+    from warehouse.sinks.clickhouse import ClickHouseSink
+    from warehouse.sinks.duckdb import DuckDBSink
+
+    sinks: list[Sink] = []
+    try:
+        for name in names:
+            if name == "duckdb":
+                sinks.append(DuckDBSink(settings))
+            elif name == "clickhouse":
+                sinks.append(ClickHouseSink(settings))
+            else:
+                raise KeyError(name)
+    except BaseException:
+        for s in sinks:
+            s.close()
+        raise
+    return sinks

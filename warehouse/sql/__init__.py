@@ -1,0 +1,1 @@
+"""SQL: engine connections, DDL migrations (ddl/), named queries (queries/), translation."""

@@ -1,0 +1,234 @@
+"""Connections to the two engines behind one small interface.
+
+`Engine.query(sql, params)` runs SQL *in the engine's own dialect* and returns Arrow;
+`insert(table, arrow)` appends; `command(sql)` runs DDL. Driver exceptions are
+translated here into `SinkError` / `QueryError`, so nothing above this module knows
+about duckdb or clickhouse-connect exceptions.
+
+ClickHouse is reached through clickhouse-connect in both modes: a server over HTTP when
+configured, otherwise the embedded engine via the `chdb://` DSN. chdb allows one data
+path per process, so opening a second path closes the first client (measured cost of a
+re-open: ~0.1 s).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import pyarrow as pa
+
+from warehouse.config import Settings
+from warehouse.errors import ConfigError, QueryError, SinkError
+
+EngineName = Literal["duckdb", "clickhouse"]
+ENGINES: tuple[EngineName, ...] = ("duckdb", "clickhouse")
+
+
+def utc_timestamps(table: pa.Table) -> pa.Table:
+    """Naive timestamps coming back from DuckDB are UTC by convention: say so in the type."""
+    fields = []
+    changed = False
+    for f in table.schema:
+        if pa.types.is_timestamp(f.type) and f.type.tz is None:
+            fields.append(pa.field(f.name, pa.timestamp(f.type.unit, tz="UTC"), f.nullable))
+            changed = True
+        else:
+            fields.append(f)
+    return table.cast(pa.schema(fields)) if changed else table
+
+
+def naive_timestamps(table: pa.Table) -> pa.Table:
+    """UTC-aware ns timestamps → naive ns, so DuckDB stores TIMESTAMP_NS without loss."""
+    fields = []
+    changed = False
+    for f in table.schema:
+        if pa.types.is_timestamp(f.type) and f.type.tz is not None:
+            fields.append(pa.field(f.name, pa.timestamp(f.type.unit), f.nullable))
+            changed = True
+        else:
+            fields.append(f)
+    return table.cast(pa.schema(fields)) if changed else table
+
+
+class Engine(Protocol):
+    name: EngineName
+
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table: ...
+    def command(self, sql: str) -> None: ...
+    def insert(self, table: str, data: pa.Table) -> None: ...
+    def close(self) -> None: ...
+
+
+class DuckDBEngine:
+    name: EngineName = "duckdb"
+
+    def __init__(self, path: Path | str, *, read_only: bool = False) -> None:
+        import duckdb
+
+        self.path = Path(path)
+        self.read_only = read_only
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        elif not self.path.exists():
+            raise ConfigError(f"no DuckDB warehouse at {self.path}; run `wh migrate` or `wh demo`")
+        try:
+            self.con = duckdb.connect(str(self.path), read_only=read_only)
+        except duckdb.Error as exc:
+            raise SinkError("duckdb", f"cannot open {self.path}: {exc}") from exc
+        self.con.execute("SET TimeZone = 'UTC'")
+        self._duckdb = duckdb
+
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table:
+        try:
+            rel = self.con.sql(sql, params=dict(params) if params else None)
+            if rel is None:
+                raise QueryError("duckdb: the statement returned no result set")
+            return utc_timestamps(rel.to_arrow_table())
+        except self._duckdb.Error as exc:
+            raise QueryError(f"duckdb: {exc}") from exc
+
+    def command(self, sql: str) -> None:
+        try:
+            self.con.execute(sql)
+        except self._duckdb.Error as exc:
+            raise SinkError("duckdb", str(exc)) from exc
+
+    def insert(self, table: str, data: pa.Table) -> None:
+        if data.num_rows == 0:
+            return
+        view = "_wh_insert_batch"
+        self.con.register(view, naive_timestamps(data))
+        try:
+            cols = ", ".join(f'"{c}"' for c in data.column_names)
+            self.con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {view}")
+        except self._duckdb.Error as exc:
+            raise SinkError("duckdb", f"insert into {table} failed: {exc}") from exc
+        finally:
+            self.con.unregister(view)
+
+    def begin(self) -> None:
+        self.con.execute("BEGIN TRANSACTION")
+
+    def commit(self) -> None:
+        self.con.execute("COMMIT")
+
+    def rollback(self) -> None:
+        self.con.execute("ROLLBACK")
+
+    def close(self) -> None:
+        self.con.close()
+
+
+_chdb_lock = threading.Lock()
+_chdb_open: dict[str, Any] = {}  # path -> client; at most one entry (one chdb path per process)
+
+
+class ClickHouseEngine:
+    name: EngineName = "clickhouse"
+
+    def __init__(self, settings: Settings, *, read_only: bool = False) -> None:
+        import clickhouse_connect
+        from clickhouse_connect.driver.exceptions import ClickHouseError
+
+        self._errors: tuple[type[BaseException], ...] = (ClickHouseError,)
+        self.where = settings.clickhouse_where()
+        self.read_only = read_only
+        self._chdb_path: str | None = None
+        try:
+            if settings.clickhouse_url is not None:
+                self.client = clickhouse_connect.get_client(
+                    dsn=settings.clickhouse_url.get_secret_value()
+                )
+            elif settings.clickhouse_host is not None:
+                self.client = clickhouse_connect.get_client(
+                    host=settings.clickhouse_host,
+                    port=settings.clickhouse_port,
+                    username=settings.clickhouse_user,
+                    password=settings.clickhouse_password.get_secret_value(),
+                    secure=settings.clickhouse_secure,
+                )
+            else:
+                path = str(settings.chdb_path.resolve())
+                settings.chdb_path.mkdir(parents=True, exist_ok=True)
+                with _chdb_lock:
+                    for other, client in list(_chdb_open.items()):
+                        if other != path:
+                            client.close()
+                            del _chdb_open[other]
+                    if path not in _chdb_open:
+                        _chdb_open[path] = clickhouse_connect.get_client(dsn=f"chdb://{path}")
+                    self.client = _chdb_open[path]
+                self._chdb_path = path
+        except self._errors as exc:
+            raise SinkError("clickhouse", f"cannot connect to {self.where}: {exc}") from exc
+        except Exception as exc:  # network errors from urllib3 etc.
+            raise SinkError("clickhouse", f"cannot connect to {self.where}: {exc}") from exc
+        self._settings: dict[str, Any] = {"readonly": 1} if read_only and self.is_server else {}
+
+    @property
+    def is_server(self) -> bool:
+        return self._chdb_path is None
+
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table:
+        try:
+            return self.client.query_arrow(
+                sql, parameters=dict(params or {}), settings=self._settings or None
+            )
+        except self._errors as exc:
+            raise QueryError(f"clickhouse: {_first_line(exc)}") from exc
+
+    def command(self, sql: str) -> None:
+        try:
+            self.client.command(sql)
+        except self._errors as exc:
+            raise SinkError("clickhouse", _first_line(exc)) from exc
+
+    def insert(self, table: str, data: pa.Table, settings: Mapping[str, Any] | None = None) -> None:
+        if data.num_rows == 0:
+            return
+        try:
+            self.client.insert_arrow(
+                table,
+                data,
+                settings={"max_partitions_per_insert_block": 0, **(settings or {})},
+            )
+        except self._errors as exc:
+            raise SinkError("clickhouse", f"insert into {table} failed: {_first_line(exc)}") from exc
+
+    def close(self) -> None:
+        # The embedded client stays open for the life of the process: re-opening costs
+        # ~0.1 s and chdb keeps one path per process anyway. Servers: close the pool.
+        if self.is_server:
+            self.client.close()
+
+
+def close_embedded() -> None:
+    """Close the process's chdb client (tests and long-lived processes switching homes)."""
+    with _chdb_lock:
+        for client in _chdb_open.values():
+            client.close()
+        _chdb_open.clear()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def open_engine(name: str, settings: Settings, *, read_only: bool = False) -> Engine:
+    if name == "duckdb":
+        return DuckDBEngine(settings.duckdb_path, read_only=read_only)
+    if name == "clickhouse":
+        return ClickHouseEngine(settings, read_only=read_only)
+    raise ConfigError(f"unknown engine {name!r}; choose one of {', '.join(ENGINES)}")
+
+
+def engine_names(choice: str) -> list[EngineName]:
+    if choice == "all":
+        return list(ENGINES)
+    if choice in ENGINES:
+        return [choice]  # type: ignore[list-item]
+    raise ConfigError(f"unknown engine {choice!r}; choose duckdb, clickhouse or all")

@@ -1,0 +1,102 @@
+"""`wh migrate`: apply ddl/<engine>/NNN_*.sql in order, once each, and remember checksums.
+
+Applied files are recorded in `wh.schema_migrations` (version, name, sha256). Re-running
+applies only new files; a file whose content changed after it was applied is refused —
+write a new NNN_*.sql instead of editing history.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow as pa
+
+from warehouse.errors import MigrationError, WarehouseError
+from warehouse.sql.engines import Engine
+from warehouse.sql.files import ddl_dir, split_statements
+
+_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
+
+_BOOTSTRAP = {
+    "duckdb": [
+        "CREATE SCHEMA IF NOT EXISTS wh",
+        "CREATE TABLE IF NOT EXISTS wh.schema_migrations (version INTEGER NOT NULL, "
+        "name VARCHAR NOT NULL, checksum VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL)",
+    ],
+    "clickhouse": [
+        "CREATE DATABASE IF NOT EXISTS wh",
+        "CREATE TABLE IF NOT EXISTS wh.schema_migrations (version UInt32, name String, "
+        "checksum String, applied_at DateTime64(3, 'UTC')) ENGINE = MergeTree ORDER BY version",
+    ],
+}
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    path: Path
+    checksum: str
+
+
+def discover(engine: str, directory: Path | None = None) -> list[Migration]:
+    directory = directory or ddl_dir(engine)
+    found: list[Migration] = []
+    for path in sorted(directory.glob("*.sql")):
+        m = _NAME.match(path.name)
+        if not m:
+            raise MigrationError(f"{path}: migration files are named NNN_description.sql")
+        found.append(
+            Migration(int(m.group(1)), path.name, path, hashlib.sha256(path.read_bytes()).hexdigest())
+        )
+    versions = [m.version for m in found]
+    if len(set(versions)) != len(versions):
+        raise MigrationError(f"{directory}: two migration files share a version number")
+    return found
+
+
+def applied(engine: Engine) -> dict[int, tuple[str, str]]:
+    rows = engine.query("SELECT version, name, checksum FROM wh.schema_migrations").to_pylist()
+    return {int(r["version"]): (r["name"], r["checksum"]) for r in rows}
+
+
+def migrate(engine: Engine, directory: Path | None = None) -> list[str]:
+    """Apply pending migrations; return the names applied (empty when up to date)."""
+    for stmt in _BOOTSTRAP[engine.name]:
+        engine.command(stmt)
+    done = applied(engine)
+    pending = []
+    for mig in discover(engine.name, directory):
+        if mig.version in done:
+            name, checksum = done[mig.version]
+            if checksum != mig.checksum:
+                raise MigrationError(
+                    f"{engine.name}: {mig.name} was applied (as {name}) and has changed since; "
+                    "applied migrations are immutable — revert the edit and add a new NNN_*.sql"
+                )
+            continue
+        pending.append(mig)
+    names = []
+    for mig in pending:
+        for stmt in split_statements(mig.path.read_text()):
+            try:
+                engine.command(stmt)
+            except WarehouseError as exc:
+                raise MigrationError(f"{engine.name}: {mig.name} failed: {exc}") from exc
+        engine.insert(
+            "wh.schema_migrations",
+            pa.table(
+                {
+                    "version": pa.array([mig.version], pa.uint32()),
+                    "name": [mig.name],
+                    "checksum": [mig.checksum],
+                    "applied_at": pa.array([datetime.now(UTC)], pa.timestamp("ms", tz="UTC")),
+                }
+            ),
+        )
+        names.append(mig.name)
+    return names

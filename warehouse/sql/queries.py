@@ -1,0 +1,146 @@
+"""Named queries: queries/<name>.sql, ClickHouse dialect, with a parameter header.
+
+    -- name: zscore
+    -- description: one line for `wh query --list`
+    -- param symbol: String
+    -- param window: UInt32 = 60
+
+Parameters are bound by the engine (`{symbol:String}` on ClickHouse, `$symbol` on
+DuckDB after translation), never formatted into the text. Values from the command line
+are coerced and range-checked here against the declared type.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from warehouse.errors import QueryError, UnknownQueryError
+from warehouse.sql.engines import Engine
+from warehouse.sql.files import queries_dir
+from warehouse.sql.translate import clickhouse_to_duckdb
+
+_HEADER = re.compile(r"^--\s*(name|description|param)\s*:?\s*(.*)$")
+_PARAM = re.compile(r"^(\w+)\s*:\s*(\w+(?:\([^)]*\))?)\s*(?:=\s*(.+))?$")
+
+_INT_RANGES = {
+    "UInt8": (0, 2**8 - 1),
+    "UInt16": (0, 2**16 - 1),
+    "UInt32": (0, 2**32 - 1),
+    "UInt64": (0, 2**63 - 1),  # DuckDB binds BIGINT; keep within it
+    "Int32": (-(2**31), 2**31 - 1),
+    "Int64": (-(2**63), 2**63 - 1),
+}
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    type: str
+    default: str | None
+
+    def coerce(self, value: Any) -> Any:
+        t = self.type
+        try:
+            if t in _INT_RANGES:
+                v = int(value)
+                lo, hi = _INT_RANGES[t]
+                if not lo <= v <= hi:
+                    raise ValueError(f"out of range [{lo}, {hi}]")
+                return v
+            if t.startswith("Float"):
+                return float(value)
+            if t == "String":
+                return str(value)
+            if t.startswith("DateTime"):
+                v = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+                # bound as naive UTC: ClickHouse reads it in the declared zone, DuckDB as UTC
+                return v.astimezone(UTC).replace(tzinfo=None) if v.tzinfo else v
+            if t.startswith("Array("):
+                inner = Param(self.name, t[len("Array(") : -1], None)
+                return [inner.coerce(x) for x in value]
+        except ValueError as exc:
+            raise QueryError(f"parameter {self.name} ({t}): {value!r} is not valid: {exc}") from exc
+        raise QueryError(f"parameter {self.name}: unsupported type {t}")
+
+
+@dataclass(frozen=True)
+class NamedQuery:
+    name: str
+    description: str
+    params: tuple[Param, ...]
+    sql: str
+    path: Path
+
+    def bind(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        known = {p.name for p in self.params}
+        extra = set(values) - known
+        if extra:
+            raise QueryError(f"{self.name}: unknown parameter(s) {', '.join(sorted(extra))}")
+        bound: dict[str, Any] = {}
+        for p in self.params:
+            if values.get(p.name) is not None:
+                bound[p.name] = p.coerce(values[p.name])
+            elif p.default is not None:
+                bound[p.name] = p.coerce(p.default)
+            else:
+                raise QueryError(f"{self.name}: missing required parameter {p.name} ({p.type})")
+        return bound
+
+    def sql_for(self, engine: str) -> str:
+        return clickhouse_to_duckdb_cached(self.sql) if engine == "duckdb" else self.sql
+
+    def run(self, engine: Engine, values: Mapping[str, Any]) -> pa.Table:
+        return engine.query(self.sql_for(engine.name), self.bind(values))
+
+
+@functools.lru_cache(maxsize=256)
+def clickhouse_to_duckdb_cached(sql: str) -> str:
+    return clickhouse_to_duckdb(sql)
+
+
+def parse_query_file(path: Path) -> NamedQuery:
+    text = path.read_text()
+    name, description, params = path.stem, "", []
+    for line in text.splitlines():
+        m = _HEADER.match(line.strip())
+        if not m:
+            if line.strip() and not line.strip().startswith("--"):
+                break
+            continue
+        key, rest = m.group(1), m.group(2).strip()
+        if key == "name":
+            name = rest
+        elif key == "description":
+            description = rest
+        else:
+            pm = _PARAM.match(rest)
+            if not pm:
+                raise QueryError(f"{path}: bad parameter line {line!r}")
+            params.append(Param(pm.group(1), pm.group(2), pm.group(3)))
+    if name != path.stem:
+        raise QueryError(f"{path}: header name {name!r} differs from the file name")
+    return NamedQuery(name, description, tuple(params), text, path)
+
+
+def load(name: str, *, internal: bool = False) -> NamedQuery:
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+        raise UnknownQueryError(f"unknown query {name!r}")
+    path = (queries_dir() / "internal" if internal else queries_dir()) / f"{name}.sql"
+    if not path.is_file():
+        raise UnknownQueryError(
+            f"unknown query {name!r}; available: {', '.join(q.name for q in list_queries())}"
+        )
+    return parse_query_file(path)
+
+
+def list_queries() -> list[NamedQuery]:
+    """The user-facing queries (queries/internal/ holds the warehouse's own lookups)."""
+    return [parse_query_file(p) for p in sorted(queries_dir().glob("*.sql"))]

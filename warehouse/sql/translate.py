@@ -1,0 +1,100 @@
+"""ClickHouse SQL → DuckDB SQL, once, for every query (sqlglot plus the gaps it leaves).
+
+queries/*.sql are written in ClickHouse's dialect, the source of truth. DuckDB runs the
+sqlglot translation with these fixes applied to the syntax tree:
+
+* ClickHouse functions sqlglot passes through unchanged get their DuckDB name
+  (`groupArray` → `list`, `stddevPop`/`stddevPopStable` → `stddev_pop`, ...). sqlglot
+  30.30 emits `STDDEVPOP`, which DuckDB rejects: the generator is patched here.
+* Any function the result still calls that DuckDB does not have raises
+  `UnsupportedSQLError` — a query never silently means something else.
+* `{name:Type}` parameters become DuckDB's `$name`; values are always bound, never
+  spliced into the text.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.dialects.duckdb import DuckDB
+from sqlglot.errors import SqlglotError
+
+from warehouse.errors import UnsupportedSQLError
+
+# ClickHouse name (lower case) → DuckDB function name, for functions sqlglot leaves anonymous.
+_RENAMES: dict[str, str] = {
+    "grouparray": "list",
+    "stddevpop": "stddev_pop",
+    "stddevpopstable": "stddev_pop",
+    "stddevsamp": "stddev_samp",
+    "stddevsampstable": "stddev_samp",
+    "varpop": "var_pop",
+    "varpopstable": "var_pop",
+    "varsamp": "var_samp",
+    "varsampstable": "var_samp",
+    "covarpop": "covar_pop",
+    "covarsamp": "covar_samp",
+    "argmax": "arg_max",
+    "argmin": "arg_min",
+    "any": "any_value",
+}
+
+
+class _DuckDB(DuckDB):
+    class Generator(DuckDB.Generator):
+        TRANSFORMS = {
+            **DuckDB.Generator.TRANSFORMS,
+            exp.StddevPop: lambda self, e: self.func("STDDEV_POP", e.this),
+            exp.StddevSamp: lambda self, e: self.func("STDDEV_SAMP", e.this),
+            exp.VariancePop: lambda self, e: self.func("VAR_POP", e.this),
+        }
+
+
+@functools.cache
+def _duckdb_functions() -> frozenset[str]:
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        rows = con.execute("SELECT DISTINCT lower(function_name) FROM duckdb_functions()").fetchall()
+    finally:
+        con.close()
+    return frozenset(r[0] for r in rows)
+
+
+def _rename(node: exp.Expression) -> exp.Expression:
+    if isinstance(node, (exp.Anonymous, exp.AnonymousAggFunc)):
+        name = str(node.this)
+        new = _RENAMES.get(name.lower())
+        if new is not None:
+            node.set("this", new)
+    return node
+
+
+def parse_clickhouse(sql: str) -> exp.Expression:
+    try:
+        statements = [s for s in sqlglot.parse(sql, read="clickhouse") if s is not None]
+    except SqlglotError as exc:
+        raise UnsupportedSQLError(f"cannot parse ClickHouse SQL: {exc}") from exc
+    if len(statements) != 1:
+        raise UnsupportedSQLError(f"expected one statement, got {len(statements)}")
+    return statements[0]
+
+
+def clickhouse_to_duckdb(sql: str) -> str:
+    """Translate one ClickHouse-dialect statement to DuckDB, or raise UnsupportedSQLError."""
+    tree = parse_clickhouse(sql).transform(_rename)
+    known = _duckdb_functions()
+    for node in tree.find_all(exp.Anonymous, exp.AnonymousAggFunc):
+        name = str(node.this).lower()
+        if name not in known:
+            raise UnsupportedSQLError(
+                f"function {node.this}() has no DuckDB translation; add it to "
+                "warehouse/sql/translate.py or rewrite the query with portable functions"
+            )
+    try:
+        return tree.sql(dialect=_DuckDB, unsupported_level=sqlglot.ErrorLevel.RAISE)
+    except SqlglotError as exc:
+        raise UnsupportedSQLError(f"cannot translate to DuckDB: {exc}") from exc
