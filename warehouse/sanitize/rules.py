@@ -154,7 +154,10 @@ class Sanitizer:
             if self.config.policy(rule) == Policy.RAISE:
                 hit = rejected.filter(pl.col("_rule") == rule)
                 raise SanitizeError(rule, hit.height, f"{hit['_reason'][0]} — {hit['_raw'][0]}")
-        accepted = df.filter(pl.col("_rule").is_null()).drop(["_i", "_rule", "_reason", "_offset", "_raw"])
+        fields = [c for c in rows.columns if not c.startswith("_")]
+        accepted = df.filter(pl.col("_rule").is_null()).select(fields)
+        if "_raw" not in rejected.columns:  # typed sources: the raw payload is the record as JSON
+            rejected = rejected.with_columns(pl.struct(fields).struct.json_encode().alias("_raw"))
         rejects = rejected.select(
             "_offset",
             pl.col("_rule").alias("rule"),
