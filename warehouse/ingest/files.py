@@ -107,6 +107,7 @@ def iter_csv(path: Path, mapping: Mapping) -> Iterator[SourceBatch]:
             parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
             convert_options=pacsv.ConvertOptions(
                 column_types={c: pa.string() for c in header},
+                null_values=[""],  # "NaN" is a value (rejected as non_finite), not a missing cell
                 strings_can_be_null=True,
                 quoted_strings_can_be_null=True,
             ),

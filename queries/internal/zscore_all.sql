@@ -1,0 +1,21 @@
+-- name: zscore_all
+-- description: the z-score computation of queries/zscore.sql over every symbol, folded to a checksum (benchmark)
+-- param window: UInt32 = 60
+SELECT count() AS rows, sum(z_score) AS z_sum, countIf(z_score IS NULL) AS z_nulls
+FROM
+(
+    SELECT
+        if(arrayMin(prices) = arrayMax(prices), NULL,
+           (bid - rolling_mean) / sqrt(arraySum(arrayMap(p -> (p - rolling_mean) * (p - rolling_mean), prices)) / n)) AS z_score
+    FROM
+    (
+        SELECT
+            bid,
+            groupArray(bid) OVER w AS prices,
+            count() OVER w AS n,
+            arraySum(prices) / n AS rolling_mean
+        FROM wh.market_ticks
+        WINDOW w AS (PARTITION BY symbol ORDER BY timestamp, received_at, seq
+                     ROWS BETWEEN {window:UInt32} - 1 PRECEDING AND CURRENT ROW)
+    )
+)

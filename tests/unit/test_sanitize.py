@@ -1,0 +1,148 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from warehouse.errors import MissingColumnError, SanitizeError, SourceError
+from warehouse.ingest.files import detect_tardis_kind, iter_csv, tardis_mapping
+from warehouse.ingest.synthetic import FaultRates, SyntheticFeed, universe
+from warehouse.records import ASSET_CLASSES, Kind
+from warehouse.sanitize import Policy, SanitizeConfig, Sanitizer
+
+
+def _run_feed(seed: int, ticks: int = 120_000, chunk: int = 25_000):
+    feed = SyntheticFeed(ticks=ticks, seed=seed, chunk=chunk,
+                         faults=FaultRates(bad=0.01, duplicate=0.01, out_of_order=0.01, gap=0.005))
+    sans = {k: Sanitizer(k) for k in Kind}
+    expected, got, gaps_seen, seqs = [], [], [], []
+    for b in feed.batches():
+        r = sans[b.kind].process(b.rows)
+        expected.append(b.rows.select("_offset", "_expected", pl.lit(str(b.kind)).alias("kind")))
+        got.append(r.rejects.select("_offset", "rule"))
+        gaps_seen.append(r.gaps.with_columns(pl.lit(str(b.kind)).alias("kind")))
+        seqs.append(b.rows.select("exchange", "symbol", "seq", pl.lit(str(b.kind)).alias("kind"), "_expected"))
+    return pl.concat(expected), pl.concat(got), pl.concat(gaps_seen), pl.concat(seqs)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_injected_faults_are_caught_with_their_rule_and_nothing_else(seed: int) -> None:
+    expected, got, gaps, seqs = _run_feed(seed)
+    joined = expected.join(got, on="_offset", how="left")
+    bad = expected.filter(pl.col("_expected").is_not_null())
+    # the feed really injected every kind of fault
+    assert set(bad["_expected"].unique()) >= {"non_finite", "non_positive", "crossed_book",
+                                              "unknown_asset_class", "timestamp_window", "spike",
+                                              "duplicate", "out_of_order"}
+    mismatched = joined.filter(pl.col("_expected").ne_missing(pl.col("rule")))
+    assert mismatched.height == 0, mismatched.head(10)
+    # no clean tick rejected; every bad tick rejected exactly once
+    assert got.height == bad.height
+    assert got["_offset"].n_unique() == got.height
+
+
+@pytest.mark.parametrize("seed", [1, 5])
+def test_every_sequence_jump_yields_one_gap_event(seed: int) -> None:
+    _, _, gaps, seqs = _run_feed(seed)
+    originals = seqs.filter(pl.col("_expected").ne_missing("duplicate"))
+    # independent reference: per (kind, exchange, symbol) in arrival order, seq jumps > 1
+    ref = (
+        originals.with_columns(pl.col("seq").shift(1).over(["kind", "exchange", "symbol"]).alias("prev"))
+        .filter(pl.col("seq") - pl.col("prev") > 1)
+        .select("kind", "exchange", "symbol", (pl.col("prev") + 1).alias("from_seq"), (pl.col("seq") - 1).alias("to_seq"))
+        .sort(["kind", "exchange", "symbol", "from_seq"])
+    )
+    assert ref.height > 50
+    got = gaps.select("kind", "exchange", "symbol", "from_seq", "to_seq").sort(["kind", "exchange", "symbol", "from_seq"])
+    assert got.equals(ref)
+
+
+def test_feed_is_deterministic_and_covers_six_classes() -> None:
+    a = pl.concat([b.rows for b in SyntheticFeed(ticks=20_000, seed=9).batches() if b.kind == Kind.QUOTE])
+    b = pl.concat([b.rows for b in SyntheticFeed(ticks=20_000, seed=9).batches() if b.kind == Kind.QUOTE])
+    assert a.equals(b)
+    assert len(universe()) >= 160
+    assert {i.asset_class for i in universe()} == set(ASSET_CLASSES)
+    assert set(a["asset_class"].unique()) == set(ASSET_CLASSES)
+    assert (a["bid"] < a["ask"]).all()
+
+
+def test_equities_only_trade_in_market_hours() -> None:
+    # 2024-01-06 is a Saturday: no equity, ETF or index ticks, forex closed too
+    from datetime import UTC, datetime
+
+    feed = SyntheticFeed(ticks=20_000, seed=3, start=datetime(2024, 1, 6, tzinfo=UTC))
+    rows = pl.concat([b.rows.select("asset_class") for b in feed.batches()])
+    assert set(rows["asset_class"].unique()) == {"crypto"}
+
+
+def test_tardis_quotes_are_all_valid_even_with_shared_timestamps(tardis) -> None:
+    quotes, trades = tardis
+    for path in (quotes, trades):
+        kind = detect_tardis_kind(path)
+        san = Sanitizer(kind)
+        total = rejected = 0
+        for b in iter_csv(path, tardis_mapping(kind)):
+            r = san.process(b.rows)
+            total += r.accepted.height
+            rejected += r.rejects.height + b.rejects.height
+        assert (total, rejected) == (9_999, 0)
+    ts = pl.read_csv(quotes)["timestamp"]
+    assert ts.len() - ts.n_unique() == 416  # quotes sharing an exchange timestamp stay distinct
+
+
+def _csv(tmp_path: Path, body: str) -> Path:
+    p = tmp_path / "q.csv"
+    p.write_text("exchange,symbol,timestamp,local_timestamp,ask_amount,ask_price,bid_price,bid_amount\n" + body)
+    return p
+
+
+def test_bad_lines_are_rejected_and_valid_rows_kept(tmp_path: Path) -> None:
+    good = "x,BTC,1582329601096000,1582329601096100,1,101,100,1\n"
+    lines = [
+        good,
+        "x,BTC,1582329601097000,1582329601097100,1,NaN,100,1\n",  # non-finite
+        "x,BTC,1582329601098000,1582329601098100,1,Infinity,100,1\n",  # non-finite
+        "x,BTC,1582329601099000,1582329601099100,1,1e400,100,1\n",  # overflow → inf
+        "x,BTC,1582329601100000,1582329601100100,1,abc,100,1\n",  # wrong type
+        "x,BTC,158232960110x000,1582329601100100,1,101,100,1\n",  # bad timestamp
+        "x,BTC,1582329601101000\n",  # too few fields
+        "x,BTC,1582329601102000,1582329601102100,1,101,100,1,extra\n",  # too many
+        "x,BTC,1582329601103000,1582329601103100,1,101,,1\n",  # missing bid
+        "x,BTC,1582329601104000,1582329601104100,1,101,100.5,1\n",  # valid
+    ]
+    path = _csv(tmp_path, "".join(lines))
+    san = Sanitizer(Kind.QUOTE)
+    kept, rejects = [], []
+    for b in iter_csv(path, tardis_mapping(Kind.QUOTE)):
+        r = san.process(b.rows)
+        kept.append(r.accepted)
+        rejects.append(pl.concat([b.rejects, r.rejects], how="vertical_relaxed"))
+    acc, rej = pl.concat(kept), pl.concat(rejects).sort("_offset")
+    assert acc["bid"].to_list() == [100.0, 100.5]
+    assert rej["_offset"].to_list() == [3, 4, 5, 6, 7, 8, 9, 10]  # physical line numbers
+    assert rej["rule"].to_list() == ["non_finite"] * 3 + ["malformed"] * 5
+    assert rej.filter(pl.col("_offset") == 9)["_raw"][0].endswith(",extra")
+    assert "ask" in rej.filter(pl.col("_offset") == 6)["reason"][0]
+
+
+def test_missing_column_and_empty_file_are_clear_errors(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(SourceError, match="empty file"):
+        detect_tardis_kind(empty)
+    p = tmp_path / "nobid.csv"
+    p.write_text("exchange,symbol,timestamp,local_timestamp,ask_amount,ask_price,bid_amount\nx,B,1,1,1,1,1\n")
+    with pytest.raises(SourceError, match="bid_price"):
+        detect_tardis_kind(p)
+    with pytest.raises(MissingColumnError, match="bid_price"):
+        list(iter_csv(p, tardis_mapping(Kind.QUOTE)))
+
+
+def test_raise_policy_stops_the_batch(tmp_path: Path) -> None:
+    path = _csv(tmp_path, "x,BTC,1582329601096000,1582329601096100,1,99,100,1\n")
+    san = Sanitizer(Kind.QUOTE, SanitizeConfig(policies={"crossed_book": Policy.RAISE}))
+    with pytest.raises(SanitizeError, match="crossed_book"):
+        for b in iter_csv(path, tardis_mapping(Kind.QUOTE)):
+            san.process(b.rows)

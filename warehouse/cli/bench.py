@@ -1,0 +1,140 @@
+"""`wh bench import|zscore`: throughput against a ceiling measured in the same run.
+
+import: N synthetic quotes written to Parquet, then (a) the ceiling — DuckDB's own
+`CREATE TABLE AS SELECT * FROM read_parquet(...)` — and (b) wh's path — Parquet →
+decode → sanitize → idempotent DuckDB write — each into a fresh database file.
+zscore: the all-symbol z-score (queries/internal/zscore_all.sql) on DuckDB and
+ClickHouse over the same N rows, and p50/p95 latency of `wh query zscore SYMBOL` (newest
+100) on each engine.
+"""
+
+from __future__ import annotations
+
+import platform
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+console = Console()
+
+
+def _machine() -> str:
+    import os
+
+    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def _make_parquet(ticks: int, workdir: Path) -> Path:
+    from warehouse.cli.main import write_parquet
+    from warehouse.ingest.synthetic import SyntheticFeed
+
+    feed = SyntheticFeed(ticks=ticks, seed=42, trade_ratio=0.0, chunk=500_000)
+    write_parquet(feed, workdir)
+    return workdir / "quotes.parquet"
+
+
+def _import_into(home: Path, parquet: Path) -> float:
+    from warehouse.config import Settings
+    from warehouse.ingest.files import identity_mapping, iter_parquet
+    from warehouse.pipeline import run_import
+    from warehouse.records import Kind
+    from warehouse.sinks.duckdb import DuckDBSink
+
+    import pyarrow.parquet as pq
+
+    settings = Settings(home=home)
+    sink = DuckDBSink(settings)
+    mapping = identity_mapping(Kind.QUOTE, pq.ParquetFile(parquet).schema_arrow.names)
+    t = time.perf_counter()
+    report = run_import(iter_parquet(parquet, mapping), source=str(parquet), sinks=[sink])
+    elapsed = time.perf_counter() - t
+    sink.close()
+    assert report.rows_rejected == 0, report.rejected
+    return elapsed
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("import")
+    def bench_import(
+        ticks: int = typer.Option(10_000_000, "--ticks", help="synthetic quotes"),
+        keep: Path | None = typer.Option(None, "--keep", help="keep the work directory here"),
+    ) -> None:
+        """Import+sanitize+write rows/s into DuckDB vs CREATE TABLE AS read_parquet (ceiling)."""
+        import duckdb
+
+        work = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="wh-bench-"))
+        work.mkdir(parents=True, exist_ok=True)
+        try:
+            parquet = _make_parquet(ticks, work / "feed")
+            con = duckdb.connect(str(work / "ceiling.duckdb"))
+            t = time.perf_counter()
+            con.execute("CREATE TABLE t AS SELECT * FROM read_parquet(?)", [str(parquet)])
+            ceiling = time.perf_counter() - t
+            con.close()
+            ours = _import_into(work / "wh", parquet)
+            console.print(f"machine: {_machine()}")
+            console.print(f"rows: {ticks:,}")
+            console.print(f"ceiling CTAS read_parquet: {ceiling:.2f} s = {ticks / ceiling:,.0f} rows/s")
+            console.print(f"wh import+sanitize+write:  {ours:.2f} s = {ticks / ours:,.0f} rows/s")
+            console.print(f"ratio wh / ceiling: {ceiling / ours:.3f} (target ≥ 0.5)")
+        finally:
+            if keep is None:
+                shutil.rmtree(work, ignore_errors=True)
+
+    @app.command("zscore")
+    def bench_zscore(
+        ticks: int = typer.Option(10_000_000, "--ticks", help="synthetic quotes"),
+        repeats: int = typer.Option(50, "--repeats", help="latency samples per engine"),
+    ) -> None:
+        """All-symbol z-score rows/s per engine; p50 latency of one symbol's newest 100."""
+        import pyarrow.parquet as pq
+
+        from warehouse import analytics
+        from warehouse.config import Settings
+        from warehouse.sql import queries
+        from warehouse.sql.engines import ClickHouseEngine, DuckDBEngine, close_embedded
+        from warehouse.sql.migrate import migrate
+
+        work = Path(tempfile.mkdtemp(prefix="wh-bench-"))
+        try:
+            parquet = _make_parquet(ticks, work / "feed")
+            settings = Settings(home=work / "wh")
+            duck = DuckDBEngine(settings.duckdb_path)
+            migrate(duck)
+            duck.command(f"INSERT INTO wh.market_ticks SELECT * FROM read_parquet('{parquet}') "
+                         "ORDER BY asset_class, symbol, timestamp")  # fmt: skip
+            ch = ClickHouseEngine(settings)
+            migrate(ch)
+            for batch in pq.ParquetFile(parquet).iter_batches(batch_size=2_000_000):
+                import pyarrow as pa
+
+                ch.insert("wh.market_ticks", pa.Table.from_batches([batch]))
+            ch.command("OPTIMIZE TABLE wh.market_ticks FINAL")
+            console.print(f"machine: {_machine()}; rows: {ticks:,}")
+            q = queries.load("zscore_all", internal=True)
+            for eng in (duck, ch):
+                q.run(eng, {})  # warm
+                t = time.perf_counter()
+                res = q.run(eng, {}).to_pylist()[0]
+                el = time.perf_counter() - t
+                console.print(f"{eng.name:10s} all-symbol z-score: {el:.2f} s = {res['rows'] / el:,.0f} rows/s "
+                              f"(target on duckdb ≥ 20,000,000)")  # fmt: skip
+            for eng in (duck, ch):
+                analytics.zscore(eng, "BTCUSDT")
+                lat = []
+                for _ in range(repeats):
+                    t = time.perf_counter()
+                    analytics.zscore(eng, "BTCUSDT")
+                    lat.append((time.perf_counter() - t) * 1000)
+                lat.sort()
+                console.print(f"{eng.name:10s} zscore BTCUSDT newest 100: p50 {statistics.median(lat):.1f} ms, "
+                              f"p95 {lat[int(len(lat) * 0.95) - 1]:.1f} ms (target p50 < 20 ms)")  # fmt: skip
+            duck.close()
+            close_embedded()
+        finally:
+            shutil.rmtree(work, ignore_errors=True)

@@ -1,0 +1,380 @@
+"""`wh`: import, generate, query, migrate, demo, bench. Errors print `Error: …` and exit 1."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pyarrow as pa
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from warehouse.config import get_settings
+from warehouse.errors import WarehouseError
+from warehouse.ingest.decode import Mapping
+from warehouse.ingest.files import (
+    SourceBatch,
+    detect_tardis_kind,
+    identity_mapping,
+    iter_csv,
+    iter_parquet,
+    tardis_mapping,
+)
+from warehouse.pipeline import ImportReport, run_import
+from warehouse.records import Kind
+from warehouse.sanitize import RULES, Policy, SanitizeConfig
+
+app = typer.Typer(help="wh — market-data warehouse: ticks in, sanitized, stored, analysed in SQL.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)  # fmt: skip
+bench_app = typer.Typer(help="Benchmarks that print ratios against a ceiling measured in the same run.")
+app.add_typer(bench_app, name="bench")
+
+console = Console()
+err = Console(stderr=True)
+T = TypeVar("T")
+SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+
+
+def fail(message: str) -> typer.Exit:
+    err.print(f"[bold red]Error:[/] {message}", highlight=False, markup=True)
+    return typer.Exit(1)
+
+
+def guarded(fn: Callable[[], T]) -> T:
+    try:
+        return fn()
+    except WarehouseError as exc:
+        raise fail(str(exc).replace("[", "\\[")) from None
+
+
+def _policies(items: list[str]) -> dict[str, Policy]:
+    out: dict[str, Policy] = {}
+    for item in items:
+        rule, _, pol = item.partition("=")
+        if rule not in RULES or pol not in ("reject", "raise"):
+            raise fail(f"--policy {item!r}: use RULE=reject|raise with RULE one of {', '.join(RULES)}")
+        out[rule] = Policy(pol)
+    return out
+
+
+def _pairs(items: list[str], flag: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        k, sep, v = item.partition("=")
+        if not sep or not k:
+            raise fail(f"{flag} {item!r}: expected FIELD=VALUE")
+        out[k.strip()] = v
+    return out
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TextColumn("{task.fields[rows]:>12,} rows"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=False,
+        disable=not err.is_terminal,
+    )
+
+
+def _print_report(report: ImportReport) -> None:
+    t = Table(title=f"{report.source}", title_justify="left")
+    t.add_column("engine")
+    t.add_column("rows read", justify="right")
+    t.add_column("stored (new)", justify="right")
+    t.add_column("already stored", justify="right")
+    t.add_column("rejected", justify="right")
+    t.add_column("gap events", justify="right")
+    for name, counts in report.sinks.items():
+        t.add_row(
+            name,
+            f"{report.rows_read:,}",
+            f"{report.stored(name):,}",
+            f"{report.already(name):,}",
+            f"{report.rows_rejected:,} (new {counts.stored.get('rejects', 0):,})",
+            f"{report.gaps:,}",
+        )
+    console.print(t)
+    if report.rejected:
+        console.print("rejects by rule: " + ", ".join(f"{k}={v:,}" for k, v in sorted(report.rejected.items())))
+    console.print(f"{report.rows_read / max(report.seconds, 1e-9):,.0f} rows/s over {report.seconds:.2f} s")
+
+
+def _run(batches: Iterator[SourceBatch], source: str, total: int, label: str, engines: list[str],
+         config: SanitizeConfig) -> ImportReport:  # fmt: skip
+    from warehouse.sinks import open_sinks
+
+    settings = get_settings()
+    sinks = open_sinks(list(engines), settings)
+    try:
+        with _progress() as progress:
+            task = progress.add_task(label, total=total, rows=0)
+
+            def tick(batch: SourceBatch, report: ImportReport) -> None:
+                progress.update(task, completed=batch.progress, rows=report.rows_read)
+
+            report = run_import(batches, source=source, sinks=sinks, config=config, on_progress=tick)
+            progress.update(task, completed=total)
+    finally:
+        for s in sinks:
+            s.close()
+    return report
+
+
+@app.command("import")
+def import_(
+    paths: list[Path] = typer.Argument(..., help="Files to import (CSV or Parquet)."),
+    fmt: str = typer.Option("tardis", "--format", "-f", help="tardis | csv | parquet"),
+    kind: str = typer.Option("quotes", "--kind", help="csv/parquet: quotes | trades"),
+    map_: list[str] = typer.Option([], "--map", help="csv/parquet: FIELD=COLUMN (e.g. --map bid=best_bid)"),
+    const: list[str] = typer.Option([], "--const", help="FIELD=VALUE for every row (e.g. --const symbol=BTCUSDT)"),
+    ts_unit: str = typer.Option("us", "--ts-unit", help="numeric timestamps: s | ms | us | ns"),
+    ts_format: str | None = typer.Option(None, "--ts-format", help="strftime format of textual timestamps"),
+    asset_class: str = typer.Option("crypto", "--asset-class", help="tardis: asset class of the file"),
+    engine: str = typer.Option("all", "--engine", "-e", help="duckdb | clickhouse | all"),
+    policy: list[str] = typer.Option([], "--policy", help="RULE=reject|raise (default reject)"),
+) -> None:
+    """Import tick files: decode, sanitize, store (idempotent: a second import adds nothing)."""
+    from warehouse.sql.engines import engine_names
+
+    engines = guarded(lambda: engine_names(engine))
+    config = SanitizeConfig(policies=_policies(policy))
+    failed = 0
+    for path in paths:
+        def one(path: Path = path) -> ImportReport:
+            from warehouse.errors import SourceError
+
+            if not path.is_file():
+                raise SourceError("no such file", path=str(path))
+            if fmt == "tardis":
+                k = detect_tardis_kind(path)
+                batches = iter_csv(path, tardis_mapping(k, asset_class))
+            elif fmt in ("csv", "parquet"):
+                k = Kind.QUOTE if kind.startswith("quote") else Kind.TRADE
+                cols = _pairs(map_, "--map")
+                consts = _pairs(const, "--const")
+                if fmt == "parquet" and not cols:
+                    import pyarrow.parquet as pq
+
+                    m = identity_mapping(k, pq.ParquetFile(path).schema_arrow.names)
+                    m.constants.update(consts)
+                else:
+                    m = Mapping(k, cols, consts, ts_unit=ts_unit, ts_format=ts_format)
+                batches = iter_csv(path, m) if fmt == "csv" else iter_parquet(path, m)
+            else:
+                raise fail(f"--format {fmt!r}: use tardis, csv or parquet")
+            return _run(batches, str(path.resolve()), path.stat().st_size, path.name, engines, config)
+
+        try:
+            _print_report(one())
+        except WarehouseError as exc:
+            err.print(f"[bold red]Error:[/] {str(exc).replace('[', chr(92) + '[')}")
+            failed += 1
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def generate(
+    instruments: int = typer.Option(165, "--instruments", "-n", help="number of instruments (6 … 165)"),
+    ticks: int = typer.Option(1_000_000, "--ticks", "-t", help="ticks to generate (quotes + trades)"),
+    seed: int = typer.Option(1, "--seed", "-s"),
+    start: str = typer.Option("2024-01-02", "--start", help="UTC start (ISO date/time)"),
+    days: float = typer.Option(1.0, "--days", help="time span of the feed"),
+    trade_ratio: float = typer.Option(0.2, "--trade-ratio", help="share of ticks that are trades"),
+    bad_rate: float = typer.Option(0.0, "--bad-rate", help="share of bad ticks (NaN, ≤0, crossed, …)"),
+    dup_rate: float = typer.Option(0.0, "--dup-rate", help="share of ticks delivered twice"),
+    ooo_rate: float = typer.Option(0.0, "--ooo-rate", help="share of ticks with out-of-order event time"),
+    gap_rate: float = typer.Option(0.0, "--gap-rate", help="share of ticks after a sequence gap"),
+    out: Path | None = typer.Option(None, "--out", help="write Parquet files into this directory instead"),
+    engine: str = typer.Option("all", "--engine", "-e", help="duckdb | clickhouse | all"),
+) -> None:
+    """Generate the synthetic multi-asset feed into the warehouse (or Parquet with --out)."""
+    from warehouse.ingest.synthetic import FaultRates, SyntheticFeed
+    from warehouse.sql.engines import engine_names
+
+    try:
+        start_dt = datetime.fromisoformat(start).replace(tzinfo=UTC)
+    except ValueError:
+        raise fail(f"--start {start!r} is not an ISO date") from None
+    feed = SyntheticFeed(instruments=instruments, ticks=ticks, seed=seed, start=start_dt,
+                         duration_s=days * 86_400, trade_ratio=trade_ratio,
+                         faults=FaultRates(bad_rate, dup_rate, ooo_rate, gap_rate))  # fmt: skip
+    if not 1 <= instruments <= 165:
+        raise fail("--instruments must be between 1 and 165")
+    if out is not None:
+        guarded(lambda: write_parquet(feed, out))
+        return
+    engines = guarded(lambda: engine_names(engine))
+    report = guarded(lambda: _run(feed.batches(), feed.source, ticks, f"synthetic seed={seed}",
+                                  engines, SanitizeConfig()))  # fmt: skip
+    _print_report(report)
+
+
+def write_parquet(feed: Any, out: Path) -> None:
+    import pyarrow.parquet as pq
+
+    from warehouse.pipeline import to_write_batch
+
+    out.mkdir(parents=True, exist_ok=True)
+    writers: dict[str, pq.ParquetWriter] = {}
+    counts: dict[str, int] = {}
+    import polars as pl
+
+    with _progress() as progress:
+        task = progress.add_task("generate → parquet", total=feed.ticks, rows=0)
+        for batch in feed.batches():
+            rows = batch.rows.drop([c for c in batch.rows.columns if c.startswith("_")])
+            empty = pl.DataFrame(schema={"_offset": pl.Int64, "rule": pl.String, "reason": pl.String,
+                                         "_raw": pl.String, "exchange": pl.String, "symbol": pl.String,
+                                         "timestamp": pl.Int64})  # fmt: skip
+            gaps = pl.DataFrame(schema={"exchange": pl.String, "symbol": pl.String, "from_seq": pl.Int64,
+                                        "to_seq": pl.Int64, "missing": pl.Int64, "timestamp": pl.Int64})  # fmt: skip
+            table = next(iter(to_write_batch(batch.kind, rows, empty, gaps, feed.source).values()))
+            name = "quotes" if batch.kind == Kind.QUOTE else "trades"
+            if name not in writers:
+                writers[name] = pq.ParquetWriter(out / f"{name}.parquet", table.schema, compression="zstd")
+            writers[name].write_table(table)
+            counts[name] = counts.get(name, 0) + table.num_rows
+            progress.update(task, completed=batch.progress, rows=sum(counts.values()))
+    for w in writers.values():
+        w.close()
+    for name, n in counts.items():
+        console.print(f"{out / (name + '.parquet')}: {n:,} rows")
+
+
+@app.command()
+def migrate(engine: str = typer.Option("all", "--engine", "-e", help="duckdb | clickhouse | all")) -> None:
+    """Apply ddl/<engine>/NNN_*.sql in order (safe to re-run; refuses edited applied files)."""
+    from warehouse.sql.engines import engine_names, open_engine
+    from warehouse.sql.migrate import migrate as run
+
+    settings = get_settings()
+    for name in guarded(lambda: engine_names(engine)):
+        eng = guarded(lambda name=name: open_engine(name, settings))  # type: ignore[misc]
+        try:
+            applied = guarded(lambda eng=eng: run(eng))  # type: ignore[misc]
+        finally:
+            eng.close()
+        console.print(f"{name}: " + (f"applied {', '.join(applied)}" if applied else "up to date"))
+
+
+def _emit(table: pa.Table, fmt: str, title: str) -> None:
+    if fmt == "csv":
+        import pyarrow.csv as pacsv
+
+        pacsv.write_csv(table, sys.stdout.buffer)
+        sys.stdout.flush()
+    elif fmt == "json":
+        rows = table.to_pylist()
+        print(json.dumps(rows, default=lambda v: v.isoformat() if hasattr(v, "isoformat") else str(v)))
+    elif fmt == "table":
+        t = Table(title=title, title_justify="left")
+        for name in table.column_names:
+            t.add_column(name, justify="right" if not pa.types.is_string(table.schema.field(name).type) else "left")
+        for row in table.to_pylist():
+            t.add_row(*["" if v is None else (f"{v:.6f}" if isinstance(v, float) else str(v)) for v in row.values()])
+        console.print(t)
+    else:
+        raise fail(f"--format {fmt!r}: use table, csv or json")
+
+
+@app.command("query")
+def query(
+    name: str = typer.Argument(None, help="query name (see --list)"),
+    symbol: str = typer.Argument(None, help="symbol, for queries that take one"),
+    list_: bool = typer.Option(False, "--list", help="list the named queries and their parameters"),
+    engine: str = typer.Option("duckdb", "--engine", "-e", help="duckdb | clickhouse"),
+    window: int = typer.Option(60, "--window", help="rolling window in rows (zscore)"),
+    limit: int = typer.Option(100, "--limit", help="newest rows to return; 0 = all"),
+    param: list[str] = typer.Option([], "--param", "-p", help="NAME=VALUE for other queries"),
+    fmt: str = typer.Option("table", "--format", help="table | csv | json"),
+) -> None:
+    """Run a named query: `wh query zscore BTCUSDT`."""
+    from warehouse import analytics
+    from warehouse.sql import queries
+    from warehouse.sql.engines import open_engine
+
+    if list_ or name is None:
+        for q in guarded(queries.list_queries):
+            params = ", ".join(f"{p.name}:{p.type}" + (f"={p.default}" if p.default else "") for p in q.params)
+            console.print(f"[bold]{q.name}[/]({params}) — {q.description}")
+        return
+    if engine not in ("duckdb", "clickhouse"):
+        raise fail(f"--engine {engine!r}: use duckdb or clickhouse")
+    settings = get_settings()
+    eng = guarded(lambda: open_engine(engine, settings, read_only=True))
+    try:
+        if name == "zscore":
+            if symbol is None:
+                raise fail("zscore needs a SYMBOL: wh query zscore BTCUSDT")
+            table = guarded(lambda: analytics.zscore(eng, symbol, window=window, limit=limit or None))
+            title = f"z-score {symbol} (window {window}, newest first) on {engine}"
+        else:
+            values: dict[str, Any] = _pairs(param, "--param")
+            if symbol is not None:
+                values["symbol"] = symbol
+            if "limit" in {p.name for p in guarded(lambda: queries.load(name)).params}:
+                values.setdefault("limit", limit or analytics.ALL_ROWS)
+            table = guarded(lambda: analytics.run(eng, name, **values))
+            title = f"{name} on {engine}"
+    finally:
+        eng.close()
+    _emit(table, fmt, title)
+
+
+@app.command()
+def demo(
+    ticks: int = typer.Option(200_000, "--ticks", help="synthetic ticks when the Tardis samples are absent"),
+) -> None:
+    """The main job on the embedded default: import real samples (or generate a day), show a z-score."""
+    from warehouse import analytics
+    from warehouse.ingest.synthetic import SyntheticFeed
+    from warehouse.sql.engines import open_engine
+
+    settings = get_settings()
+    samples = sorted(SHARED_DATA.glob("tardis_*.csv")) if SHARED_DATA.is_dir() else []
+    engines = ["duckdb", "clickhouse"]
+    if samples:
+        console.print(f"Importing {len(samples)} Tardis sample file(s) from {SHARED_DATA}")
+        for path in samples:
+            k = guarded(lambda path=path: detect_tardis_kind(path))  # type: ignore[misc]
+            report = guarded(lambda path=path, k=k: _run(iter_csv(path, tardis_mapping(k)), str(path.resolve()),  # type: ignore[misc]
+                                                         path.stat().st_size, path.name, engines, SanitizeConfig()))  # fmt: skip
+            _print_report(report)
+        symbol = "BTCUSDT"
+    else:
+        console.print(f"No Tardis samples at {SHARED_DATA}: generating a synthetic day ({ticks:,} ticks)")
+        feed = SyntheticFeed(ticks=ticks, seed=1)
+        report = guarded(lambda: _run(feed.batches(), feed.source, ticks, "synthetic", engines, SanitizeConfig()))
+        _print_report(report)
+        symbol = "BTCUSDT"
+    for name in engines:
+        eng = guarded(lambda name=name: open_engine(name, settings, read_only=True))  # type: ignore[misc]
+        try:
+            table = guarded(lambda eng=eng: analytics.zscore(eng, symbol, limit=10))  # type: ignore[misc]
+        finally:
+            eng.close()
+        _emit(table, "table", f"z-score {symbol}, newest 10, on {name}")
+    console.print(f"DuckDB file:        {settings.duckdb_path.resolve()}")
+    console.print(f"ClickHouse:         {settings.clickhouse_where()}")
+    console.print(f"Try: wh query zscore {symbol} --engine clickhouse --limit 20")
+
+
+from warehouse.cli import bench as _bench  # noqa: E402  (registers `wh bench …`)
+
+_bench.register(bench_app)
+
+
+def main() -> None:  # pragma: no cover
+    app()
