@@ -10,7 +10,14 @@ import polars as pl
 import pyarrow as pa
 
 from warehouse.ingest.files import SourceBatch
-from warehouse.records import GAP_SCHEMA, REJECT_SCHEMA, SCHEMA_FOR_KIND, TABLE_FOR_KIND, Kind, conform
+from warehouse.records import (
+    GAP_SCHEMA,
+    REJECT_SCHEMA,
+    SCHEMA_FOR_KIND,
+    TABLE_FOR_KIND,
+    Kind,
+    conform,
+)
 from warehouse.sanitize import SanitizeConfig, Sanitizer
 from warehouse.sinks.base import Sink, WriteBatch, WriteCounts
 

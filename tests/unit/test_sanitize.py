@@ -28,7 +28,7 @@ def _run_feed(seed: int, ticks: int = 120_000, chunk: int = 25_000):
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
 def test_injected_faults_are_caught_with_their_rule_and_nothing_else(seed: int) -> None:
-    expected, got, gaps, seqs = _run_feed(seed)
+    expected, got, _gaps, _seqs = _run_feed(seed)
     joined = expected.join(got, on="_offset", how="left")
     bad = expected.filter(pl.col("_expected").is_not_null())
     # the feed really injected every kind of fault

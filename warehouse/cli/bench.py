@@ -39,13 +39,13 @@ def _make_parquet(ticks: int, workdir: Path) -> Path:
 
 
 def _import_into(home: Path, parquet: Path) -> float:
+    import pyarrow.parquet as pq
+
     from warehouse.config import Settings
     from warehouse.ingest.files import identity_mapping, iter_parquet
     from warehouse.pipeline import run_import
     from warehouse.records import Kind
     from warehouse.sinks.duckdb import DuckDBSink
-
-    import pyarrow.parquet as pq
 
     settings = Settings(home=home)
     sink = DuckDBSink(settings)

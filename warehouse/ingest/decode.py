@@ -81,7 +81,7 @@ class Mapping:
         return list(self.columns.values())
 
     def check(self, available: list[str], path: str | None) -> None:
-        for name, col in self.columns.items():
+        for col in self.columns.values():
             if col not in available:
                 raise MissingColumnError(col, path=path, available=available)
         for name in FIELDS[self.kind]:
@@ -152,7 +152,7 @@ def decode(frame: pl.DataFrame, m: Mapping) -> tuple[pl.DataFrame, RejectFrame]:
         elif name in m.constants:
             exprs.append(pl.lit(m.constants[name]).cast(dtype).alias(name))
         elif name == "received_at":
-            exprs.append(pl.col("timestamp").alias(name))  # no receipt time: use event time
+            exprs.append(pl.lit(None, pl.Int64).alias(name))  # set to event time below
         elif name == "side":
             exprs.append(pl.lit("unknown").alias(name))
         else:

@@ -156,7 +156,7 @@ def _csv_batches(
             },
             schema={"_offset": pl.Int64, "rule": pl.String, "reason": pl.String,
                     "_raw": pl.String, "exchange": pl.String, "symbol": pl.String,
-                    "timestamp": pl.Int64},  # fmt: skip
+                    "timestamp": pl.Int64},
         )
         if batch is None:
             if rejects.height:
