@@ -157,6 +157,13 @@ def decode(frame: pl.DataFrame, m: Mapping) -> tuple[pl.DataFrame, RejectFrame]:
             exprs.append(pl.lit("unknown").alias(name))
         else:
             exprs.append(pl.lit(None, dtype).alias(name))
+    has_raw = "_raw" in frame.columns
+    if not has_raw:  # typed sources (Parquet): the raw payload of a bad row is its source columns as JSON
+        frame = frame.with_columns(
+            pl.when(pl.coalesce(bad).is_not_null() if bad else pl.lit(False))
+            .then(raw_json(m.source_columns()))
+            .alias("_raw")
+        )
     typed = frame.with_columns(
         pl.coalesce(bad).alias("_reason") if bad else pl.lit(None, pl.String).alias("_reason")
     ).select([pl.col("_offset"), pl.col("_raw"), pl.col("_reason"), *exprs])
@@ -165,7 +172,7 @@ def decode(frame: pl.DataFrame, m: Mapping) -> tuple[pl.DataFrame, RejectFrame]:
     if m.kind == Kind.TRADE:
         side = pl.col("side").str.to_lowercase()
         typed = typed.with_columns(side.replace_strict(_SIDES, default="unknown").alias("side"))
-    ok = typed.filter(pl.col("_reason").is_null()).drop("_reason")
+    ok = typed.filter(pl.col("_reason").is_null()).drop(["_reason"] if has_raw else ["_reason", "_raw"])
     rejects = typed.filter(pl.col("_reason").is_not_null()).select(
         pl.col("_offset"),
         pl.lit("malformed").alias("rule"),

@@ -22,7 +22,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from warehouse.errors import SourceError
-from warehouse.ingest.decode import Mapping, decode, raw_csv, raw_json
+from warehouse.ingest.decode import Mapping, decode, raw_csv
 from warehouse.records import Kind
 
 BLOCK_BYTES = 8 << 20
@@ -195,8 +195,7 @@ def iter_parquet(path: Path, mapping: Mapping, batch_rows: int = 500_000) -> Ite
         assert isinstance(frame, pl.DataFrame)
         frame = frame.with_columns(
             pl.int_range(offset, offset + frame.height, dtype=pl.Int64).alias("_offset"),
-            raw_json(cols).alias("_raw"),
-        )
+        )  # no _raw: the payload of a rejected row is rendered as JSON only when needed
         offset += frame.height
         rows, bad = decode(frame, mapping)
         yield SourceBatch(mapping.kind, rows, bad, offset * (os.path.getsize(path) // total))

@@ -253,13 +253,17 @@ class Sanitizer:
         seqd = rows.filter(pl.col("seq").is_not_null())
         if seqd.height == 0:
             return pl.DataFrame(schema=_GAP_SCHEMA)
-        cur = seqd.group_by([*GROUP, "seq"]).agg(pl.col("timestamp").first())
+        cur = seqd.select(*GROUP, "seq", "timestamp")
         state = self._last_seq.select(*GROUP, pl.col("_last").alias("seq"), pl.lit(None, pl.Int64).alias("timestamp"))
         floor = self._last_seq.rename({"_last": "_floor"})
-        cur = cur.join(floor, on=GROUP, how="left").filter(
+        cur = cur.join(floor, on=GROUP, how="left", maintain_order="left").filter(
             pl.col("_floor").is_null() | (pl.col("seq") > pl.col("_floor"))
         ).drop("_floor")  # late ticks (at or below the last seen seq) open no gap
-        both = pl.concat([state, cur]).sort([*GROUP, "seq"])
+        both = pl.concat([state, cur])
+        # arrival order is usually seq order; sort only when a batch reorders some symbol
+        step = pl.col("seq") - pl.col("seq").shift(1).over(GROUP)
+        if both.select((step < 0).any()).item():
+            both = both.sort([*GROUP, "seq"], maintain_order=True)
         both = both.with_columns(pl.col("seq").shift(1).over(GROUP).alias("_prev"))
         gaps = both.filter(pl.col("_prev").is_not_null() & (pl.col("seq") - pl.col("_prev") > 1)).select(
             *GROUP,
