@@ -123,6 +123,7 @@ def decode(frame: pl.DataFrame, m: Mapping) -> tuple[pl.DataFrame, RejectFrame]:
     fields = FIELDS[m.kind]
     exprs: list[pl.Expr] = []
     bad: list[pl.Expr] = []
+    flags: list[pl.Expr] = []
     for name, dtype in fields.items():
         if name in m.columns:
             col = m.columns[name]
@@ -134,19 +135,20 @@ def decode(frame: pl.DataFrame, m: Mapping) -> tuple[pl.DataFrame, RejectFrame]:
                 value = raw.cast(dtype, strict=False)
                 present = raw.is_not_null()
             elif dtype == pl.String():
-                value = raw.cast(pl.String).str.strip_chars()
-                present = value.is_not_null() & (value != "")
-                value = pl.when(present).then(value)
+                value = (raw if src == pl.String() else raw.cast(pl.String)).str.strip_chars()
+                present = (value.str.len_bytes() > 0).fill_null(False)
             else:
                 text = raw.cast(pl.String).str.strip_chars()
                 value = text.cast(dtype, strict=False)
                 present = raw.is_not_null() & (text != "")
             exprs.append(value.alias(name))
-            failed = present & value.is_null()
+            failed = present & value.is_null() if dtype != pl.String() else pl.lit(False)
+            missing = ~present & pl.lit(name not in OPTIONAL)
+            flags.append((failed | missing).alias(f"_bad_{name}"))
             bad.append(
                 pl.when(failed)
                 .then(pl.format("cannot parse {} from column '{}': '{}'", pl.lit(name), pl.lit(col), raw.cast(pl.String)))
-                .when(~present & pl.lit(name not in OPTIONAL))
+                .when(missing)
                 .then(pl.lit(f"missing {name} (column '{col}')"))
             )
         elif name in m.constants:
@@ -157,31 +159,31 @@ def decode(frame: pl.DataFrame, m: Mapping) -> tuple[pl.DataFrame, RejectFrame]:
             exprs.append(pl.lit("unknown").alias(name))
         else:
             exprs.append(pl.lit(None, dtype).alias(name))
-    has_raw = "_raw" in frame.columns
-    if not has_raw:  # typed sources (Parquet): the raw payload of a bad row is its source columns as JSON
-        frame = frame.with_columns(
-            pl.when(pl.coalesce(bad).is_not_null() if bad else pl.lit(False))
-            .then(raw_json(m.source_columns()))
-            .alias("_raw")
-        )
-    typed = frame.with_columns(
-        pl.coalesce(bad).alias("_reason") if bad else pl.lit(None, pl.String).alias("_reason")
-    ).select([pl.col("_offset"), pl.col("_raw"), pl.col("_reason"), *exprs])
+    # Cheap boolean flags for every row; reason texts and raw payloads only for bad rows.
+    is_bad = pl.any_horizontal(flags) if flags else pl.lit(False)
+    frame = frame.with_columns(is_bad.alias("_is_bad"))
+    good_src = frame.filter(~pl.col("_is_bad"))
+    bad_src = frame.filter(pl.col("_is_bad"))
+    keep = ["_offset", "_raw"] if "_raw" in frame.columns else ["_offset"]
+    ok = good_src.select([*keep, *exprs])
     if "received_at" not in m.columns and "received_at" not in m.constants:
-        typed = typed.with_columns(pl.col("timestamp").alias("received_at"))
+        ok = ok.with_columns(pl.col("timestamp").alias("received_at"))
     if m.kind == Kind.TRADE:
         side = pl.col("side").str.to_lowercase()
-        typed = typed.with_columns(side.replace_strict(_SIDES, default="unknown").alias("side"))
-    ok = typed.filter(pl.col("_reason").is_null()).drop(["_reason"] if has_raw else ["_reason", "_raw"])
-    rejects = typed.filter(pl.col("_reason").is_not_null()).select(
+        ok = ok.with_columns(side.replace_strict(_SIDES, default="unknown").alias("side"))
+    raw = pl.col("_raw") if "_raw" in frame.columns else raw_json(m.source_columns())
+    ident = [e for e in exprs if e.meta.output_name() in ("exchange", "symbol", "timestamp")]
+    rejects = bad_src.select(
         pl.col("_offset"),
         pl.lit("malformed").alias("rule"),
-        pl.col("_reason").alias("reason"),
-        pl.col("_raw"),
-        pl.col("exchange"),
-        pl.col("symbol"),
-        pl.col("timestamp"),
+        pl.coalesce(bad).alias("reason"),
+        raw.alias("_raw"),
+        *ident,
     )
+    for name, dtype in (("exchange", pl.String), ("symbol", pl.String), ("timestamp", pl.Int64)):
+        if name not in rejects.columns:
+            rejects = rejects.with_columns(pl.lit(None, dtype).alias(name))
+    rejects = rejects.select("_offset", "rule", "reason", "_raw", "exchange", "symbol", "timestamp")
     return ok, rejects
 
 

@@ -53,6 +53,7 @@ RULES: tuple[str, ...] = (
 )
 
 GROUP = ["exchange", "symbol"]
+G = ["_g"]  # (exchange, symbol) as a small integer, assigned per stream
 NS = 1_000_000_000
 
 
@@ -93,18 +94,23 @@ _GAP_SCHEMA = {
 
 
 class Sanitizer:
-    """Stateful across the batches of one stream (a file, a feed, a topic partition set)."""
+    """Stateful across the batches of one stream (a file, a feed, a topic partition set).
+
+    (exchange, symbol) pairs get a small integer id `_g` on first sight; every per-symbol
+    window, running max and state table is keyed by it (integer grouping is several times
+    faster than grouping by two strings).
+    """
 
     def __init__(self, kind: Kind, config: SanitizeConfig | None = None) -> None:
         self.kind = kind
         self.config = config or SanitizeConfig()
         self.table = TABLE_FOR_KIND[kind]
-        self._max_ts = pl.DataFrame(schema={"exchange": pl.String, "symbol": pl.String, "_max": pl.Int64})
-        self._prices = pl.DataFrame(schema={"exchange": pl.String, "symbol": pl.String, "_px": pl.Float64})
-        self._last_seq = pl.DataFrame(schema={"exchange": pl.String, "symbol": pl.String, "_last": pl.Int64})
-        self._keys: pl.DataFrame | None = None  # key columns + timestamp of recent ticks
+        self._gid = pl.DataFrame(schema={"exchange": pl.String, "symbol": pl.String, "_g": pl.UInt32})
+        self._max_ts = pl.DataFrame(schema={"_g": pl.UInt32, "_max": pl.Int64})
+        self._prices = pl.DataFrame(schema={"_g": pl.UInt32, "_px": pl.Float64})
+        self._last_seq = pl.DataFrame(schema={"_g": pl.UInt32, "_last": pl.Int64})
+        self._keys: pl.DataFrame | None = None  # dedup keys + timestamp of recent ticks
 
-    # -- the rules -------------------------------------------------------------------
     def _numeric(self) -> list[str]:
         if self.kind == Kind.QUOTE:
             return ["bid", "ask", "bid_size", "ask_size"]
@@ -115,49 +121,66 @@ class Sanitizer:
             return (pl.col("bid") + pl.col("ask")) / 2
         return pl.col("price")
 
+    def _with_group_ids(self, rows: pl.DataFrame) -> pl.DataFrame:
+        pairs = rows.select(GROUP).unique(maintain_order=True)
+        new = pairs.join(self._gid, on=GROUP, how="anti", nulls_equal=True)
+        if new.height:
+            start = self._gid.height
+            new = new.with_columns(pl.int_range(start, start + new.height, dtype=pl.UInt32).alias("_g"))
+            self._gid = pl.concat([self._gid, new])
+        return rows.join(self._gid, on=GROUP, how="left", nulls_equal=True, maintain_order="left")
+
+    # -- the rules -------------------------------------------------------------------
     def process(self, rows: pl.DataFrame) -> SanitizeResult:
         c = self.config
         n = rows.height
-        df = rows.with_row_index("_i")
+        fields = [col for col in rows.columns if not col.startswith("_")]
+        df = self._with_group_ids(rows).with_row_index("_i")
         nums = self._numeric()
         max_ts = time.time_ns() + c.max_future
         values = pl.format(", ".join(f"{x}={{}}" for x in nums), *[pl.col(x) for x in nums])
         first = (
             pl.when(pl.any_horizontal([~pl.col(x).is_finite() for x in nums]))
-            .then(pl.struct(rule=pl.lit("non_finite"), reason=pl.format("non-finite value: {}", values)))
+            .then(pl.lit("non_finite"))
             .when(pl.any_horizontal([pl.col(x) <= 0 for x in nums]))
-            .then(pl.struct(rule=pl.lit("non_positive"), reason=pl.format("price or size <= 0: {}", values)))
+            .then(pl.lit("non_positive"))
             .when(~pl.col("asset_class").is_in(ASSET_CLASSES))
-            .then(pl.struct(rule=pl.lit("unknown_asset_class"),
-                            reason=pl.format("unknown asset class '{}'", pl.col("asset_class"))))
+            .then(pl.lit("unknown_asset_class"))
             .when((pl.col("timestamp") < c.min_ts) | (pl.col("timestamp") > max_ts))
-            .then(pl.struct(rule=pl.lit("timestamp_window"),
-                            reason=pl.format("event time {} ns outside [{}, now + {} s]",
-                                             pl.col("timestamp"), pl.lit(c.min_ts), pl.lit(c.max_future // NS))))
-        )  # fmt: skip
+            .then(pl.lit("timestamp_window"))
+        )
         if self.kind == Kind.QUOTE:
-            first = first.when(pl.col("bid") > pl.col("ask")).then(
-                pl.struct(rule=pl.lit("crossed_book"),
-                          reason=pl.format("crossed book: bid {} > ask {}", pl.col("bid"), pl.col("ask")))
-            )  # fmt: skip
-        df = df.with_columns(first.otherwise(None).alias("_v"))
-        df = df.with_columns(pl.col("_v").struct.field("rule").alias("_rule"),
-                             pl.col("_v").struct.field("reason").alias("_reason")).drop("_v")  # fmt: skip
+            first = first.when(pl.col("bid") > pl.col("ask")).then(pl.lit("crossed_book"))
+        df = df.with_columns(first.otherwise(None).alias("_rule"))
+        # reason texts only for the few rows that failed (formatting every row is costly)
+        reasons = {
+            "non_finite": pl.format("non-finite value: {}", values),
+            "non_positive": pl.format("price or size <= 0: {}", values),
+            "unknown_asset_class": pl.format("unknown asset class '{}'", pl.col("asset_class")),
+            "timestamp_window": pl.format("event time {} ns outside [{}, now + {} s]",
+                                          pl.col("timestamp"), pl.lit(c.min_ts), pl.lit(c.max_future // NS)),
+            "crossed_book": pl.format("crossed book: bid {} > ask {}", pl.col("bid"), pl.col("ask")) if self.kind == Kind.QUOTE else pl.lit(""),
+        }  # fmt: skip
+        failed = df.filter(pl.col("_rule").is_not_null())
+        expr = pl.lit(None, pl.String)
+        for rule, text in reasons.items():
+            expr = pl.when(pl.col("_rule") == rule).then(text).otherwise(expr)
+        failed = failed.select("_i", expr.alias("_reason"))
+        df = df.join(failed, on="_i", how="left", maintain_order="left")
 
         df = self._duplicates(df)
         df = self._out_of_order(df)
         df = self._spikes(df)
-        gaps = self._gaps(rows)
+        gaps = self._gaps(df)
 
         rejected = df.filter(pl.col("_rule").is_not_null())
+        if "_raw" not in rejected.columns:  # typed sources: the raw payload is the record as JSON
+            rejected = rejected.with_columns(pl.struct(fields).struct.json_encode().alias("_raw"))
         for rule in rejected.get_column("_rule").unique(maintain_order=True).to_list():
             if self.config.policy(rule) == Policy.RAISE:
                 hit = rejected.filter(pl.col("_rule") == rule)
                 raise SanitizeError(rule, hit.height, f"{hit['_reason'][0]} — {hit['_raw'][0]}")
-        fields = [c for c in rows.columns if not c.startswith("_")]
         accepted = df.filter(pl.col("_rule").is_null()).select(fields)
-        if "_raw" not in rejected.columns:  # typed sources: the raw payload is the record as JSON
-            rejected = rejected.with_columns(pl.struct(fields).struct.json_encode().alias("_raw"))
         rejects = rejected.select(
             "_offset",
             pl.col("_rule").alias("rule"),
@@ -170,107 +193,92 @@ class Sanitizer:
         assert accepted.height + rejects.height == n
         return SanitizeResult(accepted, rejects, gaps)
 
+    def _mark(self, df: pl.DataFrame, hits: pl.DataFrame, rule: str, reason: pl.Expr) -> pl.DataFrame:
+        """Attribute `rule` to rows `hits._i` (which passed every earlier rule)."""
+        if hits.height == 0:
+            return df
+        hits = hits.select("_i", pl.lit(rule).alias("_r2"), reason.alias("_why2"))
+        return (
+            df.join(hits, on="_i", how="left", maintain_order="left")
+            .with_columns(
+                pl.coalesce("_rule", "_r2").alias("_rule"),
+                pl.coalesce("_reason", "_why2").alias("_reason"),
+            )
+            .drop(["_r2", "_why2"])
+        )
+
     def _duplicates(self, df: pl.DataFrame) -> pl.DataFrame:
-        keys = dedup_key_exprs(self.table)
+        keys = [pl.col("_g"), *dedup_key_exprs(self.table)[2:]]  # _g stands for (exchange, symbol)
         ok = df.filter(pl.col("_rule").is_null()).select(pl.col("_i"), pl.col("timestamp").alias("_ts"), *keys)
         key_names = [k for k in ok.columns if k not in ("_i", "_ts")]
         state = self._keys
-        if state is not None and state.height:
-            both = pl.concat([state.with_columns(pl.lit(None, pl.UInt32).alias("_i")).select(ok.columns), ok])
-        else:
-            both = ok
+        both = pl.concat([state.select(ok.columns), ok]) if state is not None and state.height else ok
         both = both.with_columns(pl.struct(key_names).is_first_distinct().alias("_first"))
-        dup_idx = both.filter(~pl.col("_first") & pl.col("_i").is_not_null()).get_column("_i")
+        dups = both.filter(~pl.col("_first") & pl.col("_i").is_not_null()).select("_i")
         # keep recent keys only (bounded state); the out-of-order rule rejects older ones anyway
         recent = both.filter(pl.col("_first")).select(["_ts", *key_names])
-        newest = recent.group_by(GROUP).agg(pl.col("_ts").max().alias("_newest"))
+        newest = recent.group_by(G).agg(pl.col("_ts").max().alias("_newest"))
         self._keys = (
-            recent.join(newest, on=GROUP)
+            recent.join(newest, on=G)
             .filter(pl.col("_ts") >= pl.col("_newest") - self.config.out_of_order_tolerance)
-            .drop("_newest")
+            .select(pl.lit(None, pl.UInt32).alias("_i"), "_ts", *key_names)
         )
-        return df.with_columns(
-            pl.when(pl.col("_i").is_in(dup_idx.implode()) & pl.col("_rule").is_null())
-            .then(pl.lit("duplicate"))
-            .otherwise(pl.col("_rule"))
-            .alias("_rule"),
-            pl.when(pl.col("_i").is_in(dup_idx.implode()) & pl.col("_rule").is_null())
-            .then(pl.lit("duplicate of an earlier tick with the same dedup key"))
-            .otherwise(pl.col("_reason"))
-            .alias("_reason"),
-        )
+        return self._mark(df, dups, "duplicate", pl.lit("duplicate of an earlier tick with the same dedup key"))
 
     def _out_of_order(self, df: pl.DataFrame) -> pl.DataFrame:
         tol = self.config.out_of_order_tolerance
-        ok = df.filter(pl.col("_rule").is_null()).select("_i", *GROUP, pl.col("timestamp").alias("_t"))
-        state = self._max_ts.select(pl.lit(None, pl.UInt32).alias("_i"), *GROUP, pl.col("_max").alias("_t"))
+        ok = df.filter(pl.col("_rule").is_null()).select("_i", "_g", pl.col("timestamp").alias("_t"))
+        state = self._max_ts.select(pl.lit(None, pl.UInt32).alias("_i"), "_g", pl.col("_max").alias("_t"))
         both = pl.concat([state, ok])
-        both = both.with_columns(pl.col("_t").cum_max().shift(1).over(GROUP).alias("_prev"))
+        both = both.with_columns(pl.col("_t").cum_max().shift(1).over(G).alias("_prev"))
         late = both.filter(pl.col("_i").is_not_null() & (pl.col("_t") < pl.col("_prev") - tol))
-        self._max_ts = both.group_by(GROUP).agg(pl.col("_t").max().alias("_max"))
-        late = late.select("_i", (pl.col("_prev") - pl.col("_t")).alias("_behind"))
-        df = df.join(late, on="_i", how="left")
-        return df.with_columns(
-            pl.when(pl.col("_behind").is_not_null())
-            .then(pl.lit("out_of_order"))
-            .otherwise(pl.col("_rule"))
-            .alias("_rule"),
-            pl.when(pl.col("_behind").is_not_null())
-            .then(pl.format("event time {} ns behind the newest tick of the symbol (tolerance {} ns)",
-                            pl.col("_behind"), pl.lit(tol)))
-            .otherwise(pl.col("_reason"))
-            .alias("_reason"),
-        ).drop("_behind")  # fmt: skip
+        self._max_ts = both.group_by(G).agg(pl.col("_t").max().alias("_max"))
+        return self._mark(df, late, "out_of_order",
+                          pl.format("event time {} ns behind the newest tick of the symbol (tolerance {} ns)",
+                                    pl.col("_prev") - pl.col("_t"), pl.lit(tol)))  # fmt: skip
 
     def _spikes(self, df: pl.DataFrame) -> pl.DataFrame:
         c = self.config
-        ok = df.filter(pl.col("_rule").is_null()).select("_i", *GROUP, self._price().alias("_px"))
-        state = self._prices.select(pl.lit(None, pl.UInt32).alias("_i"), *GROUP, "_px")
+        ok = df.filter(pl.col("_rule").is_null()).select("_i", "_g", self._price().alias("_px"))
+        state = self._prices.select(pl.lit(None, pl.UInt32).alias("_i"), "_g", "_px")
         both = pl.concat([state, ok])
         both = both.with_columns(
             pl.col("_px")
             .shift(1)
             .rolling_median(window_size=c.spike_window, min_samples=c.spike_min_samples)
-            .over(GROUP)
+            .over(G)
             .alias("_ref")
         )
         dev = (pl.col("_px") / pl.col("_ref") - 1).abs()
-        spikes = both.filter(pl.col("_i").is_not_null() & (dev > c.spike_band)).select(
-            "_i", "_px", "_ref", (dev * 100).round(2).alias("_dev")
-        )
-        self._prices = both.select(*GROUP, "_px").group_by(GROUP, maintain_order=True).tail(c.spike_window)
-        df = df.join(spikes, on="_i", how="left")
-        return df.with_columns(
-            pl.when(pl.col("_dev").is_not_null()).then(pl.lit("spike")).otherwise(pl.col("_rule")).alias("_rule"),
-            pl.when(pl.col("_dev").is_not_null())
-            .then(pl.format("price {} deviates {}% from the rolling median {} (band {}%)",
-                            pl.col("_px"), pl.col("_dev"), pl.col("_ref"), pl.lit(c.spike_band * 100)))
-            .otherwise(pl.col("_reason"))
-            .alias("_reason"),
-        ).drop(["_px", "_ref", "_dev"])  # fmt: skip
+        spikes = both.filter(pl.col("_i").is_not_null() & (dev > c.spike_band))
+        self._prices = both.select("_g", "_px").group_by(G, maintain_order=True).tail(c.spike_window)
+        return self._mark(df, spikes, "spike",
+                          pl.format("price {} deviates {}% from the rolling median {} (band {}%)",
+                                    pl.col("_px"), (dev * 100).round(2), pl.col("_ref"), pl.lit(c.spike_band * 100)))  # fmt: skip
 
-    def _gaps(self, rows: pl.DataFrame) -> pl.DataFrame:
-        seqd = rows.filter(pl.col("seq").is_not_null())
+    def _gaps(self, df: pl.DataFrame) -> pl.DataFrame:
+        """Seq jumps per (exchange, symbol) over every tick that arrived, rejected or not."""
+        seqd = df.filter(pl.col("seq").is_not_null())
         if seqd.height == 0:
             return pl.DataFrame(schema=_GAP_SCHEMA)
-        cur = seqd.select(*GROUP, "seq", "timestamp")
-        state = self._last_seq.select(*GROUP, pl.col("_last").alias("seq"), pl.lit(None, pl.Int64).alias("timestamp"))
+        cur = seqd.select("_g", "seq", "timestamp")
+        state = self._last_seq.select("_g", pl.col("_last").alias("seq"), pl.lit(None, pl.Int64).alias("timestamp"))
         floor = self._last_seq.rename({"_last": "_floor"})
-        cur = cur.join(floor, on=GROUP, how="left", maintain_order="left").filter(
+        cur = cur.join(floor, on=G, how="left", maintain_order="left").filter(
             pl.col("_floor").is_null() | (pl.col("seq") > pl.col("_floor"))
         ).drop("_floor")  # late ticks (at or below the last seen seq) open no gap
         both = pl.concat([state, cur])
         # arrival order is usually seq order; sort only when a batch reorders some symbol
-        step = pl.col("seq") - pl.col("seq").shift(1).over(GROUP)
+        step = pl.col("seq") - pl.col("seq").shift(1).over(G)
         if both.select((step < 0).any()).item():
-            both = both.sort([*GROUP, "seq"], maintain_order=True)
-        both = both.with_columns(pl.col("seq").shift(1).over(GROUP).alias("_prev"))
+            both = both.sort(["_g", "seq"], maintain_order=True)
+        both = both.with_columns(pl.col("seq").shift(1).over(G).alias("_prev"))
         gaps = both.filter(pl.col("_prev").is_not_null() & (pl.col("seq") - pl.col("_prev") > 1)).select(
-            *GROUP,
+            "_g",
             (pl.col("_prev") + 1).alias("from_seq"),
             (pl.col("seq") - 1).alias("to_seq"),
             (pl.col("seq") - pl.col("_prev") - 1).alias("missing"),
             "timestamp",
         )
-        self._last_seq = both.group_by(GROUP).agg(pl.col("seq").max().alias("_last"))
-        return gaps
+        self._last_seq = both.group_by(G).agg(pl.col("seq").max().alias("_last"))
+        return gaps.join(self._gid, on=G, how="left", maintain_order="left").select(list(_GAP_SCHEMA))

@@ -6,7 +6,7 @@ from types import TracebackType
 from typing import Self
 
 from warehouse.config import Settings
-from warehouse.sinks.base import WriteBatch, WriteCounts, existing_keys, only_new, prepare
+from warehouse.sinks.base import WriteBatch, WriteCounts, existing_keys, only_new, prepare, sort_for_storage
 from warehouse.sql.engines import DuckDBEngine
 from warehouse.sql.migrate import migrate
 
@@ -27,7 +27,7 @@ class DuckDBSink:
                     continue
                 data = prepare(table, data)
                 new = only_new(table, data, existing_keys(self.engine, table, data))
-                self.engine.insert(f"wh.{table}", new)
+                self.engine.insert(f"wh.{table}", sort_for_storage(table, new))
                 counts.stored[table] = new.num_rows
                 counts.existing[table] = data.num_rows - new.num_rows
             self.engine.commit()

@@ -88,7 +88,10 @@ class DuckDBEngine:
                 raise QueryError("duckdb: the statement returned no result set")
             return utc_timestamps(rel.to_arrow_table())
         except self._duckdb.Error as exc:
-            raise QueryError(f"duckdb: {exc}") from exc
+            msg = str(exc)
+            if "Catalog Error" in msg:
+                msg += f" — the warehouse at {self.path} lacks this table: run `wh migrate` or `wh import`"
+            raise QueryError(f"duckdb: {msg}") from exc
 
     def command(self, sql: str) -> None:
         try:
@@ -96,14 +99,16 @@ class DuckDBEngine:
         except self._duckdb.Error as exc:
             raise SinkError("duckdb", str(exc)) from exc
 
-    def insert(self, table: str, data: pa.Table) -> None:
+    def insert(self, table: str, data: pa.Table, order_by: tuple[str, ...] = ()) -> None:
+        """Append an Arrow table; identifiers come from records.py, never from input."""
         if data.num_rows == 0:
             return
         view = "_wh_insert_batch"
         self.con.register(view, naive_timestamps(data))
         try:
             cols = ", ".join(f'"{c}"' for c in data.column_names)
-            self.con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {view}")
+            order = f" ORDER BY {', '.join(order_by)}" if order_by else ""
+            self.con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {view}{order}")
         except self._duckdb.Error as exc:
             raise SinkError("duckdb", f"insert into {table} failed: {exc}") from exc
         finally:
@@ -178,7 +183,10 @@ class ClickHouseEngine:
                 sql, parameters=dict(params or {}), settings=self._settings or None
             )
         except self._errors as exc:
-            raise QueryError(f"clickhouse: {_first_line(exc)}") from exc
+            msg = _first_line(exc)
+            if "UNKNOWN_DATABASE" in msg or "UNKNOWN_TABLE" in msg:
+                msg += f" — the warehouse at {self.where} has no tables yet: run `wh migrate` or `wh import`"
+            raise QueryError(f"clickhouse: {msg}") from exc
 
     def command(self, sql: str) -> None:
         try:
