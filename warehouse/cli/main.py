@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -110,7 +110,7 @@ def _print_report(report: ImportReport) -> None:
     console.print(f"{report.rows_read / max(report.seconds, 1e-9):,.0f} rows/s over {report.seconds:.2f} s")
 
 
-def _run(batches: Iterator[SourceBatch], source: str, total: int, label: str, engines: list[str],
+def _run(batches: Iterator[SourceBatch], source: str, total: int, label: str, engines: Sequence[str],
          config: SanitizeConfig) -> ImportReport:  # fmt: skip
     from warehouse.sinks import open_sinks
 

@@ -180,7 +180,8 @@ def decode(frame: pl.DataFrame, m: Mapping) -> tuple[pl.DataFrame, RejectFrame]:
         raw.alias("_raw"),
         *ident,
     )
-    for name, dtype in (("exchange", pl.String), ("symbol", pl.String), ("timestamp", pl.Int64)):
+    fill: dict[str, pl.DataType] = {"exchange": pl.String(), "symbol": pl.String(), "timestamp": pl.Int64()}
+    for name, dtype in fill.items():
         if name not in rejects.columns:
             rejects = rejects.with_columns(pl.lit(None, dtype).alias(name))
     rejects = rejects.select("_offset", "rule", "reason", "_raw", "exchange", "symbol", "timestamp")

@@ -44,7 +44,7 @@ class Instrument:
     size_scale: float
 
 
-_CLASSES = {
+_CLASSES: dict[str, tuple[str, float, float, float, float, float]] = {
     #  class        exchange     vol    spread  tick    lot     size
     "crypto":      ("binance",   4e-4,  1.0,    0.01,   0.001,  0.5),
     "equities":    ("XNAS",      2e-4,  2.0,    0.01,   1.0,    200.0),
@@ -54,7 +54,7 @@ _CLASSES = {
     "indices":     ("CBOE",      1e-4,  1.0,    0.01,   1.0,    1.0),
 }  # fmt: skip
 
-_NAMES = {
+_NAMES: dict[str, list[tuple[str, float]]] = {
     "crypto": [("BTCUSDT", 42000), ("ETHUSDT", 2300), ("SOLUSDT", 100), ("BNBUSDT", 310),
                ("XRPUSDT", 0.6), ("ADAUSDT", 0.5), ("DOGEUSDT", 0.08), ("AVAXUSDT", 35),
                ("DOTUSDT", 7), ("LINKUSDT", 15), ("LTCUSDT", 70), ("MATICUSDT", 0.8)],

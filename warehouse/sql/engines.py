@@ -238,5 +238,5 @@ def engine_names(choice: str) -> list[EngineName]:
     if choice == "all":
         return list(ENGINES)
     if choice in ENGINES:
-        return [choice]  # type: ignore[list-item]
+        return [choice]
     raise ConfigError(f"unknown engine {choice!r}; choose duckdb, clickhouse or all")

@@ -60,9 +60,9 @@ class Param:
             if t == "String":
                 return str(value)
             if t.startswith("DateTime"):
-                v = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+                when = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
                 # bound as naive UTC: ClickHouse reads it in the declared zone, DuckDB as UTC
-                return v.astimezone(UTC).replace(tzinfo=None) if v.tzinfo else v
+                return when.astimezone(UTC).replace(tzinfo=None) if when.tzinfo else when
             if t.startswith("Array("):
                 inner = Param(self.name, t[len("Array(") : -1], None)
                 return [inner.coerce(x) for x in value]

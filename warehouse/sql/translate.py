@@ -43,7 +43,7 @@ _RENAMES: dict[str, str] = {
 
 
 class _DuckDB(DuckDB):
-    class Generator(DuckDB.Generator):
+    class Generator(DuckDB.Generator):  # type: ignore[valid-type,misc]
         TRANSFORMS = {  # noqa: RUF012 — sqlglot's generator API
             **DuckDB.Generator.TRANSFORMS,
             exp.StddevPop: lambda self, e: self.func("STDDEV_POP", e.this),
@@ -73,7 +73,7 @@ def _rename(node: exp.Expression) -> exp.Expression:
     return node
 
 
-def parse_clickhouse(sql: str) -> exp.Expression:
+def parse_clickhouse(sql: str) -> exp.Expr:
     try:
         statements = [s for s in sqlglot.parse(sql, read="clickhouse") if s is not None]
     except SqlglotError as exc:
