@@ -20,7 +20,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-console = Console()
+console = Console(soft_wrap=True)
 
 
 def _machine() -> str:

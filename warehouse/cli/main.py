@@ -35,8 +35,8 @@ app = typer.Typer(help="wh — market-data warehouse: ticks in, sanitized, store
 bench_app = typer.Typer(help="Benchmarks that print ratios against a ceiling measured in the same run.")
 app.add_typer(bench_app, name="bench")
 
-console = Console()
-err = Console(stderr=True)
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 

@@ -1,0 +1,122 @@
+"""CLI behaviour a user relies on: errors, other files going on, demo without samples, Parquet."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from typer.testing import CliRunner
+
+from warehouse.cli import main as cli
+from warehouse.records import SCHEMAS
+
+pytestmark = [pytest.mark.integration, pytest.mark.clickhouse]
+runner = CliRunner()
+HEADER = "exchange,symbol,timestamp,local_timestamp,ask_amount,ask_price,bid_price,bid_amount\n"
+
+
+def wh(*args: str):
+    return runner.invoke(cli.app, list(args))
+
+
+def count(engine: str, table: str) -> int:
+    from warehouse.config import get_settings
+    from warehouse.sql.engines import open_engine
+
+    eng = open_engine(engine, get_settings())
+    try:
+        return int(eng.query(f"SELECT count(*) AS n FROM wh.{table}").column("n")[0].as_py())
+    finally:
+        eng.close()
+
+
+def test_a_bad_file_is_reported_and_the_other_files_still_import(home, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    nobid = tmp_path / "nobid.csv"
+    nobid.write_text("exchange,symbol,timestamp,local_timestamp,ask_amount,ask_price,bid_amount\nx,B,1,1,1,1,1\n")
+    good = tmp_path / "good.csv"
+    good.write_text(HEADER + "x,BTC,1582329601096000,1582329601096100,1,101,100,1\n")
+    r = wh("import", str(empty), str(nobid), str(good))
+    assert r.exit_code == 1
+    assert "Error:" in r.output and "empty file" in r.output and "bid_price" in r.output
+    assert count("duckdb", "market_ticks") == 1
+    assert count("clickhouse", "market_ticks") == 1
+
+
+def test_raise_policy_aborts_before_writing(home, tmp_path: Path) -> None:
+    p = tmp_path / "crossed.csv"
+    p.write_text(HEADER + "x,BTC,1582329601096000,1582329601096100,1,101,100,1\n"
+                 "x,BTC,1582329601097000,1582329601097100,1,99,100,1\n")
+    r = wh("import", str(p), "--policy", "crossed_book=raise", "--engine", "duckdb")
+    assert r.exit_code == 1 and "crossed_book" in r.output
+    assert count("duckdb", "market_ticks") == 0
+    r = wh("import", str(p), "--policy", "nonsense=raise")
+    assert r.exit_code == 1 and "Error:" in r.output
+
+
+def test_demo_generates_a_synthetic_day_without_the_samples(home, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(cli, "SHARED_DATA", tmp_path / "absent")
+    r = wh("demo", "--ticks", "30000")
+    assert r.exit_code == 0, r.output
+    assert "generating a synthetic day" in r.output
+    assert "z-score BTCUSDT" in r.output
+    assert count("duckdb", "market_ticks") == count("clickhouse", "market_ticks") > 0
+
+
+def test_generate_to_parquet_then_import_is_idempotent(home, tmp_path: Path) -> None:
+    out = tmp_path / "feed"
+    r = wh("generate", "--ticks", "20000", "--seed", "3", "--out", str(out))
+    assert r.exit_code == 0, r.output
+    for _ in range(2):
+        for name in ("quotes", "trades"):
+            kind = "quotes" if name == "quotes" else "trades"
+            r = wh("import", str(out / f"{name}.parquet"), "--format", "parquet", "--kind", kind)
+            assert r.exit_code == 0, r.output
+    import pyarrow.parquet as pq
+
+    nq = pq.ParquetFile(out / "quotes.parquet").metadata.num_rows
+    nt = pq.ParquetFile(out / "trades.parquet").metadata.num_rows
+    assert nq + nt == 20_000
+    for engine in ("duckdb", "clickhouse"):
+        assert count(engine, "market_ticks") == nq
+        assert count(engine, "trades") == nt
+
+
+def test_engine_tables_match_the_arrow_schemas(home) -> None:
+    from warehouse.config import get_settings
+    from warehouse.sql.engines import open_engine
+
+    assert wh("migrate").exit_code == 0
+    for engine in ("duckdb", "clickhouse"):
+        eng = open_engine(engine, get_settings())
+        try:
+            for table, schema in SCHEMAS.items():
+                got = eng.query(f"SELECT * FROM wh.{table} LIMIT 0").schema
+                assert got.names == schema.names, (engine, table)
+                for f in schema:
+                    g = got.field(f.name).type
+                    if pa.types.is_timestamp(f.type):
+                        assert pa.types.is_timestamp(g) and g.unit == "ns", (engine, table, f.name, g)
+                    elif pa.types.is_string(f.type):
+                        assert pa.types.is_string(g) or pa.types.is_large_string(g) or pa.types.is_dictionary(g)
+                    else:
+                        assert g == f.type, (engine, table, f.name, g)
+        finally:
+            eng.close()
+
+
+def test_passwords_never_print(monkeypatch) -> None:
+    from warehouse.config import Settings
+
+    s = Settings(clickhouse_url="https://alice:s3cret@ch.example:8443/")
+    assert "s3cret" not in s.clickhouse_where() and "s3cret" not in repr(s)
+    assert s.clickhouse_where() == "https://ch.example:8443/"
+
+
+def test_query_list_and_help() -> None:
+    r = wh("query", "--list")
+    assert r.exit_code == 0 and "zscore" in r.output and "symbols" in r.output
+    for cmd in ("import", "generate", "query", "migrate", "demo", "bench"):
+        assert wh(cmd, "--help").exit_code == 0
