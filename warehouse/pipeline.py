@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -90,6 +91,10 @@ def to_write_batch(
     return {TABLE_FOR_KIND[kind]: ticks, "rejects": rej, "gaps": gap}
 
 
+def _write_all(sinks: list[Sink], wb: WriteBatch) -> list[WriteCounts]:
+    return [sink.write(wb) for sink in sinks]
+
+
 def run_import(
     batches: Iterable[SourceBatch],
     *,
@@ -98,24 +103,45 @@ def run_import(
     config: SanitizeConfig | None = None,
     on_progress: Callable[[SourceBatch, ImportReport], None] | None = None,
 ) -> ImportReport:
-    """Sanitize and store every batch on every sink; all sinks see the same rows."""
+    """Sanitize and store every batch on every sink; all sinks see the same rows.
+
+    Writing batch k (one writer thread, the engines release the GIL) overlaps reading and
+    sanitizing batch k+1; at most two batches are in memory. A failure stops the import
+    after the batches before it are stored — re-running it is safe (writes are idempotent).
+    """
     start = time.perf_counter()
     report = ImportReport(source, sinks={s.name: WriteCounts() for s in sinks})
     sanitizers: dict[Kind, Sanitizer] = {}
-    for batch in batches:
-        kind = batch.kind
-        san = sanitizers.setdefault(kind, Sanitizer(kind, config))
-        result = san.process(batch.rows)
-        rejects = pl.concat([batch.rejects, result.rejects], how="vertical_relaxed")
-        report.read[str(kind)] = report.read.get(str(kind), 0) + batch.rows.height + batch.rejects.height
-        for rule, n in rejects.group_by("rule").len().iter_rows():
-            report.rejected[rule] = report.rejected.get(rule, 0) + n
-        report.gaps += result.gaps.height
-        wb = to_write_batch(kind, result.accepted, rejects, result.gaps, source)
-        for sink in sinks:
-            report.sinks[sink.name].add(sink.write(wb))
+
+    def finish(pending: tuple[Future[list[WriteCounts]], SourceBatch]) -> None:
+        future, done_batch = pending
+        for sink, counts in zip(sinks, future.result(), strict=True):
+            report.sinks[sink.name].add(counts)
         if on_progress is not None:
-            on_progress(batch, report)
+            on_progress(done_batch, report)
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="wh-writer") as pool:
+        pending: tuple[Future[list[WriteCounts]], SourceBatch] | None = None
+        try:
+            for batch in batches:
+                kind = batch.kind
+                san = sanitizers.setdefault(kind, Sanitizer(kind, config))
+                result = san.process(batch.rows)
+                rejects = pl.concat([batch.rejects, result.rejects], how="vertical_relaxed")
+                report.read[str(kind)] = report.read.get(str(kind), 0) + batch.rows.height + batch.rejects.height
+                for rule, n in rejects.group_by("rule").len().iter_rows():
+                    report.rejected[rule] = report.rejected.get(rule, 0) + n
+                report.gaps += result.gaps.height
+                wb = to_write_batch(kind, result.accepted, rejects, result.gaps, source)
+                if pending is not None:
+                    finish(pending)
+                pending = (pool.submit(_write_all, sinks, wb), batch)
+            if pending is not None:
+                finish(pending)
+                pending = None
+        finally:
+            if pending is not None:  # an error upstream: let the write in flight complete
+                pending[0].exception()
     for sink in sinks:
         sink.flush()
     report.seconds = time.perf_counter() - start

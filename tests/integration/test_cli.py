@@ -120,3 +120,27 @@ def test_query_list_and_help() -> None:
     assert r.exit_code == 0 and "zscore" in r.output and "symbols" in r.output
     for cmd in ("import", "generate", "query", "migrate", "demo", "bench"):
         assert wh(cmd, "--help").exit_code == 0
+
+
+def test_a_locked_warehouse_gives_a_clear_error(home) -> None:
+    import subprocess
+    import sys
+    import time
+
+    assert wh("migrate", "--engine", "duckdb").exit_code == 0
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('ready', flush=True); time.sleep(30)",
+         str(home / "warehouse.duckdb")],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        t = time.perf_counter()
+        r = wh("query", "zscore", "BTCUSDT", "--engine", "duckdb")
+        assert r.exit_code == 1
+        assert "Error:" in r.output and "one writer per file" in r.output
+        assert time.perf_counter() - t < 5
+    finally:
+        holder.kill()
+        holder.wait()

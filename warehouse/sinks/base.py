@@ -123,7 +123,7 @@ def sort_for_storage(table: str, data: pa.Table) -> pa.Table:
         .sort(["_g", *keys[2:]], maintain_order=True)
         .drop("_g")
     )
-    return ordered.to_arrow().cast(data.schema)
+    return ordered.to_arrow()  # DuckDB takes polars' string views as they are
 
 
 def open_sinks(names: list[str], settings: Settings) -> list[Sink]:

@@ -77,7 +77,11 @@ class DuckDBEngine:
         try:
             self.con = duckdb.connect(str(self.path), read_only=read_only)
         except duckdb.Error as exc:
-            raise SinkError("duckdb", f"cannot open {self.path}: {exc}") from exc
+            hint = ""
+            if "lock" in str(exc).lower():
+                hint = (" — another process (a running `wh import`/`wh generate`?) holds the "
+                        "warehouse; DuckDB allows one writer per file: wait for it to finish")
+            raise SinkError("duckdb", f"cannot open {self.path}: {exc}{hint}") from exc
         self.con.execute("SET TimeZone = 'UTC'")
         self._duckdb = duckdb
 
@@ -167,10 +171,12 @@ class ClickHouseEngine:
                         _chdb_open[path] = clickhouse_connect.get_client(dsn=f"chdb://{path}")
                     self.client = _chdb_open[path]
                 self._chdb_path = path
-        except self._errors as exc:
-            raise SinkError("clickhouse", f"cannot connect to {self.where}: {exc}") from exc
-        except Exception as exc:  # network errors from urllib3 etc.
-            raise SinkError("clickhouse", f"cannot connect to {self.where}: {exc}") from exc
+        except Exception as exc:  # driver errors, network errors from urllib3, chdb's lock
+            hint = ""
+            if "lock" in str(exc).lower():
+                hint = (" — another process holds the embedded ClickHouse data directory; "
+                        "one process at a time can open it (or set WH_CLICKHOUSE_URL to a server)")
+            raise SinkError("clickhouse", f"cannot connect to {self.where}: {_first_line(exc)}{hint}") from exc
         self._settings: dict[str, Any] = {"readonly": 1} if read_only and self.is_server else {}
 
     @property
