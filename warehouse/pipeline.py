@@ -8,7 +8,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import polars as pl
-import pyarrow as pa
 
 from warehouse.ingest.files import SourceBatch
 from warehouse.records import (
@@ -146,7 +145,3 @@ def run_import(
         sink.flush()
     report.seconds = time.perf_counter() - start
     return report
-
-
-def empty_table(kind: Kind) -> pa.Table:
-    return SCHEMA_FOR_KIND[kind].empty_table()

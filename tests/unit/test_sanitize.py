@@ -146,3 +146,18 @@ def test_raise_policy_stops_the_batch(tmp_path: Path) -> None:
     with pytest.raises(SanitizeError, match="crossed_book"):
         for b in iter_csv(path, tardis_mapping(Kind.QUOTE)):
             san.process(b.rows)
+
+
+def test_pipeline_into_the_memory_sink_is_idempotent() -> None:
+    from warehouse.pipeline import run_import
+    from warehouse.sinks import MemorySink
+
+    feed = SyntheticFeed(ticks=30_000, seed=4, faults=FaultRates(bad=0.02, duplicate=0.02, gap=0.01))
+    sink = MemorySink()
+    first = run_import(feed.batches(), source=feed.source, sinks=[sink])
+    second = run_import(feed.batches(), source=feed.source, sinks=[sink])
+    n_bad = sum(first.rejected.values())
+    assert first.stored("memory") == 30_000 + first.rejected.get("duplicate", 0) - n_bad
+    assert second.stored("memory") == 0 and second.already("memory") == first.stored("memory")
+    assert sink.tables["rejects"].num_rows == n_bad
+    assert sink.tables["gaps"].num_rows == first.gaps > 0

@@ -53,6 +53,63 @@ def _utc(ts: object) -> datetime:
     return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
+class SinkBase:
+    """Shared behaviour: idempotent write of every table of a batch, context manager.
+
+    Subclasses say how to find stored keys (`_existing`) and how to append (`_append`);
+    `_begin`/`_commit`/`_rollback` wrap a batch where the engine has transactions.
+    """
+
+    name = "base"
+
+    def write(self, batch: WriteBatch) -> WriteCounts:
+        counts = WriteCounts()
+        self._begin()
+        try:
+            for table, data in batch.items():
+                if data.num_rows == 0:
+                    continue
+                data = prepare(table, data)
+                new = only_new(table, data, self._existing(table, data))
+                self._append(table, new)
+                counts.stored[table] = new.num_rows
+                counts.existing[table] = data.num_rows - new.num_rows
+            self._commit()
+        except BaseException:
+            self._rollback()
+            raise
+        return counts
+
+    def _existing(self, table: str, data: pa.Table) -> pa.Table | None:
+        raise NotImplementedError
+
+    def _append(self, table: str, data: pa.Table) -> None:
+        raise NotImplementedError
+
+    def _begin(self) -> None:
+        """No transactions by default."""
+
+    def _commit(self) -> None:
+        """No transactions by default."""
+
+    def _rollback(self) -> None:
+        """No transactions by default."""
+
+    def flush(self) -> None:
+        """Writes are synchronous: nothing is buffered."""
+
+    def close(self) -> None:
+        """Nothing to release by default."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
 def existing_keys(engine: Engine, table: str, data: pa.Table) -> pa.Table | None:
     """Rows of `table` already stored that may share a dedup key with `data` (a superset)."""
     if table in ("market_ticks", "trades"):

@@ -2,50 +2,35 @@
 
 from __future__ import annotations
 
-from types import TracebackType
-from typing import Self
+import pyarrow as pa
 
 from warehouse.config import Settings
-from warehouse.sinks.base import WriteBatch, WriteCounts, existing_keys, only_new, prepare, sort_for_storage
+from warehouse.sinks.base import SinkBase, existing_keys, sort_for_storage
 from warehouse.sql.engines import DuckDBEngine
 from warehouse.sql.migrate import migrate
 
 
-class DuckDBSink:
+class DuckDBSink(SinkBase):
     name = "duckdb"
 
     def __init__(self, settings: Settings, *, engine: DuckDBEngine | None = None) -> None:
         self.engine = engine or DuckDBEngine(settings.duckdb_path)
         migrate(self.engine)
 
-    def write(self, batch: WriteBatch) -> WriteCounts:
-        counts = WriteCounts()
-        self.engine.begin()
-        try:
-            for table, data in batch.items():
-                if data.num_rows == 0:
-                    continue
-                data = prepare(table, data)
-                new = only_new(table, data, existing_keys(self.engine, table, data))
-                self.engine.insert(f"wh.{table}", sort_for_storage(table, new))
-                counts.stored[table] = new.num_rows
-                counts.existing[table] = data.num_rows - new.num_rows
-            self.engine.commit()
-        except BaseException:
-            self.engine.rollback()
-            raise
-        return counts
+    def _existing(self, table: str, data: pa.Table) -> pa.Table | None:
+        return existing_keys(self.engine, table, data)
 
-    def flush(self) -> None:
-        """Each write commits; nothing is buffered."""
+    def _append(self, table: str, data: pa.Table) -> None:
+        self.engine.insert(f"wh.{table}", sort_for_storage(table, data))
+
+    def _begin(self) -> None:
+        self.engine.begin()
+
+    def _commit(self) -> None:
+        self.engine.commit()
+
+    def _rollback(self) -> None:
+        self.engine.rollback()
 
     def close(self) -> None:
         self.engine.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()

@@ -2,40 +2,20 @@
 
 from __future__ import annotations
 
-from types import TracebackType
-from typing import Self
-
 import pyarrow as pa
 
-from warehouse.sinks.base import WriteBatch, WriteCounts, only_new, prepare
+from warehouse.sinks.base import SinkBase
 
 
-class MemorySink:
+class MemorySink(SinkBase):
     name = "memory"
 
     def __init__(self) -> None:
         self.tables: dict[str, pa.Table] = {}
 
-    def write(self, batch: WriteBatch) -> WriteCounts:
-        counts = WriteCounts()
-        for table, data in batch.items():
-            data = prepare(table, data)
-            new = only_new(table, data, self.tables.get(table))
-            self.tables[table] = pa.concat_tables([t for t in (self.tables.get(table), new) if t is not None])
-            counts.stored[table] = new.num_rows
-            counts.existing[table] = data.num_rows - new.num_rows
-        return counts
+    def _existing(self, table: str, data: pa.Table) -> pa.Table | None:
+        return self.tables.get(table)
 
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
+    def _append(self, table: str, data: pa.Table) -> None:
+        old = self.tables.get(table)
+        self.tables[table] = data if old is None else pa.concat_tables([old, data])
