@@ -13,7 +13,8 @@ Faults, each at its own rate (a tick gets at most one of bad/duplicate/out-of-or
   out_of_order  event time moved behind the previous tick of the instrument by more than
                 the tolerance (expected: rejected) — or by less (expected: stored)
   gap           the sequence number jumps (ticks lost upstream); one gap event each
-`_expected` is ground truth for tests: it is never stored.
+`_expected` (rule) and `_gap` (seq numbers skipped before this tick) are ground truth
+for tests: they are never stored.
 """
 
 from __future__ import annotations
@@ -297,6 +298,7 @@ class SyntheticFeed:
                     "_buy": side_buy,
                     "_expected": pl.Series(_EXPECTED, dtype=pl.String).gather(pl.Series(expected)),
                     "_dup": is_dup & (expected == 0),
+                    "_gap": jump,
                     "_bad_asset": bad_asset,
                 },
             ).with_columns(
@@ -308,6 +310,7 @@ class SyntheticFeed:
                 (pl.col("_offset") + self.ticks).alias("_offset"),
                 (pl.col("received_at") + 1_000_000).alias("received_at"),
                 pl.lit("duplicate").alias("_expected"),
+                pl.lit(0, pl.Int64).alias("_gap"),
                 pl.lit(1, pl.UInt32).alias("_pos"),
             )
             frame = (
@@ -325,7 +328,7 @@ class SyntheticFeed:
                 pl.when(pl.col("_buy")).then(pl.lit("buy")).otherwise(pl.lit("sell")).alias("side"),
                 pl.when(pl.col("_buy")).then(pl.col("ask")).otherwise(pl.col("bid")).alias("price"),
                 pl.when(pl.col("_buy")).then(pl.col("ask_size")).otherwise(pl.col("bid_size")).alias("size"),
-                "seq", "_expected",
+                "seq", "_expected", "_gap",
             )  # fmt: skip
             empty = pl.DataFrame(schema={"_offset": pl.Int64, "rule": pl.String, "reason": pl.String,
                                          "_raw": pl.String, "exchange": pl.String, "symbol": pl.String,
