@@ -48,9 +48,15 @@ class Sink(Protocol):
     ) -> None: ...
 
 
-def _utc(ts: object) -> datetime:
-    assert isinstance(ts, datetime)
-    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _us_bounds(ts: pa.ChunkedArray) -> tuple[datetime, datetime]:
+    """[min, max] of ns timestamps widened to whole microseconds (params bind at µs)."""
+    ns = ts.cast(pa.int64())
+    lo, hi = pc.min(ns).as_py(), pc.max(ns).as_py()
+    return (_EPOCH + timedelta(microseconds=lo // 1_000 - 1),
+            _EPOCH + timedelta(microseconds=-(-hi // 1_000) + 1))  # fmt: skip
 
 
 class SinkBase:
@@ -113,15 +119,11 @@ class SinkBase:
 def existing_keys(engine: Engine, table: str, data: pa.Table) -> pa.Table | None:
     """Rows of `table` already stored that may share a dedup key with `data` (a superset)."""
     if table in ("market_ticks", "trades"):
-        ts = data.column("timestamp")
-        lo, hi = pc.min(ts).as_py(), pc.max(ts).as_py()
+        lo, hi = _us_bounds(data.column("timestamp"))
         symbols = pc.unique(data.column("symbol")).to_pylist()
         return queries.load(f"existing_{table}", internal=True).run(
-            engine,
-            # the range is widened to whole microseconds: params bind at µs precision
-            {"symbols": symbols, "lo": _utc(lo) - timedelta(microseconds=1),
-             "hi": _utc(hi) + timedelta(microseconds=1)},
-        )  # fmt: skip
+            engine, {"symbols": symbols, "lo": lo, "hi": hi}
+        )
     if table == "rejects":
         parts = []
         for source in pc.unique(data.column("source")).to_pylist():
