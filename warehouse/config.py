@@ -4,6 +4,10 @@
     WH_CLICKHOUSE_URL         http(s)://user:password@host:port/ — use a ClickHouse server
     WH_CLICKHOUSE_HOST/PORT/USER/PASSWORD/SECURE   the same, field by field
     WH_BATCH_ROWS             rows per write batch (default 50,000)
+    WH_BATCH_SECONDS          ... or this many seconds, whichever first (default 2)
+    WH_KAFKA_BOOTSTRAP        host:port of a Kafka cluster (default: `wh broker`'s address file)
+    WH_KAFKA_TOPIC / WH_KAFKA_GROUP            default topic "ticks", group "wh-ingest"
+    WH_KAFKA_USERNAME/PASSWORD/SECURITY_PROTOCOL/SASL_MECHANISM   for a secured cluster
 
 Without a ClickHouse address, ClickHouse runs embedded (chdb) under $WH_HOME/clickhouse,
 reached through the same clickhouse-connect Client API as a server. Passwords are
@@ -30,6 +34,14 @@ class Settings(BaseSettings):
     clickhouse_password: SecretStr = SecretStr("")
     clickhouse_secure: bool = False
     batch_rows: int = Field(default=50_000, gt=0)
+    batch_seconds: float = Field(default=2.0, gt=0)
+    kafka_bootstrap: str | None = None
+    kafka_topic: str = "ticks"
+    kafka_group: str = "wh-ingest"
+    kafka_username: str | None = None
+    kafka_password: SecretStr | None = None
+    kafka_security_protocol: str | None = None
+    kafka_sasl_mechanism: str | None = None
 
     @property
     def duckdb_path(self) -> Path:
@@ -42,6 +54,24 @@ class Settings(BaseSettings):
     @property
     def clickhouse_is_server(self) -> bool:
         return self.clickhouse_url is not None or self.clickhouse_host is not None
+
+    @property
+    def broker_file(self) -> Path:
+        """Where `wh broker` writes its bootstrap address for the other commands."""
+        return self.home / "broker.addr"
+
+    def kafka_config(self) -> dict[str, str]:
+        """librdkafka settings for the configured cluster (secrets included: never log this)."""
+        conf: dict[str, str] = {}
+        if self.kafka_security_protocol:
+            conf["security.protocol"] = self.kafka_security_protocol
+        if self.kafka_sasl_mechanism:
+            conf["sasl.mechanism"] = self.kafka_sasl_mechanism
+        if self.kafka_username:
+            conf["sasl.username"] = self.kafka_username
+        if self.kafka_password is not None:
+            conf["sasl.password"] = self.kafka_password.get_secret_value()
+        return conf
 
     def clickhouse_where(self) -> str:
         """Where ClickHouse lives, safe to print (no password)."""

@@ -61,7 +61,7 @@ def to_write_batch(
     rej = conform(
         rejects.select(
             pl.lit(now).cast(_TS_NS_UTC).alias("rejected_at"),
-            pl.lit(source).alias("source"),
+            (pl.col("_source") if "_source" in rejects.columns else pl.lit(source)).alias("source"),
             pl.col("_offset").alias("source_offset"),
             pl.lit(str(kind)).alias("kind"),
             "rule",
@@ -126,7 +126,7 @@ def run_import(
                 kind = batch.kind
                 san = sanitizers.setdefault(kind, Sanitizer(kind, config))
                 result = san.process(batch.rows)
-                rejects = pl.concat([batch.rejects, result.rejects], how="vertical_relaxed")
+                rejects = pl.concat([batch.rejects, result.rejects], how="diagonal_relaxed")
                 report.read[str(kind)] = report.read.get(str(kind), 0) + batch.rows.height + batch.rejects.height
                 for rule, n in rejects.group_by("rule").len().iter_rows():
                     report.rejected[rule] = report.rejected.get(rule, 0) + n

@@ -119,7 +119,10 @@ def _time_expr(col: str, m: Mapping, dtype: pl.DataType) -> tuple[pl.Expr, pl.Ex
 
 
 def decode(frame: pl.DataFrame, m: Mapping) -> tuple[pl.DataFrame, RejectFrame]:
-    """Source columns (+ `_offset`, `_raw`) → (typed rows, malformed rejects)."""
+    """Source columns (+ `_offset`, optional `_raw`, `_source`) → (typed rows, malformed rejects).
+
+    `_source` (per row, e.g. "kafka:ticks/3") overrides the import's source name in rejects.
+    """
     fields = FIELDS[m.kind]
     exprs: list[pl.Expr] = []
     bad: list[pl.Expr] = []
@@ -164,7 +167,7 @@ def decode(frame: pl.DataFrame, m: Mapping) -> tuple[pl.DataFrame, RejectFrame]:
     frame = frame.with_columns(is_bad.alias("_is_bad"))
     good_src = frame.filter(~pl.col("_is_bad"))
     bad_src = frame.filter(pl.col("_is_bad"))
-    keep = ["_offset", "_raw"] if "_raw" in frame.columns else ["_offset"]
+    keep = [c for c in ("_offset", "_raw", "_source") if c in frame.columns]
     ok = good_src.select([*keep, *exprs])
     if "received_at" not in m.columns and "received_at" not in m.constants:
         ok = ok.with_columns(pl.col("timestamp").alias("received_at"))
@@ -174,6 +177,7 @@ def decode(frame: pl.DataFrame, m: Mapping) -> tuple[pl.DataFrame, RejectFrame]:
     raw = pl.col("_raw") if "_raw" in frame.columns else raw_json(m.source_columns())
     ident = [e for e in exprs if e.meta.output_name() in ("exchange", "symbol", "timestamp")]
     rejects = bad_src.select(
+        *(["_source"] if "_source" in frame.columns else []),
         pl.col("_offset"),
         pl.lit("malformed").alias("rule"),
         pl.coalesce(bad).alias("reason"),
@@ -184,7 +188,8 @@ def decode(frame: pl.DataFrame, m: Mapping) -> tuple[pl.DataFrame, RejectFrame]:
     for name, dtype in fill.items():
         if name not in rejects.columns:
             rejects = rejects.with_columns(pl.lit(None, dtype).alias(name))
-    rejects = rejects.select("_offset", "rule", "reason", "_raw", "exchange", "symbol", "timestamp")
+    rejects = rejects.select("_offset", "rule", "reason", "_raw", "exchange", "symbol", "timestamp",
+                             *(["_source"] if "_source" in frame.columns else []))
     return ok, rejects
 
 

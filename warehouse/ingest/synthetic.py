@@ -135,6 +135,7 @@ class SyntheticFeed:
     faults: FaultRates = field(default_factory=FaultRates)
     chunk: int = 250_000
     sanitize: SanitizeConfig = field(default_factory=SanitizeConfig)
+    bad_kinds: tuple[str, ...] = BAD_KINDS  # which bad ticks to inject
 
     @property
     def source(self) -> str:
@@ -237,7 +238,8 @@ class SyntheticFeed:
             expected = np.zeros(n, dtype=np.int64)  # 0 clean, else index into _EXPECTED
             bad_asset = np.zeros(n, dtype=bool)
             ts_out = ts.copy()
-            bad_kind = rng.integers(0, len(BAD_KINDS), n)
+            allowed = np.array([BAD_KINDS.index(k) for k in self.bad_kinds])
+            bad_kind = allowed[rng.integers(0, allowed.size, n)]
             # spikes need a reference; crossed_book only exists for quotes
             bad_kind = np.where((bad_kind == 5) & (prior < self.sanitize.spike_window), 0, bad_kind)
             bad_kind = np.where((bad_kind == 2) & (kind == 1), 1, bad_kind)

@@ -182,6 +182,7 @@ class Sanitizer:
                 raise SanitizeError(rule, hit.height, f"{hit['_reason'][0]} — {hit['_raw'][0]}")
         accepted = df.filter(pl.col("_rule").is_null()).select(fields)
         rejects = rejected.select(
+            *(["_source"] if "_source" in rejected.columns else []),
             "_offset",
             pl.col("_rule").alias("rule"),
             pl.col("_reason").alias("reason"),

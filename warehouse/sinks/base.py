@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -38,8 +39,10 @@ class WriteCounts:
 
 class Sink(Protocol):
     name: str
+    keeps_offsets: bool
 
-    def write(self, batch: WriteBatch) -> WriteCounts: ...
+    def write(self, batch: WriteBatch, position: StreamPosition | None = None) -> WriteCounts: ...
+    def stored_offsets(self, group: str, topic: str) -> dict[int, int] | None: ...
     def flush(self) -> None: ...
     def close(self) -> None: ...
     def __enter__(self) -> Self: ...
@@ -59,6 +62,20 @@ def _us_bounds(ts: pa.ChunkedArray) -> tuple[datetime, datetime]:
             _EPOCH + timedelta(microseconds=-(-hi // 1_000) + 1))  # fmt: skip
 
 
+@dataclass(frozen=True)
+class StreamPosition:
+    """Which messages a batch holds: per partition, the first and last offset."""
+
+    group: str
+    topic: str
+    ranges: dict[int, tuple[int, int]]
+
+    def token(self, table: str) -> str:
+        """ClickHouse insert_deduplication_token: the same batch edges give the same token."""
+        edges = ";".join(f"{p}:{a}-{b}" for p, (a, b) in sorted(self.ranges.items()))
+        return hashlib.sha256(f"{self.group}|{self.topic}|{table}|{edges}".encode()).hexdigest()
+
+
 class SinkBase:
     """Shared behaviour: idempotent write of every table of a batch, context manager.
 
@@ -67,8 +84,9 @@ class SinkBase:
     """
 
     name = "base"
+    keeps_offsets = False  # True: stores stream offsets in the same transaction as rows
 
-    def write(self, batch: WriteBatch) -> WriteCounts:
+    def write(self, batch: WriteBatch, position: StreamPosition | None = None) -> WriteCounts:
         counts = WriteCounts()
         self._begin()
         try:
@@ -77,9 +95,11 @@ class SinkBase:
                     continue
                 data = prepare(table, data)
                 new = only_new(table, data, self._existing(table, data))
-                self._append(table, new)
+                self._append(table, new, position)
                 counts.stored[table] = new.num_rows
                 counts.existing[table] = data.num_rows - new.num_rows
+            if position is not None:
+                self._store_position(position)
             self._commit()
         except BaseException:
             self._rollback()
@@ -89,8 +109,15 @@ class SinkBase:
     def _existing(self, table: str, data: pa.Table) -> pa.Table | None:
         raise NotImplementedError
 
-    def _append(self, table: str, data: pa.Table) -> None:
+    def _append(self, table: str, data: pa.Table, position: StreamPosition | None = None) -> None:
         raise NotImplementedError
+
+    def _store_position(self, position: StreamPosition) -> None:
+        """Sinks that can store offsets atomically with the rows do it here."""
+
+    def stored_offsets(self, group: str, topic: str) -> dict[int, int] | None:
+        """Next offset per partition as stored with the rows, or None if the sink keeps none."""
+        return None
 
     def _begin(self) -> None:
         """No transactions by default."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from warehouse.config import Settings
-from warehouse.sinks.base import SinkBase, existing_keys
+from warehouse.sinks.base import SinkBase, StreamPosition, existing_keys
 from warehouse.sql.engines import ClickHouseEngine
 from warehouse.sql.migrate import migrate
 
@@ -25,8 +25,10 @@ class ClickHouseSink(SinkBase):
     def _existing(self, table: str, data: pa.Table) -> pa.Table | None:
         return existing_keys(self.engine, table, data)
 
-    def _append(self, table: str, data: pa.Table) -> None:
-        self.engine.insert(f"wh.{table}", data)
+    def _append(self, table: str, data: pa.Table, position: StreamPosition | None = None) -> None:
+        # A retry of the same stream batch (same edges) is dropped by the server too.
+        settings = {"insert_deduplication_token": position.token(table)} if position else None
+        self.engine.insert(f"wh.{table}", data, settings)
 
     def close(self) -> None:
         self.engine.close()

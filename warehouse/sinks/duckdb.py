@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pyarrow as pa
 
 from warehouse.config import Settings
-from warehouse.sinks.base import SinkBase, existing_keys, sort_for_storage
+from warehouse.sinks.base import SinkBase, StreamPosition, existing_keys, sort_for_storage
+from warehouse.sql import queries
 from warehouse.sql.engines import DuckDBEngine
 from warehouse.sql.migrate import migrate
 
 
 class DuckDBSink(SinkBase):
     name = "duckdb"
+    keeps_offsets = True
 
     def __init__(self, settings: Settings, *, engine: DuckDBEngine | None = None) -> None:
         self.engine = engine or DuckDBEngine(settings.duckdb_path)
@@ -20,8 +24,24 @@ class DuckDBSink(SinkBase):
     def _existing(self, table: str, data: pa.Table) -> pa.Table | None:
         return existing_keys(self.engine, table, data)
 
-    def _append(self, table: str, data: pa.Table) -> None:
+    def _append(self, table: str, data: pa.Table, position: StreamPosition | None = None) -> None:
         self.engine.insert(f"wh.{table}", sort_for_storage(table, data))
+
+    def _store_position(self, position: StreamPosition) -> None:
+        """Offsets go into the same transaction as the rows: both or neither survive a crash."""
+        now = datetime.now(UTC).replace(tzinfo=None)
+        rows = pa.table({
+            "group_id": [position.group] * len(position.ranges),
+            "topic": [position.topic] * len(position.ranges),
+            "partition": pa.array(list(position.ranges), pa.int32()),
+            "next_offset": pa.array([last + 1 for _, last in position.ranges.values()], pa.int64()),
+            "updated_at": pa.array([now] * len(position.ranges), pa.timestamp("us")),
+        })  # fmt: skip
+        self.engine.upsert("wh.kafka_offsets", rows)
+
+    def stored_offsets(self, group: str, topic: str) -> dict[int, int] | None:
+        table = queries.load("kafka_offsets", internal=True).run(self.engine, {"group_id": group, "topic": topic})
+        return {int(r["partition"]): int(r["next_offset"]) for r in table.to_pylist()}
 
     def _begin(self) -> None:
         self.engine.begin()

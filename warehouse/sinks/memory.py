@@ -16,6 +16,6 @@ class MemorySink(SinkBase):
     def _existing(self, table: str, data: pa.Table) -> pa.Table | None:
         return self.tables.get(table)
 
-    def _append(self, table: str, data: pa.Table) -> None:
+    def _append(self, table: str, data: pa.Table, position: object = None) -> None:
         old = self.tables.get(table)
         self.tables[table] = data if old is None else pa.concat_tables([old, data])

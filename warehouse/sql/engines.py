@@ -118,6 +118,18 @@ class DuckDBEngine:
         finally:
             self.con.unregister(view)
 
+    def upsert(self, table: str, data: pa.Table) -> None:
+        """INSERT OR REPLACE by the table's primary key."""
+        view = "_wh_upsert_batch"
+        self.con.register(view, data)
+        try:
+            cols = ", ".join(f'"{c}"' for c in data.column_names)
+            self.con.execute(f"INSERT OR REPLACE INTO {table} ({cols}) SELECT {cols} FROM {view}")
+        except self._duckdb.Error as exc:
+            raise SinkError("duckdb", f"upsert into {table} failed: {exc}") from exc
+        finally:
+            self.con.unregister(view)
+
     def begin(self) -> None:
         self.con.execute("BEGIN TRANSACTION")
 

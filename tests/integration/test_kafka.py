@@ -1,0 +1,240 @@
+"""Kafka ingestion against the embedded broker (real protocol) into DuckDB and chdb.
+
+The broker runs in its own process (`wh broker`), the producer is `wh feed`'s code or
+kcat, the consumer is `wh ingest` — in this process, or as a subprocess that the crash
+tests kill with SIGKILL.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from warehouse.config import Settings
+from warehouse.ingest.kafka import produce
+from warehouse.ingest.synthetic import FaultRates, SyntheticFeed
+
+pytestmark = [pytest.mark.integration, pytest.mark.kafka, pytest.mark.clickhouse]
+
+STATELESS_BAD = ("non_finite", "non_positive", "crossed_book", "unknown_asset_class", "timestamp_window")
+WH = [sys.executable, "-m", "warehouse.cli.main"]
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory):
+    external = os.environ.get("WH_TEST_KAFKA_BOOTSTRAP")
+    if external:
+        yield external
+        return
+    home = tmp_path_factory.mktemp("broker")
+    proc = subprocess.Popen([*WH, "broker"], env={**os.environ, "WH_HOME": str(home)},
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+    assert proc.stdout is not None
+    line = proc.stdout.readline().strip()
+    assert line.startswith("bootstrap="), line
+    yield line.split("=", 1)[1]
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=10)
+
+
+@pytest.fixture
+def topic() -> str:
+    return f"ticks-{uuid.uuid4().hex[:8]}"
+
+
+def labelled_feed(ticks: int, seed: int, duration_s: float = 86_400.0, **faults: float) -> tuple[SyntheticFeed, pl.DataFrame]:
+    feed = SyntheticFeed(ticks=ticks, seed=seed, chunk=10_000, faults=FaultRates(**faults), bad_kinds=STATELESS_BAD,
+                         duration_s=duration_s)  # fmt: skip
+    labels = pl.concat([b.rows.select("_expected") for b in feed.batches()])
+    return feed, labels
+
+
+def counts(settings: Settings) -> dict[str, dict[str, int]]:
+    """Per engine: ticks, distinct dedup keys, rejects."""
+    from warehouse.sql.engines import close_embedded, open_engine
+
+    out = {}
+    for engine in ("duckdb", "clickhouse"):
+        eng = open_engine(engine, settings, read_only=True)
+        try:
+            q = pl.from_arrow(eng.query(
+                "SELECT (SELECT count(*) FROM wh.market_ticks) + (SELECT count(*) FROM wh.trades) AS n, "
+                "(SELECT count(*) FROM (SELECT DISTINCT exchange, symbol, timestamp, coalesce(seq, -1) FROM wh.market_ticks)) + "
+                "(SELECT count(*) FROM (SELECT DISTINCT exchange, symbol, timestamp, trade_id FROM wh.trades)) AS d, "
+                "(SELECT count(*) FROM wh.rejects) AS r, "
+                "(SELECT count(*) FROM (SELECT DISTINCT source, source_offset, rule FROM wh.rejects)) AS rd"
+            ))  # fmt: skip
+            assert isinstance(q, pl.DataFrame)
+            out[engine] = q.row(0, named=True)
+        finally:
+            eng.close()
+    close_embedded()
+    return out
+
+
+def ingest_in_process(settings: Settings, broker: str, topic: str, **kw):
+    from warehouse.ingest.consumer import Ingestor
+    from warehouse.sinks import open_sinks
+
+    sinks = open_sinks(["duckdb", "clickhouse"], settings)
+    try:
+        ing = Ingestor(sinks, bootstrap=broker, topic=topic, group=f"g-{topic}", batch_rows=kw.pop("batch_rows", 5_000),
+                       batch_seconds=kw.pop("batch_seconds", 0.5), stop_when_idle=kw.pop("stop_when_idle", 2.0), **kw)  # fmt: skip
+        return ing, ing.run()
+    finally:
+        for s in sinks:
+            s.close()
+
+
+def test_n_ticks_in_exactly_n_out_plus_rejects(home: Path, broker: str, topic: str) -> None:
+    feed, labels = labelled_feed(20_000, seed=21, bad=0.01, duplicate=0.01)
+    report = produce(broker, topic, feed.batches(), malformed_every=997)
+    assert report.failed == 0 and report.delivered == report.produced == labels.height + report.malformed
+    settings = Settings(home=home)
+    _, stats = ingest_in_process(settings, broker, topic)
+    good = labels.filter(pl.col("_expected").is_null()).height
+    bad = labels.height - good
+    assert stats.messages == report.produced
+    for engine, c in counts(settings).items():
+        assert c["n"] == c["d"] == good, engine
+        assert c["r"] == c["rd"] == bad + report.malformed, engine
+
+
+def test_duplicates_and_late_ticks_are_stored_once_in_place(home: Path, broker: str, topic: str) -> None:
+    # dense: 10k ticks in 5 minutes, so a tick moved back by < 2.5 s lands before its predecessors
+    feed, labels = labelled_feed(10_000, seed=5, duration_s=300.0, duplicate=0.03, out_of_order=0.03)
+    produce(broker, topic, feed.batches())
+    settings = Settings(home=home)
+    ingest_in_process(settings, broker, topic)
+    good = labels.filter(pl.col("_expected").is_null()).height
+    for engine, c in counts(settings).items():
+        assert c["n"] == c["d"] == good, engine
+    # late-but-within-tolerance ticks are stored at their event time: the table in event-time
+    # order has them before ticks that arrived earlier
+    from warehouse.sql.engines import DuckDBEngine
+
+    eng = DuckDBEngine(settings.duckdb_path, read_only=True)
+    try:
+        late = eng.query(
+            "SELECT count(*) AS n FROM (SELECT seq, lag(seq) OVER (PARTITION BY symbol ORDER BY timestamp, received_at) "
+            "AS prev FROM wh.market_ticks) WHERE seq < prev"
+        ).column("n")[0].as_py()
+    finally:
+        eng.close()
+    assert late > 0
+
+
+def test_sink_outage_pauses_keeps_offsets_and_loses_nothing(home: Path, broker: str, topic: str, monkeypatch) -> None:
+    from warehouse.errors import SinkError
+    from warehouse.ingest.kafka import committed_offsets
+    from warehouse.sinks.clickhouse import ClickHouseSink
+
+    feed, labels = labelled_feed(15_000, seed=8, bad=0.01)
+    produce(broker, topic, feed.batches())
+    real = ClickHouseSink._append
+    state = {"failures": 0}
+    outage_until = [0.0]
+
+    def flaky(self, table, data, position=None):
+        if outage_until[0] == 0.0:
+            outage_until[0] = time.monotonic() + 3.0
+        if time.monotonic() < outage_until[0]:
+            state["failures"] += 1
+            raise SinkError("clickhouse", "injected outage")
+        return real(self, table, data, position)
+
+    monkeypatch.setattr(ClickHouseSink, "_append", flaky)
+    during: list[dict[int, int]] = []
+
+    def on_retry(sink, attempt, delay, exc):
+        during.append(committed_offsets(broker, topic, f"g-{topic}"))
+
+    settings = Settings(home=home)
+    _, stats = ingest_in_process(settings, broker, topic, retry_base=0.2, retry_max=1.0, on_retry=on_retry)
+    assert state["failures"] >= 3 and stats.retries >= 3
+    assert during and all(d == {} for d in during)  # nothing committed while ClickHouse was down
+    good = labels.filter(pl.col("_expected").is_null()).height
+    for engine, c in counts(settings).items():
+        assert c["n"] == c["d"] == good, engine
+    assert sum(committed_offsets(broker, topic, f"g-{topic}").values()) == labels.height
+
+
+def test_backoff_formula() -> None:
+    from warehouse.ingest.consumer import backoff
+
+    rng = random.Random(1)
+    for attempt, expected in ((0, 0.5), (1, 1.0), (3, 4.0), (10, 30.0)):
+        d = backoff(attempt, 0.5, 30.0, rng)
+        assert expected <= d < expected + 0.5
+
+
+def _crash_run(home: Path, broker: str, topic: str, kills: int, ticks: int, unsafe: bool, seed: int) -> tuple[dict, int]:
+    feed, labels = labelled_feed(ticks, seed=seed, bad=0.01, duplicate=0.01)
+    report = produce(broker, topic, feed.batches())
+    assert report.failed == 0
+    env = {**os.environ, "WH_HOME": str(home), "WH_KAFKA_BOOTSTRAP": broker}
+    if unsafe:
+        env["WH_DEBUG_DELAY_AFTER_COMMIT"] = "1.0"  # widen the commit-before-write window
+    cmd = [*WH, "ingest", "--topic", topic, "--group", f"g-{topic}", "--batch-rows", "2000",
+           "--batch-seconds", "0.3", "--stop-when-idle", "3"] + (["--debug-commit-before-write"] if unsafe else [])  # fmt: skip
+    rng = random.Random(seed)
+    for _ in range(kills):
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        time.sleep(rng.uniform(3.0, 7.0))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    final = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert final.returncode == 0, final.stderr[-2000:]
+    good = labels.filter(pl.col("_expected").is_null()).height
+    return counts(Settings(home=home)), good
+
+
+def test_sigkill_ten_times_loses_and_doubles_nothing(home: Path, broker: str, topic: str) -> None:
+    result, good = _crash_run(home, broker, topic, kills=10, ticks=60_000, unsafe=False, seed=31)
+    for engine, c in result.items():
+        assert c["n"] == c["d"] == good, (engine, c, good)
+        assert c["r"] == c["rd"], engine
+
+
+def test_negative_control_commit_before_write_fails_the_same_check(home: Path, broker: str, topic: str) -> None:
+    result, good = _crash_run(home, broker, topic, kills=10, ticks=60_000, unsafe=True, seed=32)
+    assert any(c["n"] != good or c["d"] != good for c in result.values()), result
+
+
+@pytest.mark.slow
+def test_sigkill_twenty_times_over_a_million_ticks(home: Path, broker: str, topic: str) -> None:
+    result, good = _crash_run(home, broker, topic, kills=20, ticks=1_000_000, unsafe=False, seed=33)
+    for engine, c in result.items():
+        assert c["n"] == c["d"] == good, (engine, c, good)
+
+
+def test_kcat_produces_and_wh_ingests(home: Path, broker: str, topic: str) -> None:
+    kcat = shutil.which("kcat")
+    if kcat is None:
+        pytest.skip("kcat is not installed (Debian package kcat; .ci/run installs it)")
+    from warehouse.ingest.kafka import encode
+
+    feed = SyntheticFeed(ticks=3_000, seed=2)
+    lines = []
+    for b in feed.batches():
+        rows = b.rows.drop([c for c in b.rows.columns if c.startswith("_")])
+        for sym, msg in zip(rows["symbol"], encode(rows, b.kind), strict=True):
+            lines.append(f"{sym}\t{msg}")
+    subprocess.run([kcat, "-P", "-b", broker, "-t", topic, "-K", "\t"], input="\n".join(lines) + "\n",
+                   text=True, check=True, timeout=60)  # fmt: skip
+    settings = Settings(home=home)
+    _, stats = ingest_in_process(settings, broker, topic)
+    assert stats.messages == 3_000
+    for engine, c in counts(settings).items():
+        assert c["n"] == c["d"] == 3_000, engine

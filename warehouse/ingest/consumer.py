@@ -1,0 +1,279 @@
+"""The Kafka consumer: batches → decode → sanitize → every sink → commit. Exactly once.
+
+Order of a flush, and why nothing is lost or doubled by a crash at any point:
+
+1. the batch is cut from the buffer: per partition, offsets [first, last];
+2. ClickHouse gets it first. Each insert is anti-joined against the dedup keys already
+   stored and carries `insert_deduplication_token` derived from (group, topic, table,
+   partition ranges), so replaying the batch after a crash adds nothing;
+3. DuckDB gets it last, rows *and* the next offsets in one transaction;
+4. only then are the offsets committed to Kafka.
+
+On (re)assignment the consumer resumes from the offsets DuckDB stored with its rows when
+DuckDB is a sink (it is written last, so every sink holds everything before them), else
+from Kafka's committed offsets. A crash before 3 replays the batch into ClickHouse
+(deduplicated) and DuckDB; a crash between 3 and 4 resumes from DuckDB's offsets.
+
+A sink that fails pauses consumption; the batch is retried with exponential backoff and
+jitter, `min(Tmax, Tbase·2^attempt) + U(0, Tbase)`; nothing new is read meanwhile
+(memory stays bounded), offsets do not move. Revocation flushes and commits; a lost
+assignment drops the buffer without committing. SIGINT/SIGTERM flush, commit, exit 0.
+
+`unsafe_commit_first` is the negative control for the tests: it commits before writing
+and resumes from Kafka's offsets — the classic at-most-once bug — so a crash loses data.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from warehouse.errors import WarehouseError
+from warehouse.ingest.kafka import KafkaError, decode_messages
+from warehouse.pipeline import to_write_batch
+from warehouse.records import Kind
+from warehouse.sanitize import SanitizeConfig, Sanitizer
+from warehouse.sinks.base import Sink, StreamPosition, WriteBatch
+
+
+@dataclass
+class IngestStats:
+    messages: int = 0
+    batches: int = 0
+    last_batch: int = 0
+    stored: dict[str, int] = field(default_factory=dict)
+    rejected: int = 0
+    retries: int = 0
+    lag: int | None = None
+    started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def rate(self) -> float:
+        return self.messages / max(time.perf_counter() - self.started, 1e-9)
+
+
+def backoff(attempt: int, base: float, cap: float, rng: random.Random) -> float:
+    """min(Tmax, Tbase·2^attempt) + jitter in [0, Tbase)."""
+    return min(cap, base * 2**attempt) + rng.uniform(0, base)
+
+
+def merge(batches: list[WriteBatch]) -> WriteBatch:
+    out: dict[str, list[pa.Table]] = {}
+    for wb in batches:
+        for table, data in wb.items():
+            if data.num_rows:
+                out.setdefault(table, []).append(data)
+    return {t: pa.concat_tables(parts) for t, parts in out.items()}
+
+
+class Ingestor:
+    def __init__(
+        self,
+        sinks: list[Sink],
+        *,
+        bootstrap: str,
+        topic: str,
+        group: str,
+        batch_rows: int = 50_000,
+        batch_seconds: float = 2.0,
+        stop_when_idle: float | None = None,
+        kafka_config: dict[str, str] | None = None,
+        sanitize: SanitizeConfig | None = None,
+        unsafe_commit_first: bool = False,
+        unsafe_delay: float = 0.0,
+        retry_base: float = 0.5,
+        retry_max: float = 30.0,
+        on_batch: Callable[[IngestStats], None] | None = None,
+        on_retry: Callable[[str, int, float, BaseException], None] | None = None,
+    ) -> None:
+        # sinks that keep offsets with their rows are written last (see module docstring)
+        self.sinks = sorted(sinks, key=lambda s: s.keeps_offsets)
+        self.offset_sink = next((s for s in reversed(self.sinks) if s.keeps_offsets), None)
+        self.bootstrap, self.topic, self.group = bootstrap, topic, group
+        self.batch_rows, self.batch_seconds, self.stop_when_idle = batch_rows, batch_seconds, stop_when_idle
+        self.kafka_config = kafka_config or {}
+        self.sanitizers = {k: Sanitizer(k, sanitize) for k in Kind}
+        self.unsafe = unsafe_commit_first
+        self.unsafe_delay = unsafe_delay
+        self.retry_base, self.retry_max = retry_base, retry_max
+        self.on_batch, self.on_retry = on_batch, on_retry
+        self.stats = IngestStats()
+        self.buffer: list[Any] = []
+        self.rng = random.Random()
+        self.consumer: Any = None
+        self._stop = threading.Event()
+        self._assigned_at: float | None = None  # idle time counts from the first assignment
+
+    # -- consumer group callbacks -------------------------------------------------------
+    def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
+        if self.offset_sink is not None and not self.unsafe:
+            stored = self.offset_sink.stored_offsets(self.group, self.topic) or {}
+            for tp in partitions:
+                if tp.partition in stored:
+                    tp.offset = stored[tp.partition]
+        consumer.assign(partitions)
+        self._assigned_at = time.monotonic()
+
+    def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
+        if self.buffer:
+            try:
+                self._flush(retry=False)
+            except WarehouseError:
+                self.buffer.clear()  # not committed: the next owner re-reads these messages
+
+    def _on_lost(self, consumer: Any, partitions: list[Any]) -> None:
+        lost = {tp.partition for tp in partitions}
+        self.buffer = [m for m in self.buffer if m.partition() not in lost]
+
+    # -- the loop ------------------------------------------------------------------------
+    def run(self, stop: threading.Event | None = None) -> IngestStats:
+        from confluent_kafka import Consumer
+        from confluent_kafka import KafkaError as CKError
+
+        stop = stop or self._stop
+        conf = {
+            "bootstrap.servers": self.bootstrap,
+            "group.id": self.group,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            "enable.partition.eof": False,
+            "session.timeout.ms": 6000,
+            "heartbeat.interval.ms": 500,
+            "partition.assignment.strategy": "range",
+            "fetch.max.bytes": 52_428_800,
+            **self.kafka_config,
+        }
+        self.consumer = Consumer(conf)
+        self.consumer.subscribe(
+            [self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
+        )
+        started_batch = time.monotonic()
+        last_message = time.monotonic()
+        try:
+            while not stop.is_set():
+                want = max(1, min(10_000, self.batch_rows - len(self.buffer)))
+                msgs = self.consumer.consume(num_messages=want, timeout=0.2)
+                now = time.monotonic()
+                for m in msgs:
+                    err = m.error()
+                    if err is not None:
+                        if err.code() == CKError._PARTITION_EOF:
+                            continue
+                        if err.fatal():
+                            raise KafkaError(f"fatal consumer error: {err}")
+                        continue  # transient: librdkafka retries by itself
+                    if not self.buffer:
+                        started_batch = now
+                    self.buffer.append(m)
+                if msgs:
+                    last_message = now
+                elif self._assigned_at is not None and last_message < self._assigned_at:
+                    last_message = self._assigned_at
+                if self.buffer and (len(self.buffer) >= self.batch_rows or now - started_batch >= self.batch_seconds):
+                    self._flush()
+                if (
+                    self.stop_when_idle is not None
+                    and not self.buffer
+                    and now - last_message >= self.stop_when_idle
+                    and (self._assigned_at is not None or now - last_message >= max(60.0, self.stop_when_idle))
+                ):
+                    break
+            if self.buffer:
+                self._flush()
+        finally:
+            self.consumer.close()
+        return self.stats
+
+    def _flush(self, retry: bool = True) -> None:
+        msgs, self.buffer = self.buffer, []
+        values = [m.value() for m in msgs]
+        partitions = np.fromiter((m.partition() for m in msgs), dtype=np.int32, count=len(msgs))
+        offsets = np.fromiter((m.offset() for m in msgs), dtype=np.int64, count=len(msgs))
+        ranges: dict[int, tuple[int, int]] = {}
+        for p in np.unique(partitions):
+            sel = offsets[partitions == p]
+            ranges[int(p)] = (int(sel.min()), int(sel.max()))
+        position = StreamPosition(self.group, self.topic, ranges)
+        if self.unsafe:
+            self._commit(ranges)
+            time.sleep(self.unsafe_delay)
+        parts = []
+        rejected = 0
+        for batch in decode_messages(self.topic, values, partitions, offsets):
+            result = self.sanitizers[batch.kind].process(batch.rows)
+            rejects = pl.concat([batch.rejects, result.rejects], how="diagonal_relaxed")
+            rejected += rejects.height
+            parts.append(to_write_batch(batch.kind, result.accepted, rejects, result.gaps, f"kafka:{self.topic}"))
+        wb = merge(parts)
+        for sink in self.sinks:
+            counts = self._write_with_retry(sink, wb, position, retry)
+            self.stats.stored[sink.name] = self.stats.stored.get(sink.name, 0) + sum(
+                counts.stored.get(t, 0) for t in ("market_ticks", "trades")
+            )
+        if not self.unsafe:
+            self._commit(ranges)
+        self.stats.messages += len(msgs)
+        self.stats.batches += 1
+        self.stats.last_batch = len(msgs)
+        self.stats.rejected += rejected
+        self.stats.lag = self._lag()
+        if self.on_batch is not None:
+            self.on_batch(self.stats)
+
+    def _write_with_retry(self, sink: Sink, wb: WriteBatch, position: StreamPosition, retry: bool) -> Any:
+        attempt = 0
+        paused = False
+        try:
+            while True:
+                try:
+                    return sink.write(wb, position)
+                except WarehouseError as exc:
+                    if not retry:
+                        raise
+                    if not paused:
+                        self.consumer.pause(self.consumer.assignment())
+                        paused = True
+                    delay = backoff(attempt, self.retry_base, self.retry_max, self.rng)
+                    self.stats.retries += 1
+                    if self.on_retry is not None:
+                        self.on_retry(sink.name, attempt, delay, exc)
+                    deadline = time.monotonic() + delay
+                    while time.monotonic() < deadline:
+                        self.consumer.poll(min(0.2, max(0.0, deadline - time.monotonic())))  # heartbeats
+                    attempt += 1
+        finally:
+            if paused:
+                self.consumer.resume(self.consumer.assignment())
+
+    def _commit(self, ranges: dict[int, tuple[int, int]]) -> None:
+        from confluent_kafka import KafkaException, TopicPartition
+
+        tps = [TopicPartition(self.topic, p, last + 1) for p, (_, last) in ranges.items()]
+        try:
+            self.consumer.commit(offsets=tps, asynchronous=False)
+        except KafkaException as exc:
+            # rows are stored; a failed commit only means they may be read again (deduplicated)
+            if self.on_retry is not None:
+                self.on_retry("kafka-commit", 0, 0.0, exc)
+
+    def _lag(self) -> int | None:
+        from confluent_kafka import KafkaException
+
+        try:
+            total = 0
+            for tp in self.consumer.assignment():
+                _, high = self.consumer.get_watermark_offsets(tp, timeout=1.0, cached=False)
+                pos = self.consumer.position([tp])[0].offset
+                total += max(0, high - pos) if pos >= 0 else high
+            return total
+        except KafkaException:
+            return None
