@@ -185,15 +185,27 @@ def _crash_run(home: Path, broker: str, topic: str, kills: int, ticks: int, unsa
     env = {**os.environ, "WH_HOME": str(home), "WH_KAFKA_BOOTSTRAP": broker}
     if unsafe:
         env["WH_DEBUG_DELAY_AFTER_COMMIT"] = "1.0"  # widen the commit-before-write window
-    cmd = [*WH, "ingest", "--topic", topic, "--group", f"g-{topic}", "--batch-rows", "2000",
-           "--batch-seconds", "0.3", "--stop-when-idle", "3"] + (["--debug-commit-before-write"] if unsafe else [])  # fmt: skip
+    cmd = [*WH, "ingest", "--topic", topic, "--group", f"g-{topic}", "--instance-id", "crash-test",
+           "--batch-rows", "2000", "--batch-seconds", "0.3", "--stop-when-idle", "3"]
+    cmd += ["--debug-commit-before-write"] if unsafe else []
     rng = random.Random(seed)
+    killed_busy = 0
     for _ in range(kills):
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        time.sleep(rng.uniform(3.0, 7.0))
+        assert proc.stderr is not None
+        # kill at a random moment while batches are flowing (after the first one is stored)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            if not line or line.startswith("batch "):
+                break
         if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
+            time.sleep(rng.uniform(0.0, 1.2))
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                killed_busy += 1
         proc.wait()
+    assert killed_busy >= kills // 2, f"only {killed_busy} of {kills} kills hit a working consumer"
     final = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert final.returncode == 0, final.stderr[-2000:]
     good = labels.filter(pl.col("_expected").is_null()).height

@@ -472,6 +472,9 @@ def ingest(
     batch_seconds: float | None = typer.Option(None, "--batch-seconds", help="... or this many seconds (default 2)"),
     stop_when_idle: float | None = typer.Option(None, "--stop-when-idle", help="exit after this many idle seconds"),
     bootstrap: str | None = typer.Option(None, "--bootstrap", help="host:port (default: WH_KAFKA_BOOTSTRAP or `wh broker`)"),
+    instance_id: str | None = typer.Option(None, "--instance-id",
+                                           help="static group membership (group.instance.id): a restart takes its "
+                                                "partitions back at once instead of after the session timeout"),
     unsafe_commit_first: bool = typer.Option(False, "--debug-commit-before-write", hidden=True,
                                              help="negative control for tests: commit offsets before writing"),
 ) -> None:
@@ -498,7 +501,8 @@ def ingest(
 
     ing = Ingestor(opened, bootstrap=addr, topic=topic or settings.kafka_topic, group=group or settings.kafka_group,
                    batch_rows=batch_rows or settings.batch_rows, batch_seconds=batch_seconds or settings.batch_seconds,
-                   stop_when_idle=stop_when_idle, kafka_config=settings.kafka_config(),
+                   stop_when_idle=stop_when_idle,
+                   kafka_config={**settings.kafka_config(), **({"group.instance.id": instance_id} if instance_id else {})},
                    unsafe_commit_first=unsafe_commit_first,
                    unsafe_delay=float(os.environ.get("WH_DEBUG_DELAY_AFTER_COMMIT", "0")) if unsafe_commit_first else 0.0,
                    on_batch=on_batch, on_retry=on_retry)  # fmt: skip
