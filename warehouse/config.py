@@ -5,6 +5,7 @@
     WH_CLICKHOUSE_HOST/PORT/USER/PASSWORD/SECURE   the same, field by field
     WH_BATCH_ROWS             rows per write batch (default 50,000)
     WH_BATCH_SECONDS          ... or this many seconds, whichever first (default 2)
+    WH_LOCK_WAIT_SECONDS      how long a command waits for a DuckDB file another process holds (10)
     WH_KAFKA_BOOTSTRAP        host:port of a Kafka cluster (default: `wh broker`'s address file)
     WH_KAFKA_TOPIC / WH_KAFKA_GROUP            default topic "ticks", group "wh-ingest"
     WH_KAFKA_USERNAME/PASSWORD/SECURITY_PROTOCOL/SASL_MECHANISM   for a secured cluster
@@ -35,6 +36,7 @@ class Settings(BaseSettings):
     clickhouse_secure: bool = False
     batch_rows: int = Field(default=50_000, gt=0)
     batch_seconds: float = Field(default=2.0, gt=0)
+    lock_wait_seconds: float = Field(default=10.0, ge=0)
     kafka_bootstrap: str | None = None
     kafka_topic: str = "ticks"
     kafka_group: str = "wh-ingest"
@@ -54,6 +56,11 @@ class Settings(BaseSettings):
     @property
     def clickhouse_is_server(self) -> bool:
         return self.clickhouse_url is not None or self.clickhouse_host is not None
+
+    @property
+    def clickhouse_server_file(self) -> Path:
+        """URL of the local ClickHouse server a running `wh ingest` started (local mode)."""
+        return self.home / "clickhouse.url"
 
     @property
     def broker_file(self) -> Path:

@@ -122,7 +122,7 @@ def test_query_list_and_help() -> None:
         assert wh(cmd, "--help").exit_code == 0
 
 
-def test_a_locked_warehouse_gives_a_clear_error(home) -> None:
+def test_a_locked_warehouse_gives_a_clear_error(home, monkeypatch) -> None:
     import subprocess
     import sys
     import time
@@ -136,11 +136,12 @@ def test_a_locked_warehouse_gives_a_clear_error(home) -> None:
     )  # fmt: skip
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        monkeypatch.setenv("WH_LOCK_WAIT_SECONDS", "1")
         t = time.perf_counter()
         r = wh("query", "zscore", "BTCUSDT", "--engine", "duckdb")
         assert r.exit_code == 1
-        assert "Error:" in r.output and "one writer per file" in r.output
-        assert time.perf_counter() - t < 5
+        assert "Error:" in r.output and "one writer per file" in r.output and "waited 1 s" in r.output
+        assert 1 <= time.perf_counter() - t < 5
     finally:
         holder.kill()
         holder.wait()

@@ -250,3 +250,60 @@ def test_kcat_produces_and_wh_ingests(home: Path, broker: str, topic: str) -> No
     assert stats.messages == 3_000
     for engine, c in counts(settings).items():
         assert c["n"] == c["d"] == 3_000, engine
+
+
+def test_queries_and_status_answer_while_ingest_runs(home: Path, broker: str, topic: str) -> None:
+    """Local mode: ingest serves ClickHouse over HTTP and holds DuckDB only per batch."""
+    import threading
+
+    feed, labels = labelled_feed(24_000, seed=9, bad=0.01)
+    env = {**os.environ, "WH_HOME": str(home), "WH_KAFKA_BOOTSTRAP": broker, "WH_KAFKA_TOPIC": topic,
+           "WH_KAFKA_GROUP": f"g-{topic}"}  # fmt: skip
+    producer = threading.Thread(target=lambda: produce(broker, topic, feed.batches(), rate=1_000), daemon=True)
+    producer.start()
+    proc = subprocess.Popen([*WH, "ingest", "--batch-seconds", "0.5"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    lines: list[str] = []
+    first_batch = threading.Event()
+
+    def read_stderr() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            lines.append(line)
+            if line.startswith("batch "):
+                first_batch.set()
+
+    threading.Thread(target=read_stderr, daemon=True).start()
+    try:
+        assert first_batch.wait(60), "".join(lines)
+        for args in (["query", "zscore", "BTCUSDT", "--engine", "duckdb", "--limit", "3"],
+                     ["query", "zscore", "BTCUSDT", "--engine", "clickhouse", "--limit", "3"],
+                     ["status"]):  # fmt: skip
+            t = time.perf_counter()
+            r = subprocess.run([*WH, *args], env=env, capture_output=True, text=True, timeout=60)
+            elapsed = time.perf_counter() - t
+            assert r.returncode == 0, (args, r.stdout, r.stderr)
+            assert elapsed < 8, (args, elapsed)  # a couple of seconds, most of it Python start-up
+        assert producer.is_alive(), "the feed ended before the reads: they did not overlap the ingest"
+        producer.join(120)
+        good = labels.filter(pl.col("_expected").is_null()).height
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and counts_via_cli(env) < good:
+            time.sleep(1)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0, "".join(lines[-20:])
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    for engine, c in counts(Settings(home=home)).items():
+        assert c["n"] == c["d"] == good, engine
+
+
+def counts_via_cli(env: dict[str, str]) -> int:
+    """Stored ticks on DuckDB, read by another process (as a user would)."""
+    r = subprocess.run([*WH, "status"], env=env, capture_output=True, text=True, timeout=60)
+    for line in r.stdout.splitlines():
+        if line.lstrip("│ ").startswith("duckdb"):
+            cells = [c.strip().replace(",", "") for c in line.split("│") if c.strip()]
+            return int(cells[1]) + int(cells[2]) if cells[1].isdigit() else 0
+    return 0

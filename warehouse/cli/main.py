@@ -489,7 +489,25 @@ def ingest(
     for n in names:
         if n not in ("duckdb", "clickhouse"):
             raise fail(f"--sinks: unknown sink {n!r} (duckdb, clickhouse)")
-    opened = guarded(lambda: open_sinks(names, settings))
+    # Local mode: serve the embedded ClickHouse over HTTP while ingesting, so `wh query`,
+    # `wh sql`, `wh status` (and Dagster) in other processes can read it; DuckDB is opened
+    # only for each batch's write, readers wait for the file for up to WH_LOCK_WAIT_SECONDS.
+    server = None
+    if "clickhouse" in names and not settings.clickhouse_is_server:
+        from warehouse.sql.chserver import LocalClickHouseServer
+        from warehouse.sql.engines import _local_server, close_embedded
+
+        if _local_server(settings) is None:
+            close_embedded()
+            server = LocalClickHouseServer(settings.home / "clickhouse-server", data_dir=settings.chdb_path)
+            guarded(server.start)
+            settings.clickhouse_server_file.write_text(server.url + "\n")
+            err.print(f"embedded ClickHouse served at {server.url} while ingesting")
+    try:
+        opened = guarded(lambda: open_sinks(names, settings, hold_duckdb=False))
+    except BaseException:
+        _stop_local_server(settings, server)
+        raise
 
     def on_batch(st: IngestStats) -> None:
         stored = ", ".join(f"{k}={v:,}" for k, v in st.stored.items())
@@ -512,9 +530,18 @@ def ingest(
     finally:
         for s in opened:
             s.close()
+        _stop_local_server(settings, server)
     console.print(f"ingested {stats.messages:,} messages in {stats.batches:,} batches; "
                   + ", ".join(f"{k}: {v:,} new ticks" for k, v in stats.stored.items())
                   + f"; {stats.rejected:,} rejects")  # fmt: skip
+
+
+def _stop_local_server(settings: Any, server: Any) -> None:
+    if server is None:
+        return
+    if settings.clickhouse_server_file.is_file():
+        settings.clickhouse_server_file.unlink()
+    server.stop()
 
 
 @app.command()

@@ -212,7 +212,7 @@ def sort_for_storage(table: str, data: pa.Table) -> pa.Table:
     return ordered.to_arrow()  # DuckDB takes polars' string views as they are
 
 
-def open_sinks(names: list[str], settings: Settings) -> list[Sink]:
+def open_sinks(names: list[str], settings: Settings, *, hold_duckdb: bool = True) -> list[Sink]:
     from warehouse.sinks.clickhouse import ClickHouseSink
     from warehouse.sinks.duckdb import DuckDBSink
 
@@ -220,7 +220,7 @@ def open_sinks(names: list[str], settings: Settings) -> list[Sink]:
     try:
         for name in names:
             if name == "duckdb":
-                sinks.append(DuckDBSink(settings))
+                sinks.append(DuckDBSink(settings, hold=hold_duckdb))
             elif name == "clickhouse":
                 sinks.append(ClickHouseSink(settings))
             else:

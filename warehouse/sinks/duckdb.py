@@ -7,19 +7,44 @@ from datetime import UTC, datetime
 import pyarrow as pa
 
 from warehouse.config import Settings
-from warehouse.sinks.base import SinkBase, StreamPosition, existing_keys, sort_for_storage
+from warehouse.sinks.base import SinkBase, StreamPosition, WriteBatch, WriteCounts, existing_keys, sort_for_storage
 from warehouse.sql import queries
 from warehouse.sql.engines import DuckDBEngine
 from warehouse.sql.migrate import migrate
 
 
 class DuckDBSink(SinkBase):
+    """`hold=False` opens the file only for each write (a streaming consumer), so other
+    processes — `wh query`, `wh status`, Dagster — can read between batches."""
+
     name = "duckdb"
     keeps_offsets = True
 
-    def __init__(self, settings: Settings, *, engine: DuckDBEngine | None = None) -> None:
-        self.engine = engine or DuckDBEngine(settings.duckdb_path)
-        migrate(self.engine)
+    def __init__(self, settings: Settings, *, engine: DuckDBEngine | None = None, hold: bool = True) -> None:
+        self.settings = settings
+        self.hold = hold
+        self._engine: DuckDBEngine | None = engine or DuckDBEngine(settings.duckdb_path, wait=settings.lock_wait_seconds)
+        migrate(self._engine)
+        if not hold:
+            self._engine.close()
+            self._engine = None
+
+    @property
+    def engine(self) -> DuckDBEngine:
+        if self._engine is None:
+            self._engine = DuckDBEngine(self.settings.duckdb_path, wait=self.settings.lock_wait_seconds)
+        return self._engine
+
+    def _release(self) -> None:
+        if not self.hold and self._engine is not None:
+            self._engine.close()
+            self._engine = None
+
+    def write(self, batch: WriteBatch, position: StreamPosition | None = None) -> WriteCounts:
+        try:
+            return super().write(batch, position)
+        finally:
+            self._release()
 
     def _existing(self, table: str, data: pa.Table) -> pa.Table | None:
         return existing_keys(self.engine, table, data)
@@ -40,7 +65,10 @@ class DuckDBSink(SinkBase):
         self.engine.upsert("wh.kafka_offsets", rows)
 
     def stored_offsets(self, group: str, topic: str) -> dict[int, int] | None:
-        table = queries.load("kafka_offsets", internal=True).run(self.engine, {"group_id": group, "topic": topic})
+        try:
+            table = queries.load("kafka_offsets", internal=True).run(self.engine, {"group_id": group, "topic": topic})
+        finally:
+            self._release()
         return {int(r["partition"]): int(r["next_offset"]) for r in table.to_pylist()}
 
     def _begin(self) -> None:
@@ -53,4 +81,6 @@ class DuckDBSink(SinkBase):
         self.engine.rollback()
 
     def close(self) -> None:
-        self.engine.close()
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None

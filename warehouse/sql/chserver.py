@@ -10,6 +10,7 @@ restarts.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -31,6 +32,15 @@ _SERVE = (
 )
 
 
+def _die_with_parent() -> None:  # pragma: no cover — runs in the child before exec
+    """Linux: the server gets SIGTERM when the process that started it dies (even by SIGKILL)."""
+    import ctypes
+    import signal
+
+    with contextlib.suppress(OSError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -40,13 +50,15 @@ def free_port() -> int:
 class LocalClickHouseServer:
     """`with LocalClickHouseServer(dir) as srv: srv.url` — start, wait for /ping, stop."""
 
-    def __init__(self, workdir: Path, *, http_port: int | None = None, tcp_port: int | None = None) -> None:
+    def __init__(self, workdir: Path, *, data_dir: Path | None = None, http_port: int | None = None,
+                 tcp_port: int | None = None) -> None:  # fmt: skip
         import chdb
 
         version = getattr(chdb, "__version__", "?")
         if version != SUPPORTED_CHDB:
             raise ConfigError(f"the local ClickHouse server recipe is verified on chdb {SUPPORTED_CHDB}, found {version}")
         self.workdir = Path(workdir)
+        self.data_dir = Path(data_dir) if data_dir is not None else self.workdir / "data"
         self.http_port = http_port or free_port()
         self.tcp_port = tcp_port or free_port()
         self.proc: subprocess.Popen[bytes] | None = None
@@ -67,8 +79,9 @@ class LocalClickHouseServer:
         os.mkfifo(fifo)
         log = (self.workdir / "server.log").open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", _SERVE, str(self.workdir / "data")],
+            [sys.executable, "-c", _SERVE, str(self.data_dir.resolve())],
             cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
         )  # fmt: skip
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -14,6 +14,7 @@ re-open: ~0.1 s).
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -65,7 +66,12 @@ class Engine(Protocol):
 class DuckDBEngine:
     name: EngineName = "duckdb"
 
-    def __init__(self, path: Path | str, *, read_only: bool = False) -> None:
+    def __init__(self, path: Path | str, *, read_only: bool = False, wait: float = 0.0) -> None:
+        """Open the file; while another process holds it, retry for up to `wait` seconds.
+
+        DuckDB allows one process per file when one writes. `wh ingest` holds the file only
+        while it flushes a batch (tens of ms every batch), so readers get in between.
+        """
         import duckdb
 
         self.path = Path(path)
@@ -74,14 +80,23 @@ class DuckDBEngine:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         elif not self.path.exists():
             raise ConfigError(f"no DuckDB warehouse at {self.path}; run `wh migrate` or `wh demo`")
-        try:
-            self.con = duckdb.connect(str(self.path), read_only=read_only)
-        except duckdb.Error as exc:
-            hint = ""
-            if "lock" in str(exc).lower():
-                hint = (" — another process (a running `wh import`/`wh generate`?) holds the "
-                        "warehouse; DuckDB allows one writer per file: wait for it to finish")
-            raise SinkError("duckdb", f"cannot open {self.path}: {exc}{hint}") from exc
+        deadline = time.monotonic() + wait
+        pause = 0.02
+        while True:
+            try:
+                self.con = duckdb.connect(str(self.path), read_only=read_only)
+                break
+            except duckdb.Error as exc:
+                locked = "lock" in str(exc).lower()
+                if locked and time.monotonic() < deadline:
+                    time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+                    pause = min(pause * 2, 0.25)
+                    continue
+                hint = ""
+                if locked:
+                    hint = (f" — another process holds the warehouse (waited {wait:.0f} s); DuckDB allows "
+                            "one writer per file: a running `wh import`/`wh generate` must finish first")
+                raise SinkError("duckdb", f"cannot open {self.path}: {exc}{hint}") from exc
         self.con.execute("SET TimeZone = 'UTC'")
         self._duckdb = duckdb
 
@@ -172,8 +187,30 @@ class ClickHouseEngine:
                     secure=settings.clickhouse_secure,
                 )
             else:
-                path = str(settings.chdb_path.resolve())
-                settings.chdb_path.mkdir(parents=True, exist_ok=True)
+                self._open_local(settings, clickhouse_connect)
+        except Exception as exc:  # driver errors, network errors from urllib3, chdb's lock
+            if isinstance(exc, SinkError):
+                raise
+            raise SinkError("clickhouse", f"cannot connect to {self.where}: {_first_line(exc)}") from exc
+        self._settings: dict[str, Any] = {"readonly": 1} if read_only and self.is_server else {}
+
+    def _open_local(self, settings: Settings, clickhouse_connect: Any) -> None:
+        """Local mode: the server a running `wh ingest` started, else chdb in this process.
+
+        While another process holds the data directory (an import, or an ingest's server
+        shutting down), retry for up to WH_LOCK_WAIT_SECONDS.
+        """
+        deadline = time.monotonic() + settings.lock_wait_seconds
+        pause = 0.05
+        while True:
+            local = _local_server(settings)
+            if local is not None:
+                self.client = clickhouse_connect.get_client(dsn=local)
+                self.where = f"{local} (local server over {settings.chdb_path.resolve()})"
+                return
+            path = str(settings.chdb_path.resolve())
+            settings.chdb_path.mkdir(parents=True, exist_ok=True)
+            try:
                 with _chdb_lock:
                     for other, client in list(_chdb_open.items()):
                         if other != path:
@@ -183,13 +220,17 @@ class ClickHouseEngine:
                         _chdb_open[path] = clickhouse_connect.get_client(dsn=f"chdb://{path}")
                     self.client = _chdb_open[path]
                 self._chdb_path = path
-        except Exception as exc:  # driver errors, network errors from urllib3, chdb's lock
-            hint = ""
-            if "lock" in str(exc).lower():
-                hint = (" — another process holds the embedded ClickHouse data directory; "
-                        "one process at a time can open it (or set WH_CLICKHOUSE_URL to a server)")
-            raise SinkError("clickhouse", f"cannot connect to {self.where}: {_first_line(exc)}{hint}") from exc
-        self._settings: dict[str, Any] = {"readonly": 1} if read_only and self.is_server else {}
+                return
+            except Exception as exc:
+                if time.monotonic() >= deadline:
+                    raise SinkError(
+                        "clickhouse",
+                        f"cannot open the embedded engine at {path}: {_first_line(exc)} — another process "
+                        f"holds it (waited {settings.lock_wait_seconds:.0f} s); one process at a time can "
+                        "open it: wait for a running `wh import`, or query while `wh ingest` serves it",
+                    ) from exc
+                time.sleep(pause)
+                pause = min(pause * 2, 0.5)
 
     @property
     def is_server(self) -> bool:
@@ -231,6 +272,21 @@ class ClickHouseEngine:
             self.client.close()
 
 
+def _local_server(settings: Settings) -> str | None:
+    """URL of a live local ClickHouse server for this WH_HOME, if one answers /ping."""
+    import urllib.request
+
+    f = settings.clickhouse_server_file
+    if not f.is_file():
+        return None
+    url = f.read_text().strip()
+    try:
+        with urllib.request.urlopen(f"{url}/ping", timeout=1) as r:
+            return url if r.read().strip() == b"Ok." else None
+    except OSError:
+        return None
+
+
 def close_embedded() -> None:
     """Close the process's chdb client (tests and long-lived processes switching homes)."""
     with _chdb_lock:
@@ -246,7 +302,7 @@ def _first_line(exc: BaseException) -> str:
 
 def open_engine(name: str, settings: Settings, *, read_only: bool = False) -> Engine:
     if name == "duckdb":
-        return DuckDBEngine(settings.duckdb_path, read_only=read_only)
+        return DuckDBEngine(settings.duckdb_path, read_only=read_only, wait=settings.lock_wait_seconds)
     if name == "clickhouse":
         return ClickHouseEngine(settings, read_only=read_only)
     raise ConfigError(f"unknown engine {name!r}; choose one of {', '.join(ENGINES)}")
