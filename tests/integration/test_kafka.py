@@ -178,15 +178,25 @@ def test_backoff_formula() -> None:
         assert expected <= d < expected + 0.5
 
 
-def _crash_run(home: Path, broker: str, topic: str, kills: int, ticks: int, unsafe: bool, seed: int) -> tuple[dict, int]:
+def _crash_run(home: Path, broker: str, topic: str, kills: int, ticks: int, unsafe: bool, seed: int,
+               rate: float | None = None, busy: tuple[float, float] = (0.0, 1.2),
+               batch_rows: int = 2_000) -> tuple[dict, int]:  # fmt: skip
+    """Produce (all first, or concurrently at `rate` — the mock broker keeps ~5 MB per
+    partition, so a big load must be consumed while it is produced), kill the consumer
+    `kills` times while it works, then let a last run finish; return per-engine counts."""
+    import threading
+
     feed, labels = labelled_feed(ticks, seed=seed, bad=0.01, duplicate=0.01)
-    report = produce(broker, topic, feed.batches())
-    assert report.failed == 0
+    reports = []
+    producer = threading.Thread(target=lambda: reports.append(produce(broker, topic, feed.batches(), rate=rate)))
+    producer.start()
+    if rate is None:
+        producer.join()
     env = {**os.environ, "WH_HOME": str(home), "WH_KAFKA_BOOTSTRAP": broker}
     if unsafe:
         env["WH_DEBUG_DELAY_AFTER_COMMIT"] = "1.0"  # widen the commit-before-write window
     cmd = [*WH, "ingest", "--topic", topic, "--group", f"g-{topic}", "--instance-id", "crash-test",
-           "--batch-rows", "2000", "--batch-seconds", "0.3", "--stop-when-idle", "3"]
+           "--batch-rows", str(batch_rows), "--batch-seconds", "0.3", "--stop-when-idle", "3"]
     cmd += ["--debug-commit-before-write"] if unsafe else []
     rng = random.Random(seed)
     killed_busy = 0
@@ -200,12 +210,14 @@ def _crash_run(home: Path, broker: str, topic: str, kills: int, ticks: int, unsa
             if not line or line.startswith("batch "):
                 break
         if proc.poll() is None:
-            time.sleep(rng.uniform(0.0, 1.2))
+            time.sleep(rng.uniform(*busy))
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
                 killed_busy += 1
         proc.wait()
     assert killed_busy >= kills // 2, f"only {killed_busy} of {kills} kills hit a working consumer"
+    producer.join()
+    assert reports and reports[0].failed == 0
     final = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert final.returncode == 0, final.stderr[-2000:]
     good = labels.filter(pl.col("_expected").is_null()).height
@@ -226,7 +238,8 @@ def test_negative_control_commit_before_write_fails_the_same_check(home: Path, b
 
 @pytest.mark.slow
 def test_sigkill_twenty_times_over_a_million_ticks(home: Path, broker: str, topic: str) -> None:
-    result, good = _crash_run(home, broker, topic, kills=20, ticks=1_000_000, unsafe=False, seed=33)
+    result, good = _crash_run(home, broker, topic, kills=20, ticks=1_000_000, unsafe=False, seed=33,
+                              rate=4_000, busy=(1.0, 8.0), batch_rows=20_000)
     for engine, c in result.items():
         assert c["n"] == c["d"] == good, (engine, c, good)
 

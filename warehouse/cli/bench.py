@@ -138,3 +138,92 @@ def register(app: typer.Typer) -> None:
             close_embedded()
         finally:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def _rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def register_ingest(app: typer.Typer) -> None:
+    @app.command("ingest")
+    def bench_ingest(
+        ticks: int = typer.Option(200_000, "--ticks", help="JSON ticks (the embedded broker keeps ~5 MB per partition)"),
+        bootstrap: str | None = typer.Option(None, "--bootstrap", help="a real cluster (default: embedded broker)"),
+    ) -> None:
+        """JSON ticks through Kafka into DuckDB / ClickHouse vs consume-only; ClickHouse insert vs file()."""
+        import uuid
+
+        import pyarrow.parquet as pq
+        from confluent_kafka import Consumer
+
+        from warehouse.config import Settings
+        from warehouse.ingest.consumer import Ingestor
+        from warehouse.ingest.kafka import MockBroker, produce
+        from warehouse.ingest.synthetic import SyntheticFeed
+        from warehouse.sinks.base import prepare
+        from warehouse.sinks.clickhouse import ClickHouseSink
+        from warehouse.sinks.duckdb import DuckDBSink
+        from warehouse.sql.engines import close_embedded
+
+        broker = None
+        if bootstrap is None:
+            broker = MockBroker()
+            bootstrap = broker.bootstrap
+        topic = f"bench-{uuid.uuid4().hex[:8]}"
+        work = Path(tempfile.mkdtemp(prefix="wh-bench-"))
+        try:
+            feed = SyntheticFeed(ticks=ticks, seed=42, chunk=min(ticks, 200_000))
+            rep = produce(bootstrap, topic, feed.batches())
+            console.print(f"machine: {_machine()}; produced {rep.produced:,} JSON ticks in {rep.seconds:.2f} s "
+                          f"({rep.produced / rep.seconds:,.0f} msg/s), delivery failures {rep.failed}")  # fmt: skip
+
+            # ceiling: consume only (same topic, same extraction of values, no decoding, no sinks)
+            c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"ceiling-{topic}", "auto.offset.reset": "earliest",
+                          "enable.auto.commit": False, "fetch.max.bytes": 52_428_800})  # fmt: skip
+            c.subscribe([topic])
+            got, first = 0, None
+            while got < rep.produced:
+                msgs = c.consume(num_messages=10_000, timeout=1.0)
+                if msgs and first is None:
+                    first = time.perf_counter()
+                values = [m.value() for m in msgs if m.error() is None]
+                got += len(values)
+            ceiling = time.perf_counter() - (first or time.perf_counter())
+            c.close()
+            console.print(f"consume-only ceiling: {got / ceiling:,.0f} msg/s")
+            results = {}
+            for name in ("duckdb", "clickhouse"):
+                settings = Settings(home=work / name)
+                sink = DuckDBSink(settings) if name == "duckdb" else ClickHouseSink(settings)
+                ing = Ingestor([sink], bootstrap=bootstrap, topic=topic, group=f"{name}-{topic}", stop_when_idle=2.0)
+                st = ing.run()
+                sink.close()
+                close_embedded()
+                span = (st.last_flush_at or 0) - (st.first_message_at or 0)
+                results[name] = st.messages / span
+                console.print(f"end-to-end into {name:10s}: {st.messages:,} msgs, {results[name]:,.0f} msg/s = "
+                              f"{results[name] / (got / ceiling):.2f} × ceiling (targets ≥ 1,000,000/s and ≥ 0.5 ×)")  # fmt: skip
+            # ClickHouse insert path vs the engine reading the same rows from Parquet itself
+            parquet = _make_parquet(ticks, work / "pq")
+            settings = Settings(home=work / "chins")
+            sink = ClickHouseSink(settings)
+            sink.engine.command("CREATE TABLE wh.ceiling AS wh.market_ticks")
+            t = time.perf_counter()
+            sink.engine.command(f"INSERT INTO wh.ceiling SELECT * FROM file('{parquet.resolve()}', Parquet)")
+            ch_ceiling = time.perf_counter() - t
+            table = prepare("market_ticks", pq.read_table(parquet))
+            t = time.perf_counter()
+            sink.write({"market_ticks": table})
+            ch_ours = time.perf_counter() - t
+            sink.close()
+            close_embedded()
+            console.print(f"ClickHouse INSERT … SELECT FROM file(parquet): {ticks / ch_ceiling:,.0f} rows/s; "
+                          f"wh insert path (dedup lookup + insert_arrow): {ticks / ch_ours:,.0f} rows/s = "
+                          f"{ch_ceiling / ch_ours:.2f} × (target ≥ 0.7)")  # fmt: skip
+            console.print(f"peak RSS of this process: {_rss_mb():,.0f} MB")
+        finally:
+            if broker is not None:
+                broker.close()
+            shutil.rmtree(work, ignore_errors=True)

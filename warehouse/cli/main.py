@@ -602,6 +602,7 @@ def status(
 from warehouse.cli import bench as _bench  # noqa: E402  (registers `wh bench …`)
 
 _bench.register(bench_app)
+_bench.register_ingest(bench_app)
 
 
 def main() -> None:  # pragma: no cover

@@ -54,6 +54,8 @@ class IngestStats:
     retries: int = 0
     lag: int | None = None
     started: float = field(default_factory=time.perf_counter)
+    first_message_at: float | None = None  # perf_counter of the first message (after the group join)
+    last_flush_at: float | None = None
 
     @property
     def rate(self) -> float:
@@ -173,6 +175,8 @@ class Ingestor:
                         continue  # transient: librdkafka retries by itself
                     if not self.buffer:
                         started_batch = now
+                    if self.stats.first_message_at is None:
+                        self.stats.first_message_at = time.perf_counter()
                     self.buffer.append(m)
                 if msgs:
                     last_message = now
@@ -226,6 +230,7 @@ class Ingestor:
         self.stats.last_batch = len(msgs)
         self.stats.rejected += rejected
         self.stats.lag = self._lag()
+        self.stats.last_flush_at = time.perf_counter()
         if self.on_batch is not None:
             self.on_batch(self.stats)
 
