@@ -253,7 +253,11 @@ class Ingestor:
                         self.on_retry(sink.name, attempt, delay, exc)
                     deadline = time.monotonic() + delay
                     while time.monotonic() < deadline:
-                        self.consumer.poll(min(0.2, max(0.0, deadline - time.monotonic())))  # heartbeats
+                        # poll serves the group (heartbeats, rebalances); a message fetched
+                        # before the pause is kept for the next batch, never dropped
+                        m = self.consumer.poll(min(0.2, max(0.0, deadline - time.monotonic())))
+                        if m is not None and m.error() is None:
+                            self.buffer.append(m)
                     attempt += 1
         finally:
             if paused:
