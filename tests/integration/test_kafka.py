@@ -320,3 +320,53 @@ def counts_via_cli(env: dict[str, str]) -> int:
             cells = [c.strip().replace(",", "") for c in line.split("│") if c.strip()]
             return int(cells[1]) + int(cells[2]) if cells[1].isdigit() else 0
     return 0
+
+
+def test_after_a_crash_the_first_batch_is_cut_where_the_interrupted_one_was(home: Path, broker: str, topic: str) -> None:
+    import json
+
+    from warehouse.ingest.consumer import Ingestor
+    from warehouse.sinks import MemorySink
+
+    feed = SyntheticFeed(ticks=5_000, seed=12)
+    produce(broker, topic, feed.batches())
+    plan_dir = home / "ingest"
+    plan_dir.mkdir(parents=True)
+    group = f"g-{topic}"
+    (plan_dir / f"{group}__{topic}.plan.json").write_text(json.dumps({"ranges": {"0": [0, 99], "2": [0, 49]}}))
+
+    class Recording(MemorySink):
+        def __init__(self) -> None:
+            super().__init__()
+            self.positions: list = []
+
+        def write(self, batch, position=None):
+            self.positions.append(position)
+            return super().write(batch, position)
+
+    sink = Recording()
+    ing = Ingestor([sink], bootstrap=broker, topic=topic, group=group, batch_rows=50_000, batch_seconds=0.5,
+                   stop_when_idle=2.0, plan_dir=plan_dir)  # fmt: skip
+    stats = ing.run()
+    assert sink.positions[0].ranges == {0: (0, 99), 2: (0, 49)}
+    assert stats.messages == 5_000
+    assert sink.tables["market_ticks"].num_rows + sink.tables["trades"].num_rows == 5_000
+
+
+def test_clickhouse_drops_a_retried_insert_with_the_same_token(home: Path) -> None:
+    from warehouse.records import QUOTE_SCHEMA
+    from warehouse.sinks.base import StreamPosition
+    from warehouse.sql.engines import ClickHouseEngine
+    from warehouse.sql.migrate import migrate
+
+    settings = Settings(home=home)
+    eng = ClickHouseEngine(settings)
+    migrate(eng)
+    rows = pl.DataFrame({"timestamp": [1_700_000_000_000_000_000], "received_at": [1_700_000_000_000_000_001],
+                         "exchange": ["x"], "symbol": ["S"], "asset_class": ["crypto"], "bid": [1.0], "ask": [2.0],
+                         "bid_size": [1.0], "ask_size": [1.0], "seq": [1]})  # fmt: skip
+    table = rows.with_columns(pl.col("timestamp", "received_at").cast(pl.Datetime("ns", "UTC"))).to_arrow().cast(QUOTE_SCHEMA)
+    token = StreamPosition("g", "t", {0: (0, 0)}).token("market_ticks")
+    for _ in range(2):
+        eng.insert("wh.market_ticks", table, {"insert_deduplication_token": token})
+    assert eng.query("SELECT count() AS n FROM wh.market_ticks").column("n")[0].as_py() == 1

@@ -523,7 +523,7 @@ def ingest(
                    kafka_config={**settings.kafka_config(), **({"group.instance.id": instance_id} if instance_id else {})},
                    unsafe_commit_first=unsafe_commit_first,
                    unsafe_delay=float(os.environ.get("WH_DEBUG_DELAY_AFTER_COMMIT", "0")) if unsafe_commit_first else 0.0,
-                   on_batch=on_batch, on_retry=on_retry)  # fmt: skip
+                   on_batch=on_batch, on_retry=on_retry, plan_dir=settings.home / "ingest")  # fmt: skip
     try:
         with stop_signals() as stop:
             stats = guarded(lambda: ing.run(stop))

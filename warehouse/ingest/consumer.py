@@ -25,11 +25,14 @@ and resumes from Kafka's offsets — the classic at-most-once bug — so a crash
 
 from __future__ import annotations
 
+import json
+import os
 import random
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -95,6 +98,7 @@ class Ingestor:
         retry_max: float = 30.0,
         on_batch: Callable[[IngestStats], None] | None = None,
         on_retry: Callable[[str, int, float, BaseException], None] | None = None,
+        plan_dir: Path | None = None,
     ) -> None:
         # sinks that keep offsets with their rows are written last (see module docstring)
         self.sinks = sorted(sinks, key=lambda s: s.keeps_offsets)
@@ -113,6 +117,10 @@ class Ingestor:
         self.consumer: Any = None
         self._stop = threading.Event()
         self._assigned_at: float | None = None  # idle time counts from the first assignment
+        self._resume: dict[int, int] = {}  # partition → offset consumption resumed from
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{group}__{topic}")
+        self.plan_file = plan_dir / f"{safe}.plan.json" if plan_dir is not None else None
+        self._replay = self._load_plan()  # edges of the batch in flight when the last run died
 
     # -- consumer group callbacks -------------------------------------------------------
     def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
@@ -121,6 +129,15 @@ class Ingestor:
             for tp in partitions:
                 if tp.partition in stored:
                     tp.offset = stored[tp.partition]
+        self._resume = {tp.partition: tp.offset for tp in partitions if tp.offset >= 0}
+        unknown = [tp for tp in partitions if tp.offset < 0]
+        if unknown and self._replay is not None:
+            try:  # resuming from Kafka's committed offsets: learn them to finish the replay early
+                for tp in consumer.committed(unknown, timeout=5):
+                    if tp.offset >= 0:
+                        self._resume[tp.partition] = tp.offset
+            except Exception:
+                pass
         consumer.assign(partitions)
         self._assigned_at = time.monotonic()
 
@@ -182,7 +199,9 @@ class Ingestor:
                     last_message = now
                 elif self._assigned_at is not None and last_message < self._assigned_at:
                     last_message = self._assigned_at
-                if self.buffer and (len(self.buffer) >= self.batch_rows or now - started_batch >= self.batch_seconds):
+                if self._replay is not None:
+                    self._replay_step(now)
+                elif self.buffer and (len(self.buffer) >= self.batch_rows or now - started_batch >= self.batch_seconds):
                     self._flush()
                 if (
                     self.stop_when_idle is not None
@@ -197,6 +216,50 @@ class Ingestor:
             self.consumer.close()
         return self.stats
 
+    # -- reproducible batch edges --------------------------------------------------------
+    def _load_plan(self) -> dict[int, tuple[int, int]] | None:
+        if self.plan_file is None or not self.plan_file.is_file():
+            return None
+        try:
+            data = json.loads(self.plan_file.read_text())
+            return {int(p): (int(a), int(b)) for p, (a, b) in data["ranges"].items()}
+        except (ValueError, KeyError, TypeError):
+            return None
+
+    def _save_plan(self, ranges: dict[int, tuple[int, int]]) -> None:
+        """Record the batch's edges before any sink sees it (fsync'd, atomic rename)."""
+        if self.plan_file is None:
+            return
+        self.plan_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.plan_file.with_suffix(".tmp")
+        with tmp.open("w") as f:
+            json.dump({"ranges": {str(p): list(r) for p, r in ranges.items()}}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.plan_file)
+
+    def _replay_step(self, now: float) -> None:
+        """After a crash, cut the first batch exactly where the interrupted one was cut, so
+        ClickHouse sees the same insert_deduplication_token for the same offsets."""
+        assert self._replay is not None
+        if self._assigned_at is None:
+            return
+        assigned = {tp.partition for tp in self.consumer.assignment()}
+        need = {p: last for p, (_, last) in self._replay.items()
+                if p in assigned and self._resume.get(p, -1) <= last}  # fmt: skip
+        reached = all(any(m.partition() == p and m.offset() >= last for m in self.buffer) for p, last in need.items())
+        if not reached:
+            if now - self._assigned_at > 30:  # the messages are gone (retention?): give up, dedup still holds
+                self._replay = None
+            return
+        self._replay = None
+        inside = [m for m in self.buffer if m.partition() in need and m.offset() <= need[m.partition()]]
+        rest = [m for m in self.buffer if not (m.partition() in need and m.offset() <= need[m.partition()])]
+        self.buffer = inside
+        if inside:
+            self._flush()
+        self.buffer = rest + self.buffer
+
     def _flush(self, retry: bool = True) -> None:
         msgs, self.buffer = self.buffer, []
         values = [m.value() for m in msgs]
@@ -207,6 +270,7 @@ class Ingestor:
             sel = offsets[partitions == p]
             ranges[int(p)] = (int(sel.min()), int(sel.max()))
         position = StreamPosition(self.group, self.topic, ranges)
+        self._save_plan(ranges)
         if self.unsafe:
             self._commit(ranges)
             time.sleep(self.unsafe_delay)
