@@ -2,7 +2,9 @@
 
 Order of a flush, and why nothing is lost or doubled by a crash at any point:
 
-1. the batch is cut from the buffer: per partition, offsets [first, last];
+1. the batch is cut from the buffer: per partition, offsets [first, last]; the edges are
+   recorded (fsync'd plan file) before any sink sees the batch, and after a crash the
+   first batch is cut at exactly those edges again (same ClickHouse token);
 2. ClickHouse gets it first. Each insert is anti-joined against the dedup keys already
    stored and carries `insert_deduplication_token` derived from (group, topic, table,
    partition ranges), so replaying the batch after a crash adds nothing;
