@@ -119,10 +119,6 @@ def dedup_key_exprs(table: str) -> list[pl.Expr]:
     return [pl.col(c) for c in KEY_COLUMNS[table]]
 
 
-def empty(schema: pa.Schema) -> pa.Table:
-    return schema.empty_table()
-
-
 def conform(df: pl.DataFrame, schema: pa.Schema) -> pa.Table:
     """Polars frame → Arrow table with exactly `schema` (column order, types, UTC ns)."""
     if df.height == 0:

@@ -106,8 +106,8 @@ def register(app: typer.Typer) -> None:
             settings = Settings(home=work / "wh")
             duck = DuckDBEngine(settings.duckdb_path)
             migrate(duck)
-            duck.command(f"INSERT INTO wh.market_ticks SELECT * FROM read_parquet('{parquet}') "
-                         "ORDER BY asset_class, symbol, timestamp")  # fmt: skip
+            duck.con.execute("INSERT INTO wh.market_ticks SELECT * FROM read_parquet(?) "
+                             "ORDER BY asset_class, symbol, timestamp", [str(parquet)])  # fmt: skip
             ch = ClickHouseEngine(settings)
             migrate(ch)
             for batch in pq.ParquetFile(parquet).iter_batches(batch_size=2_000_000):
@@ -211,7 +211,8 @@ def register_ingest(app: typer.Typer) -> None:
             sink = ClickHouseSink(settings)
             sink.engine.command("CREATE TABLE wh.ceiling AS wh.market_ticks")
             t = time.perf_counter()
-            sink.engine.command(f"INSERT INTO wh.ceiling SELECT * FROM file('{parquet.resolve()}', Parquet)")
+            sink.engine.client.command("INSERT INTO wh.ceiling SELECT * FROM file({path:String}, Parquet)",
+                                       parameters={"path": str(parquet.resolve())})
             ch_ceiling = time.perf_counter() - t
             table = prepare("market_ticks", pq.read_table(parquet))
             t = time.perf_counter()

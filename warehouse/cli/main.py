@@ -568,16 +568,14 @@ def status(
             err.print(f"{engine}: {exc}")
             continue
         try:
-            counts = []
-            for name in ("market_ticks", "trades", "rejects", "gaps"):
-                try:
-                    counts.append(f"{eng.query(f'SELECT count(*) AS n FROM wh.{name}').column('n')[0].as_py():,}")
-                except WarehouseError:
-                    counts.append("-")
-            t.add_row(engine, *counts)
-            if engine == "duckdb":
-                from warehouse.sql import queries
+            from warehouse.sql import queries
 
+            try:
+                row = queries.load("table_counts", internal=True).run(eng, {}).to_pylist()[0]
+                t.add_row(engine, *[f"{row[name]:,}" for name in ("market_ticks", "trades", "rejects", "gaps")])
+            except WarehouseError:
+                t.add_row(engine, *["-"] * 4)  # no tables yet
+            if engine == "duckdb":
                 try:
                     rows = queries.load("kafka_offsets", internal=True).run(eng, {"group_id": group, "topic": topic})
                     offsets_line = [f"{r['partition']}:{r['next_offset']:,}" for r in rows.to_pylist()]

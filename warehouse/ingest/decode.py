@@ -193,9 +193,8 @@ def decode(frame: pl.DataFrame, m: Mapping) -> tuple[pl.DataFrame, RejectFrame]:
     return ok, rejects
 
 
-def raw_csv(frame: pl.DataFrame, columns: list[str]) -> pl.Expr:
+def raw_csv(columns: list[str]) -> pl.Expr:
     """The row as text, fields joined by commas (how it looked in the file)."""
-    del frame
     return pl.concat_str([pl.col(c).cast(pl.String).fill_null("") for c in columns], separator=",")
 
 

@@ -167,7 +167,7 @@ def _csv_batches(
         lines = _line_numbers(valid_seen, frame.height, np.array(sorted(all_invalid), dtype=np.int64))
         valid_seen += frame.height
         frame = frame.with_columns(
-            pl.Series("_offset", lines, dtype=pl.Int64), raw_csv(frame, header).alias("_raw")
+            pl.Series("_offset", lines, dtype=pl.Int64), raw_csv(header).alias("_raw")
         )
         rows, bad = decode(frame, mapping)
         yield SourceBatch(mapping.kind, rows, pl.concat([rejects, bad]), min(size, handle.tell()))

@@ -118,7 +118,7 @@ class DuckDBEngine:
         except self._duckdb.Error as exc:
             raise SinkError("duckdb", str(exc)) from exc
 
-    def insert(self, table: str, data: pa.Table, order_by: tuple[str, ...] = ()) -> None:
+    def insert(self, table: str, data: pa.Table) -> None:
         """Append an Arrow table; identifiers come from records.py, never from input."""
         if data.num_rows == 0:
             return
@@ -126,8 +126,7 @@ class DuckDBEngine:
         self.con.register(view, naive_timestamps(data))
         try:
             cols = ", ".join(f'"{c}"' for c in data.column_names)
-            order = f" ORDER BY {', '.join(order_by)}" if order_by else ""
-            self.con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {view}{order}")
+            self.con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {view}")
         except self._duckdb.Error as exc:
             raise SinkError("duckdb", f"insert into {table} failed: {exc}") from exc
         finally:

@@ -130,7 +130,9 @@ def parse_query_file(path: Path) -> NamedQuery:
     return NamedQuery(name, description, tuple(params), text, path)
 
 
+@functools.cache
 def load(name: str, *, internal: bool = False) -> NamedQuery:
+    """The named query (files are read once per process: the write path asks per batch)."""
     if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
         raise UnknownQueryError(f"unknown query {name!r}")
     path = (queries_dir() / "internal" if internal else queries_dir()) / f"{name}.sql"
