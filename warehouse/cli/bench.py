@@ -18,9 +18,8 @@ import time
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
-console = Console(soft_wrap=True)
+from warehouse.cli.common import console
 
 
 def _machine() -> str:

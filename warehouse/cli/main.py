@@ -1,21 +1,19 @@
-"""`wh`: import, generate, query, migrate, demo, bench. Errors print `Error: …` and exit 1."""
+"""`wh`: import, generate, query, migrate, demo (+ cli/stream.py: broker, feed, ingest, status; cli/bench.py). Errors print `Error: …` and exit 1."""
 
 from __future__ import annotations
 
 import json
-import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pyarrow as pa
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from warehouse.cli.common import console, err, fail, guarded, parse_pairs, progress_bar
 from warehouse.config import get_settings
 from warehouse.errors import WarehouseError
 from warehouse.ingest.decode import Mapping
@@ -36,23 +34,8 @@ app = typer.Typer(help="wh — market-data warehouse: ticks in, sanitized, store
 bench_app = typer.Typer(help="Benchmarks that print ratios against a ceiling measured in the same run.")
 app.add_typer(bench_app, name="bench")
 
-console = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
-T = TypeVar("T")
+
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-
-
-def fail(message: str) -> typer.Exit:
-    err.print(f"[bold red]Error:[/] {message}", highlight=False, markup=True)
-    return typer.Exit(1)
-
-
-def guarded(fn: Callable[[], T]) -> T:
-    try:
-        return fn()
-    except WarehouseError as exc:
-        raise fail(str(exc).replace("[", "\\[")) from None
-
 
 def _policies(items: list[str]) -> dict[str, Policy]:
     out: dict[str, Policy] = {}
@@ -62,30 +45,6 @@ def _policies(items: list[str]) -> dict[str, Policy]:
             raise fail(f"--policy {item!r}: use RULE=reject|raise with RULE one of {', '.join(RULES)}")
         out[rule] = Policy(pol)
     return out
-
-
-def _pairs(items: list[str], flag: str) -> dict[str, str]:
-    out = {}
-    for item in items:
-        k, sep, v = item.partition("=")
-        if not sep or not k:
-            raise fail(f"{flag} {item!r}: expected FIELD=VALUE")
-        out[k.strip()] = v
-    return out
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>3.0f}%"),
-        TextColumn("{task.fields[rows]:>12,} rows"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        transient=False,
-        disable=not err.is_terminal,
-    )
 
 
 def _print_report(report: ImportReport) -> None:
@@ -118,7 +77,7 @@ def _run(batches: Iterator[SourceBatch], source: str, total: int, label: str, en
     settings = get_settings()
     sinks = open_sinks(list(engines), settings)
     try:
-        with _progress() as progress:
+        with progress_bar() as progress:
             task = progress.add_task(label, total=total, rows=0)
 
             def tick(batch: SourceBatch, report: ImportReport) -> None:
@@ -162,8 +121,8 @@ def import_(
                 batches = iter_csv(path, tardis_mapping(k, asset_class))
             elif fmt in ("csv", "parquet"):
                 k = Kind.QUOTE if kind.startswith("quote") else Kind.TRADE
-                cols = _pairs(map_, "--map")
-                consts = _pairs(const, "--const")
+                cols = parse_pairs(map_, "--map")
+                consts = parse_pairs(const, "--const")
                 if fmt == "parquet" and not cols:
                     import pyarrow.parquet as pq
 
@@ -232,7 +191,7 @@ def write_parquet(feed: Any, out: Path) -> None:
     counts: dict[str, int] = {}
     import polars as pl
 
-    with _progress() as progress:
+    with progress_bar() as progress:
         task = progress.add_task("generate → parquet", total=feed.ticks, rows=0)
         for batch in feed.batches():
             rows = batch.rows.drop([c for c in batch.rows.columns if c.startswith("_")])
@@ -322,7 +281,7 @@ def query(
             table = guarded(lambda: analytics.zscore(eng, symbol, window=window, limit=limit or None))
             title = f"z-score {symbol} (window {window}, newest first) on {engine}"
         else:
-            values: dict[str, Any] = _pairs(param, "--param")
+            values: dict[str, Any] = parse_pairs(param, "--param")
             if symbol is not None:
                 values["symbol"] = symbol
             if "limit" in {p.name for p in guarded(lambda: queries.load(name)).params}:
@@ -372,234 +331,12 @@ def demo(
     console.print(f"Try: wh query zscore {symbol} --engine clickhouse --limit 20")
 
 
-@app.command()
-def broker(
-    port: int | None = typer.Option(None, "--port", help="also accept clients on this port (forwarded)"),
-) -> None:
-    """Run an embedded Kafka-protocol broker (librdkafka's mock cluster) until Ctrl-C/SIGTERM.
-
-    The first line printed is `bootstrap=HOST:PORT`; the address is also written to
-    $WH_HOME/broker.addr so `wh feed` and `wh ingest` find it without configuration.
-    """
-    from warehouse.ingest.kafka import MockBroker, PortForwarder, stop_signals
-
-    settings = get_settings()
-    mock = MockBroker()
-    forward = None
-    address = mock.bootstrap
-    if port is not None:
-        try:
-            forward = PortForwarder(port, mock.bootstrap)
-        except OSError as exc:
-            raise fail(f"--port {port}: {exc}") from None
-        address = f"127.0.0.1:{port}"
-    print(f"bootstrap={address}", flush=True)
-    settings.home.mkdir(parents=True, exist_ok=True)
-    settings.broker_file.write_text(address + "\n")
-    err.print("embedded broker (librdkafka mock cluster): keeps ~5 MB per partition, topics auto-created "
-              "with 4 partitions; Ctrl-C stops it")  # fmt: skip
-    with stop_signals() as stop:
-        while not stop.wait(0.5):
-            pass
-    if settings.broker_file.is_file() and settings.broker_file.read_text().strip() == address:
-        settings.broker_file.unlink()
-    if forward is not None:
-        forward.close()
-    mock.close()
-
-
-@app.command()
-def feed(
-    source: str = typer.Option("synthetic", "--source", help="synthetic, or a Tardis CSV / wh Parquet file"),
-    count: int = typer.Option(100_000, "--count", "-n", help="ticks to publish (synthetic)"),
-    rate: float | None = typer.Option(None, "--rate", help="ticks per second (default: as fast as possible)"),
-    topic: str | None = typer.Option(None, "--topic", help="default WH_KAFKA_TOPIC or 'ticks'"),
-    seed: int = typer.Option(1, "--seed"),
-    bad_rate: float = typer.Option(0.0, "--bad-rate", help="synthetic: share of bad ticks"),
-    dup_rate: float = typer.Option(0.0, "--dup-rate", help="synthetic: share of duplicated ticks"),
-    ooo_rate: float = typer.Option(0.0, "--ooo-rate", help="synthetic: share of out-of-order ticks"),
-    malformed_every: int = typer.Option(0, "--malformed-every", help="also send a malformed message every N ticks"),
-    bootstrap: str | None = typer.Option(None, "--bootstrap", help="host:port (default: WH_KAFKA_BOOTSTRAP or `wh broker`)"),
-) -> None:
-    """Publish ticks to Kafka as JSON (key = symbol), idempotent producer; reports delivery errors."""
-    from warehouse.ingest.kafka import bootstrap_servers, produce
-    from warehouse.ingest.synthetic import FaultRates, SyntheticFeed
-
-    settings = get_settings()
-    addr = guarded(lambda: bootstrap_servers(settings, bootstrap))
-    topic = topic or settings.kafka_topic
-    batches: Iterator[SourceBatch]
-    if source == "synthetic":
-        feed_ = SyntheticFeed(ticks=count, seed=seed, chunk=min(count, 100_000) or 1,
-                              faults=FaultRates(bad_rate, dup_rate, ooo_rate, 0.0))  # fmt: skip
-        batches = feed_.batches()
-        total = count
-    else:
-        path = Path(source)
-        if not path.is_file():
-            raise fail(f"--source {source!r}: no such file (use 'synthetic' or a path)")
-        if path.suffix == ".parquet":
-            import pyarrow.parquet as pq
-
-            pf = pq.ParquetFile(path)
-            kind = Kind.TRADE if "trade_id" in pf.schema_arrow.names else Kind.QUOTE
-            batches = iter_parquet(path, identity_mapping(kind, pf.schema_arrow.names))
-            total = pf.metadata.num_rows
-        else:
-            kind = guarded(lambda: detect_tardis_kind(path))
-            batches = iter_csv(path, tardis_mapping(kind))
-            total = 0
-    with _progress() as progress:
-        task = progress.add_task(f"feed → {topic}", total=total or None, rows=0)
-        report = guarded(lambda: produce(addr, topic, batches, extra_config=settings.kafka_config(), rate=rate,
-                                         malformed_every=malformed_every,
-                                         on_progress=lambda r: progress.update(task, completed=r.produced, rows=r.produced)))  # fmt: skip
-    console.print(f"produced {report.produced:,} messages ({report.malformed:,} malformed on purpose) to "
-                  f"{topic} in {report.seconds:.2f} s = {report.produced / max(report.seconds, 1e-9):,.0f} msg/s; "
-                  f"delivered {report.delivered:,}, failed {report.failed:,}")  # fmt: skip
-    for e, n in report.errors.items():
-        err.print(f"delivery error ×{n}: {e}")
-    if report.failed:
-        raise typer.Exit(1)
-
-
-@app.command()
-def ingest(
-    topic: str | None = typer.Option(None, "--topic", help="default WH_KAFKA_TOPIC or 'ticks'"),
-    group: str | None = typer.Option(None, "--group", help="consumer group (default WH_KAFKA_GROUP or 'wh-ingest')"),
-    sinks: str = typer.Option("duckdb,clickhouse", "--sinks", help="comma-separated: duckdb, clickhouse"),
-    batch_rows: int | None = typer.Option(None, "--batch-rows", help="flush after this many messages (default 50,000)"),
-    batch_seconds: float | None = typer.Option(None, "--batch-seconds", help="... or this many seconds (default 2)"),
-    stop_when_idle: float | None = typer.Option(None, "--stop-when-idle", help="exit after this many idle seconds"),
-    bootstrap: str | None = typer.Option(None, "--bootstrap", help="host:port (default: WH_KAFKA_BOOTSTRAP or `wh broker`)"),
-    instance_id: str | None = typer.Option(None, "--instance-id",
-                                           help="static group membership (group.instance.id): a restart takes its "
-                                                "partitions back at once instead of after the session timeout"),
-    unsafe_commit_first: bool = typer.Option(False, "--debug-commit-before-write", hidden=True,
-                                             help="negative control for tests: commit offsets before writing"),
-) -> None:
-    """Consume ticks from Kafka into the sinks, exactly once; Ctrl-C flushes, commits and exits 0."""
-    from warehouse.ingest.consumer import Ingestor, IngestStats
-    from warehouse.ingest.kafka import bootstrap_servers, stop_signals
-    from warehouse.sinks import open_sinks
-
-    settings = get_settings()
-    addr = guarded(lambda: bootstrap_servers(settings, bootstrap))
-    names = [s.strip() for s in sinks.split(",") if s.strip()]
-    for n in names:
-        if n not in ("duckdb", "clickhouse"):
-            raise fail(f"--sinks: unknown sink {n!r} (duckdb, clickhouse)")
-    # Local mode: serve the embedded ClickHouse over HTTP while ingesting, so `wh query`,
-    # `wh sql`, `wh status` (and Dagster) in other processes can read it; DuckDB is opened
-    # only for each batch's write, readers wait for the file for up to WH_LOCK_WAIT_SECONDS.
-    server = None
-    if "clickhouse" in names and not settings.clickhouse_is_server:
-        from warehouse.sql.chserver import LocalClickHouseServer
-        from warehouse.sql.engines import _local_server, close_embedded
-
-        if _local_server(settings) is None:
-            close_embedded()
-            server = LocalClickHouseServer(settings.home / "clickhouse-server", data_dir=settings.chdb_path)
-            guarded(server.start)
-            settings.clickhouse_server_file.write_text(server.url + "\n")
-            err.print(f"embedded ClickHouse served at {server.url} while ingesting")
-    try:
-        opened = guarded(lambda: open_sinks(names, settings, hold_duckdb=False))
-    except BaseException:
-        _stop_local_server(settings, server)
-        raise
-
-    def on_batch(st: IngestStats) -> None:
-        stored = ", ".join(f"{k}={v:,}" for k, v in st.stored.items())
-        err.print(f"batch {st.batches}: {st.last_batch:,} msgs | total {st.messages:,} ({st.rate:,.0f}/s) | "
-                  f"stored {stored} | rejects {st.rejected:,} | lag {st.lag if st.lag is not None else '?'}")  # fmt: skip
-
-    def on_retry(sink: str, attempt: int, delay: float, exc: BaseException) -> None:
-        err.print(f"[yellow]{sink} failed (attempt {attempt + 1}): {exc}; consumption paused, retry in {delay:.1f} s[/]")
-
-    ing = Ingestor(opened, bootstrap=addr, topic=topic or settings.kafka_topic, group=group or settings.kafka_group,
-                   batch_rows=batch_rows or settings.batch_rows, batch_seconds=batch_seconds or settings.batch_seconds,
-                   stop_when_idle=stop_when_idle,
-                   kafka_config={**settings.kafka_config(), **({"group.instance.id": instance_id} if instance_id else {})},
-                   unsafe_commit_first=unsafe_commit_first,
-                   unsafe_delay=float(os.environ.get("WH_DEBUG_DELAY_AFTER_COMMIT", "0")) if unsafe_commit_first else 0.0,
-                   on_batch=on_batch, on_retry=on_retry, plan_dir=settings.home / "ingest")  # fmt: skip
-    try:
-        with stop_signals() as stop:
-            stats = guarded(lambda: ing.run(stop))
-    finally:
-        for s in opened:
-            s.close()
-        _stop_local_server(settings, server)
-    console.print(f"ingested {stats.messages:,} messages in {stats.batches:,} batches; "
-                  + ", ".join(f"{k}: {v:,} new ticks" for k, v in stats.stored.items())
-                  + f"; {stats.rejected:,} rejects")  # fmt: skip
-
-
-def _stop_local_server(settings: Any, server: Any) -> None:
-    if server is None:
-        return
-    if settings.clickhouse_server_file.is_file():
-        settings.clickhouse_server_file.unlink()
-    server.stop()
-
-
-@app.command()
-def status(
-    group: str | None = typer.Option(None, "--group"),
-    topic: str | None = typer.Option(None, "--topic"),
-) -> None:
-    """Row counts per sink and table, and the stream offsets each sink holds."""
-    from warehouse.sql.engines import open_engine
-
-    settings = get_settings()
-    group = group or settings.kafka_group
-    topic = topic or settings.kafka_topic
-    t = Table(title="warehouse", title_justify="left")
-    t.add_column("engine")
-    for name in ("market_ticks", "trades", "rejects", "gaps"):
-        t.add_column(name, justify="right")
-    offsets_line = []
-    for engine in ("duckdb", "clickhouse"):
-        try:
-            eng = open_engine(engine, settings, read_only=True)
-        except WarehouseError as exc:
-            t.add_row(engine, *["?"] * 4)
-            err.print(f"{engine}: {exc}")
-            continue
-        try:
-            from warehouse.sql import queries
-
-            try:
-                row = queries.load("table_counts", internal=True).run(eng, {}).to_pylist()[0]
-                t.add_row(engine, *[f"{row[name]:,}" for name in ("market_ticks", "trades", "rejects", "gaps")])
-            except WarehouseError:
-                t.add_row(engine, *["-"] * 4)  # no tables yet
-            if engine == "duckdb":
-                try:
-                    rows = queries.load("kafka_offsets", internal=True).run(eng, {"group_id": group, "topic": topic})
-                    offsets_line = [f"{r['partition']}:{r['next_offset']:,}" for r in rows.to_pylist()]
-                except WarehouseError:
-                    pass
-        finally:
-            eng.close()
-    console.print(t)
-    console.print(f"DuckDB holds {topic} up to (next offset per partition, group {group}): "
-                  + (", ".join(offsets_line) or "nothing yet"))  # fmt: skip
-    try:
-        from warehouse.ingest.kafka import bootstrap_servers, committed_offsets
-
-        addr = bootstrap_servers(settings)
-        committed = committed_offsets(addr, topic, group, settings.kafka_config())
-        console.print(f"Kafka committed for group {group}: "
-                      + (", ".join(f"{p}:{o:,}" for p, o in sorted(committed.items())) or "nothing yet"))  # fmt: skip
-    except WarehouseError as exc:
-        console.print(f"Kafka: {exc}")
-
-
 from warehouse.cli import bench as _bench  # noqa: E402  (registers `wh bench …`)
 
 _bench.register(bench_app)
+from warehouse.cli import stream as _stream  # noqa: E402  (registers `wh broker|feed|ingest|status`)
+
+_stream.register(app)
 _bench.register_ingest(bench_app)
 
 

@@ -1,0 +1,250 @@
+"""Streaming commands: `wh broker`, `wh feed`, `wh ingest`, `wh status`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from warehouse.cli.common import console, err, fail, guarded, progress_bar
+from warehouse.config import get_settings
+from warehouse.errors import WarehouseError
+from warehouse.ingest.files import (
+    SourceBatch,
+    detect_tardis_kind,
+    identity_mapping,
+    iter_csv,
+    iter_parquet,
+    tardis_mapping,
+)
+from warehouse.records import Kind
+
+
+def register(app: typer.Typer) -> None:
+    for command in (broker, feed, ingest, status):
+        app.command()(command)
+
+
+def broker(
+    port: int | None = typer.Option(None, "--port", help="also accept clients on this port (forwarded)"),
+) -> None:
+    """Run an embedded Kafka-protocol broker (librdkafka's mock cluster) until Ctrl-C/SIGTERM.
+
+    The first line printed is `bootstrap=HOST:PORT`; the address is also written to
+    $WH_HOME/broker.addr so `wh feed` and `wh ingest` find it without configuration.
+    """
+    from warehouse.ingest.kafka import MockBroker, PortForwarder, stop_signals
+
+    settings = get_settings()
+    mock = MockBroker()
+    forward = None
+    address = mock.bootstrap
+    if port is not None:
+        try:
+            forward = PortForwarder(port, mock.bootstrap)
+        except OSError as exc:
+            raise fail(f"--port {port}: {exc}") from None
+        address = f"127.0.0.1:{port}"
+    print(f"bootstrap={address}", flush=True)
+    settings.home.mkdir(parents=True, exist_ok=True)
+    settings.broker_file.write_text(address + "\n")
+    err.print("embedded broker (librdkafka mock cluster): keeps ~5 MB per partition, topics auto-created "
+              "with 4 partitions; Ctrl-C stops it")  # fmt: skip
+    with stop_signals() as stop:
+        while not stop.wait(0.5):
+            pass
+    if settings.broker_file.is_file() and settings.broker_file.read_text().strip() == address:
+        settings.broker_file.unlink()
+    if forward is not None:
+        forward.close()
+    mock.close()
+
+
+def feed(
+    source: str = typer.Option("synthetic", "--source", help="synthetic, or a Tardis CSV / wh Parquet file"),
+    count: int = typer.Option(100_000, "--count", "-n", help="ticks to publish (synthetic)"),
+    rate: float | None = typer.Option(None, "--rate", help="ticks per second (default: as fast as possible)"),
+    topic: str | None = typer.Option(None, "--topic", help="default WH_KAFKA_TOPIC or 'ticks'"),
+    seed: int = typer.Option(1, "--seed"),
+    bad_rate: float = typer.Option(0.0, "--bad-rate", help="synthetic: share of bad ticks"),
+    dup_rate: float = typer.Option(0.0, "--dup-rate", help="synthetic: share of duplicated ticks"),
+    ooo_rate: float = typer.Option(0.0, "--ooo-rate", help="synthetic: share of out-of-order ticks"),
+    malformed_every: int = typer.Option(0, "--malformed-every", help="also send a malformed message every N ticks"),
+    bootstrap: str | None = typer.Option(None, "--bootstrap", help="host:port (default: WH_KAFKA_BOOTSTRAP or `wh broker`)"),
+) -> None:
+    """Publish ticks to Kafka as JSON (key = symbol), idempotent producer; reports delivery errors."""
+    from warehouse.ingest.kafka import bootstrap_servers, produce
+    from warehouse.ingest.synthetic import FaultRates, SyntheticFeed
+
+    settings = get_settings()
+    addr = guarded(lambda: bootstrap_servers(settings, bootstrap))
+    topic = topic or settings.kafka_topic
+    batches: Iterator[SourceBatch]
+    if source == "synthetic":
+        feed_ = SyntheticFeed(ticks=count, seed=seed, chunk=min(count, 100_000) or 1,
+                              faults=FaultRates(bad_rate, dup_rate, ooo_rate, 0.0))  # fmt: skip
+        batches = feed_.batches()
+        total = count
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise fail(f"--source {source!r}: no such file (use 'synthetic' or a path)")
+        if path.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            pf = pq.ParquetFile(path)
+            kind = Kind.TRADE if "trade_id" in pf.schema_arrow.names else Kind.QUOTE
+            batches = iter_parquet(path, identity_mapping(kind, pf.schema_arrow.names))
+            total = pf.metadata.num_rows
+        else:
+            kind = guarded(lambda: detect_tardis_kind(path))
+            batches = iter_csv(path, tardis_mapping(kind))
+            total = 0
+    with progress_bar() as progress:
+        task = progress.add_task(f"feed → {topic}", total=total or None, rows=0)
+        report = guarded(lambda: produce(addr, topic, batches, extra_config=settings.kafka_config(), rate=rate,
+                                         malformed_every=malformed_every,
+                                         on_progress=lambda r: progress.update(task, completed=r.produced, rows=r.produced)))  # fmt: skip
+    console.print(f"produced {report.produced:,} messages ({report.malformed:,} malformed on purpose) to "
+                  f"{topic} in {report.seconds:.2f} s = {report.produced / max(report.seconds, 1e-9):,.0f} msg/s; "
+                  f"delivered {report.delivered:,}, failed {report.failed:,}")  # fmt: skip
+    for e, n in report.errors.items():
+        err.print(f"delivery error ×{n}: {e}")
+    if report.failed:
+        raise typer.Exit(1)
+
+
+def ingest(
+    topic: str | None = typer.Option(None, "--topic", help="default WH_KAFKA_TOPIC or 'ticks'"),
+    group: str | None = typer.Option(None, "--group", help="consumer group (default WH_KAFKA_GROUP or 'wh-ingest')"),
+    sinks: str = typer.Option("duckdb,clickhouse", "--sinks", help="comma-separated: duckdb, clickhouse"),
+    batch_rows: int | None = typer.Option(None, "--batch-rows", help="flush after this many messages (default 50,000)"),
+    batch_seconds: float | None = typer.Option(None, "--batch-seconds", help="... or this many seconds (default 2)"),
+    stop_when_idle: float | None = typer.Option(None, "--stop-when-idle", help="exit after this many idle seconds"),
+    bootstrap: str | None = typer.Option(None, "--bootstrap", help="host:port (default: WH_KAFKA_BOOTSTRAP or `wh broker`)"),
+    instance_id: str | None = typer.Option(None, "--instance-id",
+                                           help="static group membership (group.instance.id): a restart takes its "
+                                                "partitions back at once instead of after the session timeout"),
+    unsafe_commit_first: bool = typer.Option(False, "--debug-commit-before-write", hidden=True,
+                                             help="negative control for tests: commit offsets before writing"),
+) -> None:
+    """Consume ticks from Kafka into the sinks, exactly once; Ctrl-C flushes, commits and exits 0."""
+    from warehouse.ingest.consumer import Ingestor, IngestStats
+    from warehouse.ingest.kafka import bootstrap_servers, stop_signals
+    from warehouse.sinks import open_sinks
+
+    settings = get_settings()
+    addr = guarded(lambda: bootstrap_servers(settings, bootstrap))
+    names = [s.strip() for s in sinks.split(",") if s.strip()]
+    for n in names:
+        if n not in ("duckdb", "clickhouse"):
+            raise fail(f"--sinks: unknown sink {n!r} (duckdb, clickhouse)")
+    # Local mode: serve the embedded ClickHouse over HTTP while ingesting, so `wh query`,
+    # `wh sql`, `wh status` (and Dagster) in other processes can read it; DuckDB is opened
+    # only for each batch's write, readers wait for the file for up to WH_LOCK_WAIT_SECONDS.
+    server = None
+    if "clickhouse" in names and not settings.clickhouse_is_server:
+        from warehouse.sql.chserver import LocalClickHouseServer
+        from warehouse.sql.engines import _local_server, close_embedded
+
+        if _local_server(settings) is None:
+            close_embedded()
+            server = LocalClickHouseServer(settings.home / "clickhouse-server", data_dir=settings.chdb_path)
+            guarded(server.start)
+            settings.clickhouse_server_file.write_text(server.url + "\n")
+            err.print(f"embedded ClickHouse served at {server.url} while ingesting")
+    try:
+        opened = guarded(lambda: open_sinks(names, settings, hold_duckdb=False))
+    except BaseException:
+        _stop_local_server(settings, server)
+        raise
+
+    def on_batch(st: IngestStats) -> None:
+        stored = ", ".join(f"{k}={v:,}" for k, v in st.stored.items())
+        err.print(f"batch {st.batches}: {st.last_batch:,} msgs | total {st.messages:,} ({st.rate:,.0f}/s) | "
+                  f"stored {stored} | rejects {st.rejected:,} | lag {st.lag if st.lag is not None else '?'}")  # fmt: skip
+
+    def on_retry(sink: str, attempt: int, delay: float, exc: BaseException) -> None:
+        err.print(f"[yellow]{sink} failed (attempt {attempt + 1}): {exc}; consumption paused, retry in {delay:.1f} s[/]")
+
+    ing = Ingestor(opened, bootstrap=addr, topic=topic or settings.kafka_topic, group=group or settings.kafka_group,
+                   batch_rows=batch_rows or settings.batch_rows, batch_seconds=batch_seconds or settings.batch_seconds,
+                   stop_when_idle=stop_when_idle,
+                   kafka_config={**settings.kafka_config(), **({"group.instance.id": instance_id} if instance_id else {})},
+                   unsafe_commit_first=unsafe_commit_first,
+                   unsafe_delay=float(os.environ.get("WH_DEBUG_DELAY_AFTER_COMMIT", "0")) if unsafe_commit_first else 0.0,
+                   on_batch=on_batch, on_retry=on_retry, plan_dir=settings.home / "ingest")  # fmt: skip
+    try:
+        with stop_signals() as stop:
+            stats = guarded(lambda: ing.run(stop))
+    finally:
+        for s in opened:
+            s.close()
+        _stop_local_server(settings, server)
+    console.print(f"ingested {stats.messages:,} messages in {stats.batches:,} batches; "
+                  + ", ".join(f"{k}: {v:,} new ticks" for k, v in stats.stored.items())
+                  + f"; {stats.rejected:,} rejects")  # fmt: skip
+
+
+def _stop_local_server(settings: Any, server: Any) -> None:
+    if server is None:
+        return
+    if settings.clickhouse_server_file.is_file():
+        settings.clickhouse_server_file.unlink()
+    server.stop()
+
+
+def status(
+    group: str | None = typer.Option(None, "--group"),
+    topic: str | None = typer.Option(None, "--topic"),
+) -> None:
+    """Row counts per sink and table, and the stream offsets each sink holds."""
+    from warehouse.sql.engines import open_engine
+
+    settings = get_settings()
+    group = group or settings.kafka_group
+    topic = topic or settings.kafka_topic
+    t = Table(title="warehouse", title_justify="left")
+    t.add_column("engine")
+    for name in ("market_ticks", "trades", "rejects", "gaps"):
+        t.add_column(name, justify="right")
+    offsets_line = []
+    for engine in ("duckdb", "clickhouse"):
+        try:
+            eng = open_engine(engine, settings, read_only=True)
+        except WarehouseError as exc:
+            t.add_row(engine, *["?"] * 4)
+            err.print(f"{engine}: {exc}")
+            continue
+        try:
+            from warehouse.sql import queries
+
+            try:
+                row = queries.load("table_counts", internal=True).run(eng, {}).to_pylist()[0]
+                t.add_row(engine, *[f"{row[name]:,}" for name in ("market_ticks", "trades", "rejects", "gaps")])
+            except WarehouseError:
+                t.add_row(engine, *["-"] * 4)  # no tables yet
+            if engine == "duckdb":
+                try:
+                    rows = queries.load("kafka_offsets", internal=True).run(eng, {"group_id": group, "topic": topic})
+                    offsets_line = [f"{r['partition']}:{r['next_offset']:,}" for r in rows.to_pylist()]
+                except WarehouseError:
+                    pass
+        finally:
+            eng.close()
+    console.print(t)
+    console.print(f"DuckDB holds {topic} up to (next offset per partition, group {group}): "
+                  + (", ".join(offsets_line) or "nothing yet"))  # fmt: skip
+    try:
+        from warehouse.ingest.kafka import bootstrap_servers, committed_offsets
+
+        addr = bootstrap_servers(settings)
+        committed = committed_offsets(addr, topic, group, settings.kafka_config())
+        console.print(f"Kafka committed for group {group}: "
+                      + (", ".join(f"{p}:{o:,}" for p, o in sorted(committed.items())) or "nothing yet"))  # fmt: skip
+    except WarehouseError as exc:
+        console.print(f"Kafka: {exc}")
