@@ -124,3 +124,47 @@ def conform(df: pl.DataFrame, schema: pa.Schema) -> pa.Table:
     if df.height == 0:
         return schema.empty_table()
     return df.select([f.name for f in schema]).to_arrow().cast(schema)
+
+
+# The trading ledger (ddl/*/00N_ledger.sql) — written by the simulator, read by the
+# portfolio queries. Amounts are cash in the trader's currency; side is 'buy' | 'sell'.
+def _schema(*fields: tuple[str, pa.DataType, bool]) -> pa.Schema:
+    return pa.schema([pa.field(n, t, nullable=null) for n, t, null in fields])
+
+
+_S, _F = pa.string(), pa.float64()
+TRADER_SCHEMA = _schema(("trader", _S, False), ("strategy", _S, False), ("params", _S, False),
+                        ("initial_cash", _F, False), ("currency", _S, False), ("created_at", TS, False))  # fmt: skip
+ORDER_SCHEMA = _schema(
+    ("order_id", _S, False), ("trader", _S, False), ("created_at", TS, False), ("updated_at", TS, False),
+    ("symbol", _S, False), ("asset_class", _S, False), ("side", _S, False), ("order_type", _S, False),
+    ("time_in_force", _S, False), ("post_only", pa.bool_(), False), ("qty", _F, False),
+    ("limit_price", _F, True), ("filled_qty", _F, False), ("avg_price", _F, True), ("status", _S, False),
+    ("reason", _S, True),
+)  # fmt: skip
+FILL_SCHEMA = _schema(
+    ("fill_id", _S, False), ("order_id", _S, False), ("trader", _S, False), ("timestamp", TS, False),
+    ("symbol", _S, False), ("asset_class", _S, False), ("side", _S, False), ("qty", _F, False),
+    ("price", _F, False), ("fee", _F, False), ("slippage", _F, False),
+)  # fmt: skip
+SNAPSHOT_SCHEMA = _schema(("trader", _S, False), ("timestamp", TS, False), ("cash", _F, False),
+                          ("positions_value", _F, False), ("gross_exposure", _F, False), ("nav", _F, False))  # fmt: skip
+LEDGER_SCHEMAS: dict[str, pa.Schema] = {
+    "traders": TRADER_SCHEMA,
+    "orders": ORDER_SCHEMA,
+    "fills": FILL_SCHEMA,
+    "portfolio_snapshots": SNAPSHOT_SCHEMA,
+}
+
+# Materialized analytics (ddl/*/00N_materialized.sql), refreshed per UTC day by `wh refresh`.
+MATERIALIZED_SCHEMAS: dict[str, pa.Schema] = {
+    "bars_1m": _schema(
+        ("bar_start", TS, False), ("exchange", _S, False), ("symbol", _S, False), ("asset_class", _S, False),
+        ("open", _F, False), ("high", _F, False), ("low", _F, False), ("close", _F, False),
+        ("volume", _F, False), ("vwap", _F, False), ("trades", pa.uint64(), False),
+    ),
+    "leaderboard_daily": _schema(
+        ("day", pa.date32(), False), ("rank", pa.uint64(), False), ("trader", _S, False), ("nav", _F, False),
+        ("cash", _F, False), ("positions_value", _F, False), ("pnl", _F, False), ("total_return", _F, False),
+    ),
+}  # fmt: skip

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from warehouse.cli import main as cli
-from warehouse.records import SCHEMAS
+from warehouse.records import LEDGER_SCHEMAS, MATERIALIZED_SCHEMAS, SCHEMAS
 
 pytestmark = [pytest.mark.integration, pytest.mark.clickhouse]
 runner = CliRunner()
@@ -92,7 +92,7 @@ def test_engine_tables_match_the_arrow_schemas(home) -> None:
     for engine in ("duckdb", "clickhouse"):
         eng = open_engine(engine, get_settings())
         try:
-            for table, schema in SCHEMAS.items():
+            for table, schema in {**SCHEMAS, **LEDGER_SCHEMAS, **MATERIALIZED_SCHEMAS}.items():
                 got = eng.query(f"SELECT * FROM wh.{table} LIMIT 0").schema
                 assert got.names == schema.names, (engine, table)
                 for f in schema:

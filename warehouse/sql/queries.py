@@ -5,7 +5,11 @@
     -- param symbol: String
     -- param window: UInt32 = 60
 
-Parameters are bound by the engine (`{symbol:String}` on ClickHouse, `$symbol` on
+    -- param interval: UInt32 = 60 in [1, 604800]
+
+A file may splice in a building block from queries/internal/ with `{{name}}` (used as a
+subquery: `FROM ({{positions_at}})`); the includer declares every parameter the block
+uses. Parameters are bound by the engine (`{symbol:String}` on ClickHouse, `$symbol` on
 DuckDB after translation), never formatted into the text. Values from the command line
 are coerced and range-checked here against the declared type.
 """
@@ -28,7 +32,10 @@ from warehouse.sql.files import queries_dir
 from warehouse.sql.translate import clickhouse_to_duckdb
 
 _HEADER = re.compile(r"^--\s*(name|description|param)\s*:?\s*(.*)$")
-_PARAM = re.compile(r"^(\w+)\s*:\s*(\w+(?:\([^)]*\))?)\s*(?:=\s*(.+))?$")
+_PARAM = re.compile(
+    r"^(\w+)\s*:\s*(\w+(?:\([^)]*\))?)\s*(?:=\s*(\S+))?\s*(?:in\s*\[\s*([^,\]]+),\s*([^\]]+)\])?$"
+)
+_INCLUDE = re.compile(r"\{\{\s*([a-z][a-z0-9_]*)\s*\}\}")
 
 _INT_RANGES = {
     "UInt8": (0, 2**8 - 1),
@@ -45,8 +52,22 @@ class Param:
     name: str
     type: str
     default: str | None
+    low: str | None = None
+    high: str | None = None
 
     def coerce(self, value: Any) -> Any:
+        v = self._coerce(value)
+        if self.low is not None and self.high is not None:
+            lo, hi = self._coerce(self.low), self._coerce(self.high)
+            if not lo <= v <= hi:
+                raise QueryError(f"parameter {self.name}: {value!r} is outside [{self.low}, {self.high}]")
+        return v
+
+    def describe(self) -> str:
+        out = f"{self.name}:{self.type}" + (f"={self.default}" if self.default is not None else "")
+        return out + (f" in [{self.low}, {self.high}]" if self.low is not None else "")
+
+    def _coerce(self, value: Any) -> Any:
         t = self.type
         try:
             if t in _INT_RANGES:
@@ -65,7 +86,7 @@ class Param:
                 return when.astimezone(UTC).replace(tzinfo=None) if when.tzinfo else when
             if t.startswith("Array("):
                 inner = Param(self.name, t[len("Array(") : -1], None)
-                return [inner.coerce(x) for x in value]
+                return [inner._coerce(x) for x in value]
         except ValueError as exc:
             raise QueryError(f"parameter {self.name} ({t}): {value!r} is not valid: {exc}") from exc
         raise QueryError(f"parameter {self.name}: unsupported type {t}")
@@ -124,10 +145,48 @@ def parse_query_file(path: Path) -> NamedQuery:
             pm = _PARAM.match(rest)
             if not pm:
                 raise QueryError(f"{path}: bad parameter line {line!r}")
-            params.append(Param(pm.group(1), pm.group(2), pm.group(3)))
+            params.append(Param(pm.group(1), pm.group(2), pm.group(3), _strip(pm.group(4)), _strip(pm.group(5))))
     if name != path.stem:
         raise QueryError(f"{path}: header name {name!r} differs from the file name")
-    return NamedQuery(name, description, tuple(params), text, path)
+    q = NamedQuery(name, description, tuple(params), _expand(text, path, ()), path)
+    _check_placeholders(q)
+    return q
+
+
+def _strip(value: str | None) -> str | None:
+    return value.strip() if value is not None else None
+
+
+_PLACEHOLDER = re.compile(r"\{(\w+):([^{}]+)\}")
+
+
+def _check_placeholders(q: NamedQuery) -> None:
+    """Every `{name:Type}` in the SQL is declared in the header with that type."""
+    declared = {p.name: p.type for p in q.params}
+    for name, typ in _PLACEHOLDER.findall(q.sql):
+        if declared.get(name, "").replace(" ", "") != typ.replace(" ", ""):
+            raise QueryError(f"{q.path}: {{{name}:{typ}}} is not declared as `-- param {name}: {typ}`")
+
+
+def _body(text: str) -> str:
+    """The statement without its header comment block (for splicing into another query)."""
+    lines = text.splitlines()
+    while lines and (not lines[0].strip() or lines[0].lstrip().startswith("--")):
+        lines.pop(0)
+    return "\n".join(lines).strip()
+
+
+def _expand(text: str, path: Path, seen: tuple[str, ...]) -> str:
+    def splice(m: re.Match[str]) -> str:
+        name = m.group(1)
+        if name in seen:
+            raise QueryError(f"{path}: {{{{{name}}}}} includes itself")
+        block = queries_dir() / "internal" / f"{name}.sql"
+        if not block.is_file():
+            raise QueryError(f"{path}: {{{{{name}}}}} names no file queries/internal/{name}.sql")
+        return _expand(_body(block.read_text()), block, (*seen, name))
+
+    return _INCLUDE.sub(splice, text)
 
 
 @functools.cache

@@ -15,6 +15,7 @@ sqlglot translation with these fixes applied to the syntax tree:
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import sqlglot
 from sqlglot import exp
@@ -64,9 +65,35 @@ def _duckdb_functions() -> frozenset[str]:
     return frozenset(r[0] for r in rows)
 
 
+def _multi_if(args: list[exp.Expression]) -> exp.Expression:
+    case = exp.Case()
+    for cond, value in zip(args[:-1:2], args[1:-1:2], strict=True):
+        case = case.when(cond, value)
+    return case.else_(args[-1])
+
+
+# ClickHouse functions whose DuckDB form is not a plain rename: name → builder from the arguments.
+_REWRITES: dict[str, Callable[[list[exp.Expression]], exp.Expression]] = {
+    # nanosecond epoch <-> TIMESTAMP_NS: the portable way to bucket time at any interval
+    "tounixtimestamp64nano": lambda a: exp.func("epoch_ns", *a),
+    "fromunixtimestamp64nano": lambda a: exp.func("make_timestamp_ns", *a),
+    "intdiv": lambda a: exp.IntDiv(this=exp.paren(a[0], copy=False), expression=exp.paren(a[1], copy=False)),
+    "multiif": _multi_if,
+    "todate": lambda a: exp.cast(a[0], exp.DataType.build("DATE")),
+    "tofloat64": lambda a: exp.cast(a[0], exp.DataType.build("DOUBLE")),
+    "toint64": lambda a: exp.cast(a[0], exp.DataType.build("BIGINT")),
+    "tonullable": lambda a: a[0],  # every DuckDB type is nullable
+    # lag over a whole-partition frame (ClickHouse's form) = DuckDB's lag, which ignores frames
+    "laginframe": lambda a: exp.func("lag", *a),
+}
+
+
 def _rename(node: exp.Expression) -> exp.Expression:
     if isinstance(node, (exp.Anonymous, exp.AnonymousAggFunc)):
         name = str(node.this)
+        rewrite = _REWRITES.get(name.lower())
+        if rewrite is not None:
+            return rewrite([arg.transform(_rename) for arg in node.expressions])
         new = _RENAMES.get(name.lower())
         if new is not None:
             node.set("this", new)
