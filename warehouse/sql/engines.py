@@ -58,7 +58,7 @@ class Engine(Protocol):
     name: EngineName
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table: ...
-    def command(self, sql: str) -> None: ...
+    def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None: ...
     def insert(self, table: str, data: pa.Table) -> None: ...
     def close(self) -> None: ...
 
@@ -112,9 +112,9 @@ class DuckDBEngine:
                 msg += f" — the warehouse at {self.path} lacks this table: run `wh migrate` or `wh import`"
             raise QueryError(f"duckdb: {msg}") from exc
 
-    def command(self, sql: str) -> None:
+    def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         try:
-            self.con.execute(sql)
+            self.con.execute(sql, dict(params) if params else None)
         except self._duckdb.Error as exc:
             raise SinkError("duckdb", str(exc)) from exc
 
@@ -246,9 +246,9 @@ class ClickHouseEngine:
                 msg += f" — the warehouse at {self.where} has no tables yet: run `wh migrate` or `wh import`"
             raise QueryError(f"clickhouse: {msg}") from exc
 
-    def command(self, sql: str) -> None:
+    def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         try:
-            self.client.command(sql)
+            self.client.command(sql, parameters=dict(params) if params else None)
         except self._errors as exc:
             raise SinkError("clickhouse", _first_line(exc)) from exc
 

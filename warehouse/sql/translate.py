@@ -89,6 +89,11 @@ _REWRITES: dict[str, Callable[[list[exp.Expression]], exp.Expression]] = {
 
 
 def _rename(node: exp.Expression) -> exp.Expression:
+    if isinstance(node, exp.Join) and node.kind == "ASOF" and node.side:
+        # sqlglot writes `LEFT ASOF JOIN`; DuckDB's grammar is `ASOF LEFT JOIN`
+        node.set("kind", f"ASOF {node.side}")
+        node.set("side", None)
+        return node
     if isinstance(node, (exp.Anonymous, exp.AnonymousAggFunc)):
         name = str(node.this)
         rewrite = _REWRITES.get(name.lower())

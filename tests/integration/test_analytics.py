@@ -1,0 +1,441 @@
+"""Every named query on DuckDB and on ClickHouse (chdb), against a pandas/numpy reference.
+
+One warehouse for the module: the real Tardis samples (BTCUSDT, 2020-02-22) plus two
+synthetic days of 30 instruments in six asset classes, and a ledger of 40 traders built
+here. The references below are written from the definitions in the query headers, on
+the raw rows read back with a plain SELECT — never from the queries themselves.
+Floats agree to 1e-9 (relative), bars' OHLC, counts, timestamps and ranks exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+from typer.testing import CliRunner
+
+from warehouse.cli.main import app
+
+pytestmark = [pytest.mark.integration, pytest.mark.clickhouse]
+ENGINES = ("duckdb", "clickhouse")
+NS = 1_000_000_000
+SYMBOLS = ["BTCUSDT", "ETHUSDT", "AAPL", "EURUSD", "CL", "SPY"]
+runner = CliRunner()
+SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+QUOTES = SHARED / "tardis_binance-futures_quotes_BTCUSDT_2020-02-22.csv"
+TRADES = SHARED / "tardis_binance-futures_trades_BTCUSDT_2020-02-22.csv"
+
+
+def wh(*args: str, ok: bool = True):
+    result = runner.invoke(app, list(args))
+    if ok:
+        assert result.exit_code == 0, (result.output, result.exception)
+    return result
+
+
+def _engine(name: str):
+    from warehouse.config import get_settings
+    from warehouse.sql.engines import open_engine
+
+    return open_engine(name, get_settings())
+
+
+def run(engine: str, query: str, **params) -> pd.DataFrame:
+    from warehouse.sql import queries
+
+    eng = _engine(engine)
+    try:
+        table = queries.load(query).run(eng, params)
+    finally:
+        eng.close()
+    return _pandas(table)
+
+
+def _pandas(table: pa.Table) -> pd.DataFrame:
+    cols = {}
+    for f in table.schema:
+        col = table.column(f.name)
+        if pa.types.is_timestamp(f.type):
+            cols[f.name] = col.cast(pa.int64()).to_numpy(zero_copy_only=False)  # ns since the epoch
+        elif pa.types.is_date(f.type):
+            cols[f.name] = col.cast(pa.int32()).to_numpy(zero_copy_only=False)
+        elif pa.types.is_dictionary(f.type):
+            cols[f.name] = col.cast(pa.string()).to_pylist()
+        else:
+            cols[f.name] = col.to_pylist() if pa.types.is_string(f.type) or pa.types.is_large_string(f.type) \
+                else col.to_numpy(zero_copy_only=False)  # fmt: skip
+    return pd.DataFrame(cols)
+
+
+def raw(table: str) -> pd.DataFrame:
+    """Rows as stored (DuckDB), timestamps as int64 ns; seq NULL → −1 for ordering."""
+    eng = _engine("duckdb")
+    try:
+        df = _pandas(eng.query(f"SELECT * FROM wh.{table}"))
+    finally:
+        eng.close()
+    if "seq" in df:
+        df["seq"] = df["seq"].fillna(-1).astype(np.int64)
+    return df
+
+
+def assert_same(got: pd.DataFrame, want: pd.DataFrame, exact: tuple[str, ...] = (), label: str = "") -> None:
+    assert len(got) == len(want), (label, len(got), len(want))
+    assert len(want) > 0, label
+    for col in want.columns:
+        g, w = got[col].to_numpy(), want[col].to_numpy()
+        if col in exact or w.dtype.kind in "iuOUMb":
+            assert list(g) == list(w), (label, col)
+        else:
+            g, w = g.astype(float), w.astype(float)
+            assert np.array_equal(np.isnan(g), np.isnan(w)), (label, col)
+            ok = ~np.isnan(w)
+            scale = np.maximum(np.abs(w[ok]), 1e-300)
+            err = np.max(np.abs(g[ok] - w[ok]) / scale) if ok.any() else 0.0
+            assert err < 1e-9, (label, col, err)
+
+
+@pytest.fixture(scope="module")
+def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    from warehouse.sql.engines import close_embedded
+
+    if not QUOTES.is_file():
+        pytest.skip("Tardis samples not found (the shared/ folder is absent)")
+    home = tmp_path_factory.mktemp("analytics") / "wh_data"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("WH_HOME", str(home))
+        for var in ("WH_CLICKHOUSE_URL", "WH_CLICKHOUSE_HOST"):
+            mp.delenv(var, raising=False)
+        wh("import", str(QUOTES), str(TRADES))
+        wh("generate", "--instruments", "165", "--ticks", "120000", "--days", "2", "--seed", "7")
+        _write_ledger()
+        yield home
+    close_embedded()
+
+
+# ---------------------------------------------------------------- the ledger built here
+
+START = int(datetime(2024, 1, 2, tzinfo=UTC).timestamp()) * NS
+END = START + 2 * 86_400 * NS
+TRADERS = [f"T{i:02d}" for i in range(40)]
+
+
+def _quotes_sorted() -> pd.DataFrame:
+    q = raw("market_ticks")
+    q["mid"] = (q["bid"] + q["ask"]) / 2
+    return q.sort_values(["timestamp", "received_at", "seq", "bid", "ask"], kind="stable").reset_index(drop=True)
+
+
+def _write_ledger() -> None:
+    from warehouse.analytics.ledger import write_ledger
+
+    rng = np.random.default_rng(11)
+    q = _quotes_sorted()
+    q = q[q["symbol"].isin(SYMBOLS) & (q["timestamp"] >= START)]
+    fills = []
+    for t in TRADERS:
+        n = int(rng.integers(5, 30))
+        ts = np.sort(rng.integers(START, END, n))
+        ts[1::7] = ts[0::7][: len(ts[1::7])]  # some fills share a timestamp
+        ts = np.sort(ts)
+        for k, when in enumerate(ts):
+            sym = SYMBOLS[int(rng.integers(0, len(SYMBOLS)))]
+            before = q[(q["symbol"] == sym) & (q["timestamp"] < when)]
+            mid = before["mid"].iloc[-1] if len(before) else 100.0
+            qty = float(np.round(rng.uniform(0.1, 5.0), 3))
+            price = float(mid * (1 + rng.normal(0, 5e-4)))
+            fills.append({
+                "fill_id": f"{t}-{k:03d}", "order_id": f"{t}-o{k:03d}", "trader": t, "timestamp": int(when),
+                "symbol": sym, "asset_class": _asset_class(sym), "side": "buy" if rng.random() < 0.55 else "sell",
+                "qty": qty, "price": price, "fee": 0.001 * qty * price, "slippage": abs(price - mid) * qty,
+            })  # fmt: skip
+    f = pd.DataFrame(fills)
+    traders = pd.DataFrame({
+        "trader": TRADERS, "strategy": "test", "params": "{}",
+        "initial_cash": [1_000_000.0 + 1_000 * (i % 3) for i in range(len(TRADERS))],
+        "currency": "VCR", "created_at": START - NS,
+    })  # fmt: skip
+    tables = {"fills": _arrow(f), "traders": _arrow(traders)}
+    for name in ENGINES:
+        eng = _engine(name)
+        try:
+            assert write_ledger(eng, tables) == {"fills": len(f), "traders": len(traders)}
+            write_ledger(eng, tables)  # a re-run replaces, never doubles
+        finally:
+            eng.close()
+
+
+def _asset_class(symbol: str) -> str:
+    return {"BTCUSDT": "crypto", "ETHUSDT": "crypto", "AAPL": "equities", "EURUSD": "forex",
+            "CL": "commodities", "SPY": "etfs"}[symbol]  # fmt: skip
+
+
+def _arrow(df: pd.DataFrame) -> pa.Table:
+    t = pa.Table.from_pandas(df, preserve_index=False)
+    for i, f in enumerate(t.schema):
+        if f.name in ("timestamp", "created_at", "updated_at"):
+            t = t.set_column(i, f.name, t.column(i).cast(pa.timestamp("ns", tz="UTC")))
+    return t
+
+
+# ---------------------------------------------------------------- market analytics
+
+
+def _bucket(ts: np.ndarray, seconds: int) -> np.ndarray:
+    return ts // (seconds * NS) * (seconds * NS)
+
+
+def ref_bars(symbol: str, interval: int) -> pd.DataFrame:
+    t = raw("trades")
+    t = t[t["symbol"] == symbol].sort_values(["timestamp", "received_at", "seq", "trade_id"], kind="stable")
+    t["bar_start"] = _bucket(t["timestamp"].to_numpy(), interval)
+    t["pv"] = t["price"] * t["size"]
+    g = t.groupby("bar_start", sort=True)
+    out = pd.DataFrame({
+        "open": g["price"].first(), "high": g["price"].max(), "low": g["price"].min(), "close": g["price"].last(),
+        "volume": g["size"].sum(), "vwap": g["pv"].sum() / g["size"].sum(), "trades": g.size(),
+    }).reset_index()  # fmt: skip
+    return out
+
+
+def _quote_bars(symbol: str, interval: int) -> tuple[pd.DataFrame, pd.core.groupby.DataFrameGroupBy]:
+    q = _quotes_sorted()
+    q = q[q["symbol"] == symbol].copy()
+    q["bar_start"] = _bucket(q["timestamp"].to_numpy(), interval)
+    return q, q.groupby("bar_start", sort=True)
+
+
+@pytest.mark.parametrize(("symbol", "interval"), [("BTCUSDT", 1), ("BTCUSDT", 60), ("ETHUSDT", 3600), ("AAPL", 86400)])
+def test_bars_match_the_reference(warehouse, symbol: str, interval: int) -> None:
+    want = ref_bars(symbol, interval)
+    for engine in ENGINES:
+        got = run(engine, "bars", symbol=symbol, interval=interval, limit=10**9)
+        assert_same(got, want, exact=("bar_start", "open", "high", "low", "close", "trades"), label=engine)
+    tail = run("clickhouse", "bars", symbol=symbol, interval=interval, limit=5)
+    assert list(tail["bar_start"]) == list(want["bar_start"].iloc[-5:])  # the newest bars, oldest first
+
+
+@pytest.mark.parametrize(("symbol", "interval"), [("BTCUSDT", 10), ("EURUSD", 900)])
+def test_quote_analytics_match_the_reference(warehouse, symbol: str, interval: int) -> None:
+    q, g = _quote_bars(symbol, interval)
+    mid_bars = pd.DataFrame({"open": g["mid"].first(), "high": g["mid"].max(), "low": g["mid"].min(),
+                             "close": g["mid"].last(), "quotes": g.size()}).reset_index()  # fmt: skip
+    q["spread"] = q["ask"] - q["bid"]
+    q["bps"] = 1e4 * q["spread"] / q["mid"]
+    g = q.groupby("bar_start", sort=True)
+    spreads = pd.DataFrame({
+        "quotes": g.size(), "spread_mean": g["spread"].mean(), "spread_min": g["spread"].min(),
+        "spread_max": g["spread"].max(), "spread_bps_mean": g["bps"].mean(), "mid_mean": g["mid"].mean(),
+        "mid_min": g["mid"].min(), "mid_max": g["mid"].max(),
+    }).reset_index()  # fmt: skip
+    qi = q[q["bid_size"] + q["ask_size"] > 0].copy()
+    qi["imb"] = (qi["bid_size"] - qi["ask_size"]) / (qi["bid_size"] + qi["ask_size"])
+    gi = qi.groupby("bar_start", sort=True)
+    imbalance = pd.DataFrame({"quotes": gi.size(), "imbalance_mean": gi["imb"].mean(),
+                              "imbalance_close": gi["imb"].last()}).reset_index()  # fmt: skip
+    assert (imbalance["imbalance_mean"].abs() <= 1).all()
+    closes = mid_bars[["bar_start", "close"]].copy()
+    prev = closes["close"].shift(1)
+    returns = closes.assign(prev_bar_start=closes["bar_start"].shift(1), simple_return=closes["close"] / prev - 1,
+                            log_return=np.log(closes["close"] / prev))  # fmt: skip
+    for engine in ENGINES:
+        p = {"symbol": symbol, "interval": interval, "limit": 10**9}
+        assert_same(run(engine, "mid_bars", **p), mid_bars, exact=("bar_start", "open", "high", "low", "close"),
+                    label=f"{engine} mid_bars")  # fmt: skip
+        assert_same(run(engine, "spreads", **p), spreads, exact=("bar_start", "quotes"), label=f"{engine} spreads")
+        assert_same(run(engine, "imbalance", **p), imbalance, label=f"{engine} imbalance")
+        got = run(engine, "returns", **p)
+        assert np.isnan(got["simple_return"].iloc[0]) and np.isnan(got["log_return"].iloc[0])
+        got["prev_bar_start"] = got["prev_bar_start"].astype(float)
+        assert_same(got.drop(columns=["symbol"]), returns.astype({"prev_bar_start": float}), label=f"{engine} returns")
+
+
+def test_realized_vol_matches_the_reference(warehouse) -> None:
+    for symbol, interval, period in (("BTCUSDT", 1, 60), ("CL", 300, 86400)):
+        _, g = _quote_bars(symbol, interval)
+        closes = g["mid"].last()
+        r = np.log(closes / closes.shift(1)).dropna()
+        per = _bucket(r.index.to_numpy(), period)
+        rv = pd.DataFrame({"r2": r.to_numpy() ** 2, "period_start": per}).groupby("period_start")
+        want = pd.DataFrame({"returns": rv.size(), "realized_var": rv["r2"].sum()}).reset_index()
+        want["realized_vol"] = np.sqrt(want["realized_var"])
+        assert len(want) >= 2
+        for engine in ENGINES:
+            got = run(engine, "realized_vol", symbol=symbol, interval=interval, period=period, limit=10**9)
+            assert_same(got.drop(columns=["symbol"]), want, exact=("period_start", "returns"), label=engine)
+
+
+def test_rolling_vwap_matches_the_reference(warehouse) -> None:
+    t = raw("trades")
+    t = t[t["symbol"] == "BTCUSDT"].sort_values(["timestamp", "received_at", "seq", "trade_id"], kind="stable")
+    w = 50
+    pv = (t["price"] * t["size"]).rolling(w, min_periods=1).sum()
+    vol = t["size"].rolling(w, min_periods=1).sum()
+    want = pd.DataFrame({"timestamp": t["timestamp"], "price": t["price"], "size": t["size"], "vwap": pv / vol,
+                         "window_volume": vol}).iloc[::-1].head(500).reset_index(drop=True)  # fmt: skip
+    for engine in ENGINES:
+        got = run(engine, "vwap_rolling", symbol="BTCUSDT", window=w, limit=500)
+        assert_same(got.drop(columns=["symbol"]), want, exact=("timestamp",), label=engine)
+
+
+def test_zscore_and_bars_agree_on_the_tardis_day(warehouse) -> None:
+    # the real sample on its own: 2020-02-22 bars at 1 s, both engines and the reference
+    want = ref_bars("BTCUSDT", 1)
+    want = want[want["bar_start"] < START]
+    for engine in ENGINES:
+        got = run(engine, "bars", symbol="BTCUSDT", interval=1, until="2020-02-23", limit=10**9)
+        assert_same(got, want.reset_index(drop=True), exact=("bar_start", "open", "close", "trades"), label=engine)
+
+
+# ---------------------------------------------------------------- portfolio analytics
+
+
+def ref_positions(at: int) -> pd.DataFrame:
+    """Per (trader, symbol): position, cash flow and mark at `at` — straight from the definitions."""
+    f = raw("fills")
+    f = f[f["timestamp"] < at].sort_values(["timestamp", "fill_id"])
+    f["signed"] = np.where(f["side"] == "buy", f["qty"], -f["qty"])
+    f["cf"] = -f["signed"] * f["price"] - f["fee"]
+    q = _quotes_sorted()
+    q = q[q["timestamp"] < at]
+    last_mid = q.groupby("symbol")["mid"].last()
+    rows = []
+    for (trader, symbol), g in f.groupby(["trader", "symbol"]):
+        mark = last_mid.get(symbol, g["price"].iloc[-1])
+        rows.append({"trader": trader, "symbol": symbol, "asset_class": g["asset_class"].iloc[0],
+                     "position": g["signed"].sum(), "cash_flow": g["cf"].sum(), "mark": mark})  # fmt: skip
+    return pd.DataFrame(rows, columns=["trader", "symbol", "asset_class", "position", "cash_flow", "mark"])
+
+
+def ref_navs(at: int) -> pd.DataFrame:
+    traders = raw("traders").set_index("trader")
+    p = ref_positions(at)
+    p["value"] = p["position"] * p["mark"]
+    agg = p.groupby("trader").agg(cash_flow=("cash_flow", "sum"), positions_value=("value", "sum"))
+    out = traders[["initial_cash"]].join(agg).fillna(0.0)
+    out["cash"] = out["initial_cash"] + out["cash_flow"]
+    out["nav"] = out["cash"] + out["positions_value"]
+    out = out.reset_index().sort_values(["nav", "trader"], ascending=[False, True]).reset_index(drop=True)
+    out["rank"] = np.arange(1, len(out) + 1)
+    out["pnl"] = out["nav"] - out["initial_cash"]
+    out["total_return"] = out["nav"] / out["initial_cash"] - 1
+    return out
+
+
+AT = START + 30 * 3600 * NS + 123  # 2024-01-03 06:00:00.000000123
+
+
+def _iso(ns: int) -> str:
+    return datetime.fromtimestamp(ns // NS, UTC).strftime("%Y-%m-%d %H:%M:%S") + f".{ns % NS:09d}"[:7]
+
+
+def test_leaderboard_and_rank_match_the_reference(warehouse) -> None:
+    at = START + 30 * 3600 * NS
+    want = ref_navs(at)
+    assert want["nav"].nunique() == len(want) and (want["positions_value"] != 0).sum() > 20
+    cols = ["rank", "trader", "nav", "cash", "positions_value", "pnl", "total_return"]
+    for engine in ENGINES:
+        got = run(engine, "leaderboard", at=_iso(at), limit=10)
+        assert_same(got, want[cols].head(10), exact=("rank", "trader"), label=engine)
+        everyone = run(engine, "leaderboard", at=_iso(at), limit=1000)
+        assert_same(everyone, want[cols], exact=("rank", "trader"), label=engine)
+        r = run(engine, "trader_rank", trader="T07", at=_iso(at))
+        mine = want[want["trader"] == "T07"].iloc[0]
+        assert int(r["rank"].iloc[0]) == int(mine["rank"]) and int(r["traders"].iloc[0]) == len(TRADERS)
+        assert abs(r["nav"].iloc[0] - mine["nav"]) < 1e-9 * mine["nav"]
+        assert abs(r["percentile"].iloc[0] - (len(TRADERS) - mine["rank"] + 1) / len(TRADERS)) < 1e-12
+        assert run(engine, "trader_rank", trader="nobody", at=_iso(at)).empty
+    # before any fill every trader holds its initial cash: ties of NAV rank by trader id
+    early = run("duckdb", "leaderboard", at="2024-01-01 12:00:00", limit=1000)
+    assert list(early["nav"]) == sorted(early["nav"], reverse=True)
+    assert (early["positions_value"] == 0).all()
+
+
+def test_allocation_matches_the_reference(warehouse) -> None:
+    at = END
+    p = ref_positions(at)
+    p = p[(p["trader"] == "T03") & (p["position"] != 0)].copy()
+    p["net"] = p["position"] * p["mark"]
+    p["gross"] = p["net"].abs()
+    g = p.groupby("asset_class")
+    want = pd.DataFrame({"positions": g.size(), "net_exposure": g["net"].sum(), "gross_exposure": g["gross"].sum()})
+    want = want.reset_index().sort_values(["gross_exposure", "asset_class"], ascending=[False, True])
+    want["gross_share"] = want["gross_exposure"] / want["gross_exposure"].sum()
+    nav = ref_navs(at).set_index("trader").loc["T03", "nav"]
+    want["nav_share"] = want["net_exposure"] / nav
+    for engine in ENGINES:
+        got = run(engine, "allocation", trader="T03", at=_iso(at))
+        assert_same(got, want.reset_index(drop=True), exact=("asset_class", "positions"), label=engine)
+        assert abs(got["gross_share"].sum() - 1) < 1e-12
+
+
+def ref_nav_series(trader: str, interval: int) -> pd.DataFrame:
+    f = raw("fills")
+    f = f[f["trader"] == trader]
+    q = raw("market_ticks")
+    q = q[q["symbol"].isin(set(f["symbol"]))]
+    step = interval * NS
+    ends = np.concatenate([(q["timestamp"].to_numpy() // step + 1) * step, (f["timestamp"].to_numpy() // step + 1) * step])
+    points = np.unique(ends[ends > f["timestamp"].min()])
+    navs = []
+    for ts in points:
+        n = ref_navs(int(ts)).set_index("trader").loc[trader]
+        navs.append((int(ts), n["initial_cash"], n["cash"], n["positions_value"], n["nav"]))
+    return pd.DataFrame(navs, columns=["ts", "initial_cash", "cash", "positions_value", "nav"])
+
+
+def test_equity_curve_pnl_and_drawdown_match_the_reference(warehouse) -> None:
+    trader, interval = "T05", 4 * 3600
+    s = ref_nav_series(trader, interval)
+    assert len(s) >= 8
+    init = s["initial_cash"].iloc[0]
+    peak = np.maximum(init, s["nav"].cummax())
+    curve = pd.DataFrame({"ts": s["ts"], "cash": s["cash"], "positions_value": s["positions_value"], "nav": s["nav"],
+                          "pnl": s["nav"].diff().fillna(s["nav"].iloc[0] - init), "peak": peak,
+                          "drawdown": s["nav"] / peak - 1})  # fmt: skip
+    daily = ref_nav_series(trader, 86400)
+    opens = daily["nav"].shift(1).fillna(init)
+    f = raw("fills")
+    f = f[f["trader"] == trader]
+    fday = f.assign(day=_bucket(f["timestamp"].to_numpy(), 86400)).groupby("day")
+    pnl = pd.DataFrame({"day": daily["ts"] - 86400 * NS, "nav_open": opens, "nav_close": daily["nav"],
+                        "pnl": daily["nav"] - opens, "day_return": daily["nav"] / opens - 1})  # fmt: skip
+    pnl["fees"] = pnl["day"].map(fday["fee"].sum()).fillna(0.0)
+    pnl["fills"] = pnl["day"].map(fday.size()).fillna(0).astype(np.int64)
+    dd = curve["drawdown"]
+    trough = int(np.argmin(dd.to_numpy()))
+    for engine in ENGINES:
+        got = run(engine, "equity_curve", trader=trader, interval=interval)
+        assert_same(got.drop(columns=["trader"]), curve, exact=("ts",), label=f"{engine} equity_curve")
+        got = run(engine, "daily_pnl", trader=trader)
+        got["fills"] = got["fills"].astype(np.int64)
+        assert_same(got.drop(columns=["trader"]), pnl, exact=("day", "fills"), label=f"{engine} daily_pnl")
+        got = run(engine, "drawdown", trader=trader, interval=interval)
+        assert len(got) == 1 and int(got["points"].iloc[0]) == len(curve)
+        assert abs(got["max_drawdown"].iloc[0] - dd.min()) < 1e-12
+        assert int(got["trough_ts"].iloc[0]) == int(curve["ts"].iloc[trough])
+        assert abs(got["peak_nav"].iloc[0] - peak.iloc[trough]) < 1e-9 * init
+        assert abs(got["current_drawdown"].iloc[0] - dd.iloc[-1]) < 1e-12
+        assert run(engine, "equity_curve", trader="nobody").empty and run(engine, "drawdown", trader="nobody").empty
+
+
+def test_every_listed_query_runs_on_both_engines_with_identical_results(warehouse) -> None:
+    from warehouse.sql import queries
+
+    params = {"symbol": "BTCUSDT", "trader": "T01", "at": "2024-01-03 12:00:00"}
+    names = [q.name for q in queries.list_queries()]
+    for q in queries.list_queries():
+        p = {k: v for k, v in params.items() if k in {x.name for x in q.params}}
+        a, b = run("duckdb", q.name, **p), run("clickhouse", q.name, **p)
+        assert len(a) > 0, q.name
+        assert_same(b, a, exact=tuple(c for c in a.columns if a[c].dtype.kind in "iuOM"), label=q.name)
+    for required in ("zscore", "bars", "mid_bars", "vwap_rolling", "spreads", "imbalance", "realized_vol", "returns",
+                     "equity_curve", "daily_pnl", "drawdown", "allocation", "leaderboard", "trader_rank"):  # fmt: skip
+        assert required in names
+    listing = wh("query", "--list").output
+    assert all(n in listing for n in names)
