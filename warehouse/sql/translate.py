@@ -65,7 +65,7 @@ def _duckdb_functions() -> frozenset[str]:
     return frozenset(r[0] for r in rows)
 
 
-def _multi_if(args: list[exp.Expression]) -> exp.Expression:
+def _multi_if(args: list[exp.Expression]) -> exp.Expr:
     case = exp.Case()
     for cond, value in zip(args[:-1:2], args[1:-1:2], strict=True):
         case = case.when(cond, value)
@@ -73,10 +73,10 @@ def _multi_if(args: list[exp.Expression]) -> exp.Expression:
 
 
 # ClickHouse functions whose DuckDB form is not a plain rename: name → builder from the arguments.
-_REWRITES: dict[str, Callable[[list[exp.Expression]], exp.Expression]] = {
+_REWRITES: dict[str, Callable[[list[exp.Expression]], exp.Expr]] = {
     # nanosecond epoch <-> TIMESTAMP_NS: the portable way to bucket time at any interval
     "tounixtimestamp64nano": lambda a: exp.func("epoch_ns", *a),
-    "fromunixtimestamp64nano": lambda a: exp.func("make_timestamp_ns", *a),
+    "fromunixtimestamp64nano": lambda a: exp.func("make_timestamp_ns", a[0]),  # zone argument: always UTC here
     "intdiv": lambda a: exp.IntDiv(this=exp.paren(a[0], copy=False), expression=exp.paren(a[1], copy=False)),
     "multiif": _multi_if,
     "todate": lambda a: exp.cast(a[0], exp.DataType.build("DATE")),
@@ -88,7 +88,7 @@ _REWRITES: dict[str, Callable[[list[exp.Expression]], exp.Expression]] = {
 }
 
 
-def _rename(node: exp.Expression) -> exp.Expression:
+def _rename(node: exp.Expression) -> exp.Expr:
     if isinstance(node, exp.Join) and node.kind == "ASOF" and node.side:
         # sqlglot writes `LEFT ASOF JOIN`; DuckDB's grammar is `ASOF LEFT JOIN`
         node.set("kind", f"ASOF {node.side}")
