@@ -439,3 +439,39 @@ def test_every_listed_query_runs_on_both_engines_with_identical_results(warehous
         assert required in names
     listing = wh("query", "--list").output
     assert all(n in listing for n in names)
+
+
+def test_materialized_days_match_the_queries_and_rerun_replaces(warehouse) -> None:
+    import datetime as dt
+
+    wh("refresh")
+    day = dt.date(2024, 1, 2)
+    at = START + 86_400 * NS
+    want_board = ref_navs(at)
+    t = raw("trades")
+    t = t[(t["timestamp"] >= START) & (t["timestamp"] < at)]
+    for engine in ENGINES:
+        eng = _engine(engine)
+        try:
+            # a stale row for that day: the refresh must drop it
+            eng.command("INSERT INTO wh.bars_1m VALUES ('2024-01-02 00:00:00', 'X', 'STALE', 'crypto', 1, 1, 1, 1, 1, 1, 1)")
+        finally:
+            eng.close()
+        for _ in range(2):
+            wh("refresh", "--day", "2024-01-02", "--engine", engine)
+        bars = run(engine, "daily_leaders", day=str(day), limit=1000)
+        assert list(bars["trader"]) == list(want_board["trader"]) and list(bars["rank"]) == list(want_board["rank"])
+        assert_same(bars[["nav", "pnl"]], want_board[["nav", "pnl"]], label=engine)
+        eng = _engine(engine)
+        try:
+            stored = _pandas(eng.query("SELECT * FROM wh.bars_1m WHERE symbol IN ('ETHUSDT', 'STALE') "
+                                       "ORDER BY bar_start"))  # fmt: skip
+            n_day = eng.query("SELECT count(*) AS n FROM wh.bars_1m WHERE bar_start >= '2024-01-02' AND bar_start < '2024-01-03'").column("n")[0]
+        finally:
+            eng.close()
+        stored = stored[stored["bar_start"] < at].reset_index(drop=True)
+        want = ref_bars("ETHUSDT", 60)
+        want = want[(want["bar_start"] >= START) & (want["bar_start"] < at)].reset_index(drop=True)
+        assert "STALE" not in set(stored["symbol"])
+        assert_same(stored[list(want.columns)], want, exact=("bar_start", "open", "close", "trades"), label=engine)
+        assert n_day.as_py() == len(t.groupby([_bucket(t["timestamp"].to_numpy(), 60), t["exchange"], t["symbol"]]))

@@ -11,6 +11,7 @@ from typing import Any
 
 import pyarrow as pa
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from warehouse.cli.common import console, err, fail, guarded, parse_pairs, progress_bar
@@ -229,68 +230,152 @@ def migrate(engine: str = typer.Option("all", "--engine", "-e", help="duckdb | c
         console.print(f"{name}: " + (f"applied {', '.join(applied)}" if applied else "up to date"))
 
 
-def _emit(table: pa.Table, fmt: str, title: str) -> None:
+def _emit(table: pa.Table, fmt: str, title: str, out: Path | None = None) -> None:
+    """Print (or write to `out`) a result as a table, CSV, JSON or Parquet."""
+    if fmt not in ("table", "csv", "json", "parquet"):
+        raise fail(f"--format {fmt!r}: use table, csv, json or parquet")
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        if out is None and sys.stdout.isatty():
+            raise fail("--format parquet writes binary: give --out PATH.parquet or redirect stdout")
+        pq.write_table(table, out if out is not None else sys.stdout.buffer, compression="zstd")
+        if out is not None:
+            err.print(f"{out}: {table.num_rows:,} rows")
+        return
+    if out is not None:
+        with open(out, "w", encoding="utf-8") as fh:
+            _print(table, fmt, title, Console(file=fh, width=200))
+        err.print(f"{out}: {table.num_rows:,} rows")
+    else:
+        _print(table, fmt, title, console)
+
+
+def _print(table: pa.Table, fmt: str, title: str, where: Console) -> None:
     if fmt == "csv":
         import pyarrow.csv as pacsv
 
-        pacsv.write_csv(table, sys.stdout.buffer)
-        sys.stdout.flush()
+        buf = pa.BufferOutputStream()
+        pacsv.write_csv(table, buf)
+        where.file.write(buf.getvalue().to_pybytes().decode())
+        where.file.flush()
     elif fmt == "json":
         rows = table.to_pylist()
-        print(json.dumps(rows, default=lambda v: v.isoformat() if hasattr(v, "isoformat") else str(v)))
-    elif fmt == "table":
+        where.file.write(json.dumps(rows, default=lambda v: v.isoformat() if hasattr(v, "isoformat") else str(v)) + "\n")
+    else:
         t = Table(title=title, title_justify="left")
         for name in table.column_names:
             t.add_column(name, justify="right" if not pa.types.is_string(table.schema.field(name).type) else "left")
         for row in table.to_pylist():
             t.add_row(*["" if v is None else (f"{v:.6f}" if isinstance(v, float) else str(v)) for v in row.values()])
-        console.print(t)
-    else:
-        raise fail(f"--format {fmt!r}: use table, csv or json")
+        where.print(t)
+
+
+def _list_queries() -> None:
+    from warehouse.sql import queries
+
+    for q in guarded(queries.list_queries):
+        console.print(f"[bold]{q.name}[/] — {q.description}", highlight=False)
+        if q.params:
+            console.print("    " + ", ".join(p.describe() for p in q.params), highlight=False, markup=False)
 
 
 @app.command("query")
 def query(
     name: str = typer.Argument(None, help="query name (see --list)"),
-    symbol: str = typer.Argument(None, help="symbol, for queries that take one"),
+    args: list[str] = typer.Argument(None, help="values of the query's required parameters, in order (e.g. a symbol)"),
     list_: bool = typer.Option(False, "--list", help="list the named queries and their parameters"),
     engine: str = typer.Option("duckdb", "--engine", "-e", help="duckdb | clickhouse"),
-    window: int = typer.Option(60, "--window", help="rolling window in rows (zscore)"),
-    limit: int = typer.Option(100, "--limit", help="newest rows to return; 0 = all"),
-    param: list[str] = typer.Option([], "--param", "-p", help="NAME=VALUE for other queries"),
-    fmt: str = typer.Option("table", "--format", help="table | csv | json"),
+    param: list[str] = typer.Option([], "--param", "-p", help="NAME=VALUE for any parameter"),
+    limit: int | None = typer.Option(None, "--limit", help="rows (newest) to return; 0 = all; default: the query's"),
+    window: int | None = typer.Option(None, "--window", help="rolling window in rows (zscore, vwap_rolling)"),
+    interval: int | None = typer.Option(None, "--interval", help="bar / point interval in seconds"),
+    since: str | None = typer.Option(None, "--since", help="UTC start (ISO), inclusive"),
+    until: str | None = typer.Option(None, "--until", help="UTC end (ISO), exclusive"),
+    at: str | None = typer.Option(None, "--at", help="UTC time of a leaderboard / allocation (ISO)"),
+    fmt: str = typer.Option("table", "--format", help="table | csv | json | parquet"),
+    out: Path | None = typer.Option(None, "--out", "-o", help="write the result to this file"),
 ) -> None:
-    """Run a named query: `wh query zscore BTCUSDT`."""
+    """Run a named query: `wh query zscore BTCUSDT`, `wh query bars ETHUSDT --interval 300`, `wh query --list`."""
     from warehouse import analytics
     from warehouse.sql import queries
     from warehouse.sql.engines import open_engine
 
     if list_ or name is None:
-        for q in guarded(queries.list_queries):
-            params = ", ".join(f"{p.name}:{p.type}" + (f"={p.default}" if p.default else "") for p in q.params)
-            console.print(f"[bold]{q.name}[/]({params}) — {q.description}")
+        _list_queries()
         return
     if engine not in ("duckdb", "clickhouse"):
         raise fail(f"--engine {engine!r}: use duckdb or clickhouse")
+    q = guarded(lambda: queries.load(name))
+    declared = {p.name for p in q.params}
+    required = [p.name for p in q.params if p.default is None]
+    positional = list(args or [])
+    if len(positional) > len(required):
+        raise fail(f"{name} takes {len(required)} positional value(s) ({', '.join(required) or 'none'}); "
+                   f"got {len(positional)}: use --param NAME=VALUE for the others")  # fmt: skip
+    values: dict[str, Any] = dict(zip(required, positional, strict=False))
+    options = {"limit": limit, "window": window, "interval": interval, "since": since, "until": until, "at": at}
+    for key, value in options.items():
+        if value is None:
+            continue
+        if key not in declared:
+            raise fail(f"--{key}: {name} has no parameter {key} (it takes {', '.join(sorted(declared)) or 'none'})")
+        values[key] = analytics.ALL_ROWS if key == "limit" and value == 0 else value
+    values.update(parse_pairs(param, "--param"))
+    missing = [p for p in required if p not in values]
+    if missing:
+        raise fail(f"{name} needs {', '.join(missing)}: wh query {name} {' '.join(m.upper() for m in required)}")
     settings = get_settings()
     eng = guarded(lambda: open_engine(engine, settings, read_only=True))
     try:
         if name == "zscore":
-            if symbol is None:
-                raise fail("zscore needs a SYMBOL: wh query zscore BTCUSDT")
-            table = guarded(lambda: analytics.zscore(eng, symbol, window=window, limit=limit or None))
-            title = f"z-score {symbol} (window {window}, newest first) on {engine}"
+            table = guarded(lambda: analytics.zscore(eng, values.pop("symbol"), **values))
         else:
-            values: dict[str, Any] = parse_pairs(param, "--param")
-            if symbol is not None:
-                values["symbol"] = symbol
-            if "limit" in {p.name for p in guarded(lambda: queries.load(name)).params}:
-                values.setdefault("limit", limit or analytics.ALL_ROWS)
             table = guarded(lambda: analytics.run(eng, name, **values))
-            title = f"{name} on {engine}"
     finally:
         eng.close()
-    _emit(table, fmt, title)
+    shown = ", ".join(f"{k}={v}" for k, v in values.items() if k in required)
+    _emit(table, fmt, f"{name} {shown} on {engine}".replace("  ", " "), out)
+
+
+@app.command()
+def refresh(
+    tables: list[str] = typer.Argument(None, help="bars_1m and/or leaderboard_daily (default: both)"),
+    day: list[str] = typer.Option([], "--day", "-d", help="UTC day (YYYY-MM-DD) to rebuild; default: every day with data"),
+    engine: str = typer.Option("all", "--engine", "-e", help="duckdb | clickhouse | all"),
+) -> None:
+    """Rebuild materialized analytics per UTC day (1-minute bars, daily leaderboard); re-running a day replaces it."""
+    from datetime import date as date_
+
+    from warehouse.analytics import materialize
+    from warehouse.sql.engines import engine_names, open_engine
+    from warehouse.sql.migrate import migrate as run_migrations
+
+    names = list(tables or materialize.TARGETS)
+    for n in names:
+        if n not in materialize.TARGETS:
+            raise fail(f"unknown materialized table {n!r}; choose {', '.join(materialize.TARGETS)}")
+    try:
+        days = [date_.fromisoformat(d) for d in day]
+    except ValueError as exc:
+        raise fail(f"--day: {exc} (use YYYY-MM-DD)") from None
+    settings = get_settings()
+    for ename in guarded(lambda: engine_names(engine)):
+        eng = guarded(lambda ename=ename: open_engine(ename, settings))  # type: ignore[misc]
+        try:
+            guarded(lambda eng=eng: run_migrations(eng))  # type: ignore[misc]
+            todo = {n: days for n in names} if days else {
+                n: d for n, d in guarded(lambda eng=eng: materialize.activity_days(eng)).items() if n in names}  # type: ignore[misc]  # fmt: skip
+            with progress_bar() as progress:
+                for n, ds in todo.items():
+                    task = progress.add_task(f"{ename} {n}", total=len(ds), rows=0)
+                    rows = 0
+                    for d in ds:
+                        rows += guarded(lambda eng=eng, n=n, d=d: materialize.refresh(eng, n, d))  # type: ignore[misc]
+                        progress.update(task, advance=1, rows=rows)
+                    console.print(f"{ename}: {n}: {len(ds)} day(s) rebuilt, {rows:,} rows")
+        finally:
+            eng.close()
 
 
 @app.command()

@@ -20,7 +20,7 @@ import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +78,9 @@ class Param:
                 return v
             if t.startswith("Float"):
                 return float(value)
+            if t == "Date":
+                return value if isinstance(value, date) and not isinstance(value, datetime) \
+                    else date.fromisoformat(str(value)[:10])  # fmt: skip
             if t == "String":
                 return str(value)
             if t.startswith("DateTime"):
