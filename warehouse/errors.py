@@ -10,7 +10,8 @@
     └── QueryError                 a named query failed or got bad parameters
         ├── UnknownQueryError      no such query file
         ├── UnknownSymbolError     the symbol has no rows
-        └── UnsupportedSQLError    the SQL cannot be translated faithfully to the target engine
+        ├── UnsupportedSQLError    the SQL cannot be translated faithfully to the target engine
+        └── RefusedSQLError        `wh sql` refused a statement (not one read-only query) or hit a limit
 
 Row-level problems (a malformed line, a NaN price) are *not* exceptions: they become
 rows of `wh.rejects` and the rest of the file is still stored.
@@ -76,4 +77,8 @@ class UnknownSymbolError(QueryError):
 
 
 class UnsupportedSQLError(QueryError):
+    pass
+
+
+class RefusedSQLError(QueryError):
     pass

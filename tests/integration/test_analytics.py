@@ -114,6 +114,7 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         wh("import", str(QUOTES), str(TRADES))
         wh("generate", "--instruments", "165", "--ticks", "120000", "--days", "2", "--seed", "7")
         _write_ledger()
+        wh("refresh")
         yield home
     close_embedded()
 
@@ -427,7 +428,7 @@ def test_equity_curve_pnl_and_drawdown_match_the_reference(warehouse) -> None:
 def test_every_listed_query_runs_on_both_engines_with_identical_results(warehouse) -> None:
     from warehouse.sql import queries
 
-    params = {"symbol": "BTCUSDT", "trader": "T01", "at": "2024-01-03 12:00:00"}
+    params = {"symbol": "BTCUSDT", "trader": "T01", "at": "2024-01-03 12:00:00", "day": "2024-01-02"}
     names = [q.name for q in queries.list_queries()]
     for q in queries.list_queries():
         p = {k: v for k, v in params.items() if k in {x.name for x in q.params}}
@@ -475,3 +476,167 @@ def test_materialized_days_match_the_queries_and_rerun_replaces(warehouse) -> No
         assert "STALE" not in set(stored["symbol"])
         assert_same(stored[list(want.columns)], want, exact=("bar_start", "open", "close", "trades"), label=engine)
         assert n_day.as_py() == len(t.groupby([_bucket(t["timestamp"].to_numpy(), 60), t["exchange"], t["symbol"]]))
+
+
+# ---------------------------------------------------------------- analysts' SQL and charts
+
+
+def _counts() -> dict[str, tuple[int, ...]]:
+    out = {}
+    for engine in ENGINES:
+        eng = _engine(engine)
+        try:
+            out[engine] = tuple(eng.query(f"SELECT count(*) AS n FROM wh.{t}").column("n")[0].as_py()
+                                for t in ("trades", "market_ticks", "fills", "traders"))  # fmt: skip
+        finally:
+            eng.close()
+    return out
+
+
+def test_sql_runs_clickhouse_dialect_on_both_engines(warehouse) -> None:
+    import json
+
+    t = raw("trades")
+    t = t[t["symbol"] == "ETHUSDT"].sort_values(["timestamp", "received_at", "seq", "trade_id"])
+    stmt = ("SELECT symbol, count() AS n, argMax(price, (timestamp, received_at, trade_id)) AS last_price, "
+            "toFloat64(sum(size)) AS volume FROM wh.trades WHERE symbol = 'ETHUSDT' GROUP BY symbol")  # fmt: skip
+    for engine in ENGINES:
+        r = wh("sql", stmt, "--engine", engine, "--format", "json")
+        row = json.loads(r.output)[0]
+        assert row["n"] == len(t) and row["last_price"] == t["price"].iloc[-1]
+        assert abs(row["volume"] - t["size"].sum()) < 1e-9 * t["size"].sum()
+    # DuckDB's own dialect, on both engines too
+    for engine in ENGINES:
+        r = wh("sql", "SELECT count(*) AS n FROM wh.traders WHERE trader LIKE 'T0%'", "--dialect", "duckdb",
+               "--engine", engine, "--format", "csv")  # fmt: skip
+        assert r.output.splitlines()[1] == "10"
+
+
+ATTACKS = [
+    "INSERT INTO wh.fills SELECT * FROM wh.fills",
+    "DELETE FROM wh.trades WHERE 1 = 1",
+    "ALTER TABLE wh.trades DELETE WHERE 1 = 1",
+    "DROP TABLE wh.fills",
+    "TRUNCATE TABLE wh.trades",
+    "CREATE TABLE wh.x (a Int64) ENGINE = Memory",
+    "SELECT 1; DROP TABLE wh.fills",
+    "SELECT count() FROM wh.trades; SELECT 1",
+    "SET readonly = 0",
+    "SET max_result_rows = 0",
+    "SELECT * FROM wh.trades SETTINGS readonly = 0",
+    "SELECT * FROM file('/etc/passwd', 'LineAsString')",
+    "SELECT * FROM url('http://127.0.0.1:9/x', 'CSV', 'a String')",
+    "SELECT * FROM remote('127.0.0.1', system.one)",
+    "SELECT * FROM s3('http://127.0.0.1:9/b/k.csv')",
+    "SELECT * FROM numbers(10)",
+    "SELECT (SELECT count() FROM file('/etc/passwd', 'LineAsString')) AS n",
+    "SELECT * FROM wh.trades AS t JOIN url('http://127.0.0.1:9/x', 'CSV', 'a String') AS u ON 1 = 1",
+    "SELECT * FROM system.tables",
+    "SELECT * FROM wh.trades INTO OUTFILE '/tmp/wh_sql_outfile.csv'",
+    "SYSTEM DROP MARK CACHE",
+    "KILL QUERY WHERE 1 = 1",
+    "OPTIMIZE TABLE wh.trades FINAL",
+]
+DUCKDB_ATTACKS = [
+    "COPY wh.trades TO '/tmp/wh_sql_copy.csv'",
+    "ATTACH '/tmp/wh_sql_other.duckdb' AS other",
+    "SELECT * FROM read_csv('/etc/passwd')",
+    "SELECT * FROM '/etc/passwd'",
+    "PRAGMA database_list",
+    "INSTALL httpfs",
+    "CALL duckdb_settings()",
+    "SELECT * INTO wh.copy FROM wh.trades",
+    "EXPORT DATABASE '/tmp/wh_sql_export'",
+]
+
+
+def test_sql_refuses_writes_escalation_and_table_functions(warehouse) -> None:
+    before = _counts()
+    for engine in ENGINES:
+        for stmt in ATTACKS:
+            r = wh("sql", stmt, "--engine", engine, ok=False)
+            assert r.exit_code == 1 and "Error:" in r.output, (engine, stmt, r.output)
+        for stmt in DUCKDB_ATTACKS:
+            r = wh("sql", stmt, "--dialect", "duckdb", "--engine", engine, ok=False)
+            assert r.exit_code == 1 and "Error:" in r.output, (engine, stmt, r.output)
+        r = wh("sql", "SELECT * FROM wh.trades", "--engine", engine, "--max-rows", "100", ok=False)
+        assert r.exit_code == 1 and "more than 100 rows" in r.output
+        r = wh("sql", "SELECT count() FROM wh.market_ticks AS a, wh.market_ticks AS b, wh.market_ticks AS c",
+               "--engine", engine, "--timeout", "1", ok=False)  # fmt: skip
+        assert r.exit_code == 1 and "longer than 1 s" in r.output
+    assert _counts() == before
+    for leftover in ("/tmp/wh_sql_outfile.csv", "/tmp/wh_sql_copy.csv", "/tmp/wh_sql_other.duckdb", "/tmp/wh_sql_export"):
+        assert not Path(leftover).exists()
+
+
+def test_sql_connections_are_read_only_even_without_the_parser(warehouse) -> None:
+    """The second barrier: statements the parser would refuse, sent straight to the engines."""
+    from warehouse.config import get_settings
+    from warehouse.errors import QueryError
+    from warehouse.sql import readonly
+
+    s = get_settings()
+    before = _counts()
+    for stmt in ("INSERT INTO wh.traders SELECT * FROM wh.traders", "SELECT * FROM read_csv('/etc/passwd')",
+                 "COPY wh.trades TO '/tmp/wh_sql_copy2.csv'", "SET enable_external_access = true"):  # fmt: skip
+        with pytest.raises(QueryError):
+            readonly._run_duckdb(stmt, s, 10)
+    for stmt in ("INSERT INTO wh.traders SELECT * FROM wh.traders",
+                 "SELECT * FROM file('/etc/passwd', 'LineAsString')"):  # fmt: skip
+        with pytest.raises(QueryError, match=r"READONLY|readonly"):
+            readonly._run_clickhouse(stmt, s, 10, 100)
+    assert _counts() == before and not Path("/tmp/wh_sql_copy2.csv").exists()
+    # the embedded ClickHouse session is not left read-only for the rest of the process
+    eng = _engine("clickhouse")
+    try:
+        eng.command("CREATE TABLE IF NOT EXISTS wh.scratch (a Int64) ENGINE = Memory")
+        eng.command("DROP TABLE wh.scratch")
+    finally:
+        eng.close()
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    head = path.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n"
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
+def test_plots_write_pngs_with_axes_labels_and_bands(warehouse, tmp_path) -> None:
+    from matplotlib.collections import PolyCollection
+
+    from warehouse.analytics import charts
+
+    for args, name in ((["zscore", "BTCUSDT", "--limit", "3000"], "zscore_BTCUSDT.png"),
+                       (["equity", "T05", "--interval", "1800", "--engine", "clickhouse"], "equity_T05.png")):  # fmt: skip
+        r = wh("plot", *args)
+        path = Path(r.output.strip().splitlines()[-1])
+        assert path.name == name and path.is_file()
+        w, h = _png_size(path)
+        assert (w, h) == (1320, 770) and path.stat().st_size > 20_000
+    out = tmp_path / "z.png"
+    assert wh("plot", "zscore", "ETHUSDT", "--out", str(out)).output.strip().endswith("z.png") and out.is_file()
+    assert wh("plot", "equity", "nobody", ok=False).exit_code == 1
+
+    eng = _engine("duckdb")
+    try:
+        from warehouse import analytics
+
+        z = analytics.zscore(eng, "BTCUSDT", window=60, limit=500)
+        eq = analytics.run(eng, "equity_curve", trader="T05", interval=1800)
+    finally:
+        eng.close()
+    fig = charts.zscore_figure(z, symbol="BTCUSDT", window=60)
+    top, bottom = fig.axes
+    assert top.get_ylabel() == "price" and bottom.get_ylabel() == "z-score (σ)" and "UTC" in bottom.get_xlabel()
+    band = [c for c in top.collections if isinstance(c, PolyCollection)]
+    assert len(band) == 1 and band[0].get_label() == "mean ± 2σ"
+    ys = band[0].get_paths()[0].vertices[:, 1]
+    mean, std = z.column("rolling_mean").to_numpy(), z.column("rolling_std").to_numpy()
+    assert abs(ys.max() - (mean + 2 * std).max()) < 1e-6 and abs(ys.min() - (mean - 2 * std).min()) < 1e-6
+    assert sorted(round(line.get_ydata()[0], 6) for line in bottom.lines[1:]) == [-2, 0, 2]
+    fig = charts.equity_figure(eq, trader="T05")
+    top, bottom = fig.axes
+    assert "NAV" in top.get_ylabel() and bottom.get_ylabel() == "drawdown (%)"
+    assert [ln.get_label() for ln in top.lines] == ["NAV", "running peak"]
+    assert np.allclose(top.lines[0].get_ydata(), eq.column("nav").to_numpy())
+    assert np.allclose(bottom.lines[0].get_ydata(), eq.column("drawdown").to_numpy() * 100)

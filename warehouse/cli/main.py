@@ -422,6 +422,9 @@ _bench.register(bench_app)
 from warehouse.cli import stream as _stream  # noqa: E402  (registers `wh broker|feed|ingest|status`)
 
 _stream.register(app)
+from warehouse.cli import analysis as _analysis  # noqa: E402  (registers `wh sql`, `wh plot …`)
+
+_analysis.register(app)
 _bench.register_ingest(bench_app)
 
 

@@ -66,7 +66,8 @@ class Engine(Protocol):
 class DuckDBEngine:
     name: EngineName = "duckdb"
 
-    def __init__(self, path: Path | str, *, read_only: bool = False, wait: float = 0.0) -> None:
+    def __init__(self, path: Path | str, *, read_only: bool = False, wait: float = 0.0,
+                 config: Mapping[str, Any] | None = None) -> None:  # fmt: skip
         """Open the file; while another process holds it, retry for up to `wait` seconds.
 
         DuckDB allows one process per file when one writes. `wh ingest` holds the file only
@@ -80,11 +81,12 @@ class DuckDBEngine:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         elif not self.path.exists():
             raise ConfigError(f"no DuckDB warehouse at {self.path}; run `wh migrate` or `wh demo`")
+        connect_config = {k: v for k, v in (config or {}).items() if k != "lock_configuration"}
         deadline = time.monotonic() + wait
         pause = 0.02
         while True:
             try:
-                self.con = duckdb.connect(str(self.path), read_only=read_only)
+                self.con = duckdb.connect(str(self.path), read_only=read_only, config=connect_config)
                 break
             except duckdb.Error as exc:
                 locked = "lock" in str(exc).lower()
@@ -98,6 +100,8 @@ class DuckDBEngine:
                             "one writer per file: a running `wh import`/`wh generate` must finish first")
                 raise SinkError("duckdb", f"cannot open {self.path}: {exc}{hint}") from exc
         self.con.execute("SET TimeZone = 'UTC'")
+        if (config or {}).get("lock_configuration"):
+            self.con.execute("SET lock_configuration = true")  # after our own settings: no SET from here on
         self._duckdb = duckdb
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table:

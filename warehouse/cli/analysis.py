@@ -1,0 +1,94 @@
+"""`wh sql` (analysts' read-only SQL) and `wh plot` (PNG charts of the named queries)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import typer
+
+from warehouse.cli.common import console, fail, guarded
+from warehouse.config import get_settings
+
+plot_app = typer.Typer(help="PNG charts: `wh plot zscore SYMBOL`, `wh plot equity TRADER`.", no_args_is_help=True)
+
+
+def sql(
+    statement: str = typer.Argument(..., help="one SELECT (ClickHouse dialect by default)"),
+    dialect: str = typer.Option("clickhouse", "--dialect", help="clickhouse | duckdb: the dialect the SQL is written in"),
+    engine: str = typer.Option("duckdb", "--engine", "-e", help="duckdb | clickhouse: where it runs"),
+    max_rows: int = typer.Option(100_000, "--max-rows", help="refuse results longer than this"),
+    timeout: float = typer.Option(60.0, "--timeout", help="seconds before the query is stopped"),
+    fmt: str = typer.Option("table", "--format", help="table | csv | json | parquet"),
+    out: Path | None = typer.Option(None, "--out", "-o", help="write the result to this file"),
+) -> None:
+    """Run one read-only query over the wh tables: `wh sql "SELECT symbol, count() FROM wh.trades GROUP BY symbol"`."""
+    from warehouse.cli.main import _emit
+    from warehouse.sql import readonly
+
+    if max_rows < 1 or timeout <= 0:
+        raise fail("--max-rows and --timeout must be positive")
+    table = guarded(lambda: readonly.run(statement, dialect=dialect, engine=engine, settings=get_settings(),
+                                         max_rows=max_rows, timeout=timeout))  # fmt: skip
+    _emit(table, fmt, f"{engine} ({dialect} SQL)", out)
+
+
+def _out_path(out: Path | None, kind: str, key: str) -> Path:
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        return out
+    folder = get_settings().home / "plots"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{kind}_{re.sub(r'[^A-Za-z0-9_.-]+', '_', key)}.png"
+
+
+@plot_app.command("zscore")
+def plot_zscore(
+    symbol: str = typer.Argument(..., help="symbol with quotes"),
+    window: int = typer.Option(60, "--window", help="rolling window in quotes"),
+    limit: int = typer.Option(2000, "--limit", help="newest quotes to draw"),
+    engine: str = typer.Option("duckdb", "--engine", "-e", help="duckdb | clickhouse"),
+    out: Path | None = typer.Option(None, "--out", "-o", help="PNG path (default: $WH_HOME/plots/)"),
+) -> None:
+    """Bid with its rolling mean and ±2σ band, and the z-score with its ±2 lines."""
+    from warehouse import analytics
+    from warehouse.analytics import charts
+    from warehouse.sql.engines import open_engine
+
+    eng = guarded(lambda: open_engine(engine, get_settings(), read_only=True))
+    try:
+        table = guarded(lambda: analytics.zscore(eng, symbol, window=window, limit=limit))
+    finally:
+        eng.close()
+    path = _out_path(out, "zscore", symbol)
+    charts.zscore_chart(table, symbol=symbol, window=window, path=path)
+    console.print(str(path))
+
+
+@plot_app.command("equity")
+def plot_equity(
+    trader: str = typer.Argument(..., help="trader id (wh.traders)"),
+    interval: int = typer.Option(3600, "--interval", help="seconds between points"),
+    engine: str = typer.Option("duckdb", "--engine", "-e", help="duckdb | clickhouse"),
+    out: Path | None = typer.Option(None, "--out", "-o", help="PNG path (default: $WH_HOME/plots/)"),
+) -> None:
+    """NAV over time with its running peak, and the drawdown below it."""
+    from warehouse import analytics
+    from warehouse.analytics import charts
+    from warehouse.sql.engines import open_engine
+
+    eng = guarded(lambda: open_engine(engine, get_settings(), read_only=True))
+    try:
+        table = guarded(lambda: analytics.run(eng, "equity_curve", trader=trader, interval=interval))
+    finally:
+        eng.close()
+    if table.num_rows == 0:
+        raise fail(f"no equity curve for trader {trader!r}: no fills (see wh query leaderboard)")
+    path = _out_path(out, "equity", trader)
+    charts.equity_chart(table, trader=trader, path=path)
+    console.print(str(path))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("sql")(sql)
+    app.add_typer(plot_app, name="plot")
