@@ -425,6 +425,16 @@ def test_equity_curve_pnl_and_drawdown_match_the_reference(warehouse) -> None:
         assert run(engine, "equity_curve", trader="nobody").empty and run(engine, "drawdown", trader="nobody").empty
 
 
+def test_symbols_catalog_matches_the_reference(warehouse) -> None:
+    q = raw("market_ticks")
+    g = q.groupby(["symbol", "exchange"], sort=True)
+    want = pd.DataFrame({"asset_class": g["asset_class"].min(), "quotes": g.size(), "first_ts": g["timestamp"].min(),
+                         "last_ts": g["timestamp"].max()}).reset_index()  # fmt: skip
+    for engine in ENGINES:
+        got = run(engine, "symbols", limit=10_000)
+        assert_same(got, want, exact=tuple(want.columns), label=engine)
+
+
 def test_every_listed_query_runs_on_both_engines_with_identical_results(warehouse) -> None:
     from warehouse.sql import queries
 

@@ -145,3 +145,13 @@ def test_a_locked_warehouse_gives_a_clear_error(home, monkeypatch) -> None:
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_bench_analytics_runs_every_case_with_equal_row_counts(home) -> None:
+    """The benchmark's machinery at a small scale (figures come from the full run, not from here)."""
+    r = wh("bench", "analytics", "--ticks", "200000", "--traders", "2000", "--repeats", "1")
+    assert r.exit_code == 0, (r.output, r.exception)
+    for case in ("bars_1m (all symbols)", "spreads", "realized_vol", "vwap_rolling", "leaderboard top 100 of 2,000"):
+        line = next(ln for ln in r.output.splitlines() if ln.startswith(case))
+        assert len(line.split()) >= 7, line
+    assert "ROW COUNTS DIFFER" not in r.output

@@ -1,4 +1,8 @@
-"""Typed entry points over the named queries; results are Arrow tables."""
+"""Typed entry points over the named queries (queries/*.sql); results are Arrow tables.
+
+ledger.py writes the trading ledger the portfolio queries read; materialize.py keeps the
+per-day tables (1-minute bars, daily leaderboard); charts.py draws query results.
+"""
 
 from __future__ import annotations
 
@@ -18,9 +22,9 @@ def run(engine: Engine, name: str, **params: Any) -> pa.Table:
     return queries.load(name).run(engine, params)
 
 
-def zscore(engine: Engine, symbol: str, *, window: int = 60, limit: int | None = 100) -> pa.Table:
+def zscore(engine: Engine, symbol: str, *, window: int = 60, limit: int | None = 100, **other: Any) -> pa.Table:
     """Rolling z-score of `symbol`'s bid, newest first; raises UnknownSymbolError if no quotes."""
-    table = run(engine, "zscore", symbol=symbol, window=window, limit=limit or ALL_ROWS)
+    table = run(engine, "zscore", symbol=symbol, window=window, limit=limit or ALL_ROWS, **other)
     if table.num_rows == 0:
         known = run(engine, "symbols", limit=12).column("symbol").to_pylist()
         hint = f"; known symbols: {', '.join(known)}" if known else "; the warehouse has no quotes yet"

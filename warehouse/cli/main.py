@@ -426,6 +426,9 @@ from warehouse.cli import analysis as _analysis  # noqa: E402  (registers `wh sq
 
 _analysis.register(app)
 _bench.register_ingest(bench_app)
+from warehouse.cli import bench_analytics as _bench_analytics  # noqa: E402  (registers `wh bench analytics`)
+
+_bench_analytics.register_analytics(bench_app)
 
 
 def main() -> None:  # pragma: no cover
