@@ -195,7 +195,8 @@ def register_analytics(app: typer.Typer) -> None:
             console.print(header, highlight=False)
             for c in cases:
                 named = queries.load(c.query, internal=c.internal)
-                speeds, sizes = {}, {}
+                speeds: dict[str, float] = {}
+                sizes: dict[str, int] = {}
                 for eng in (duck, ch):
                     named.run(eng, c.params)
                     times = []
