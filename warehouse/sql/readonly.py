@@ -36,6 +36,15 @@ from warehouse.sql.translate import clickhouse_to_duckdb
 
 DIALECTS = ("clickhouse", "duckdb")
 _SOURCES = (exp.Table, exp.Subquery, exp.Values, exp.Unnest)
+# Functions that reach outside the warehouse even where a plain SELECT may call them
+# (ClickHouse's scalar file() reads a file under readonly=1, measured) — refused anywhere.
+_OUTSIDE = frozenset({
+    "file", "url", "s3", "s3cluster", "hdfs", "remote", "remotesecure", "cluster", "clusterallreplicas",
+    "mysql", "postgresql", "jdbc", "odbc", "sqlite", "mongodb", "redis", "azureblobstorage", "gcs",
+    "executable", "input", "catboostevaluate", "read_csv", "read_csv_auto", "read_parquet", "read_json",
+    "read_json_auto", "read_text", "read_blob", "glob", "getenv", "sniff_csv", "parquet_scan",
+})  # fmt: skip
+_OUTSIDE_PREFIXES = ("dictget", "dicthas", "joinget", "filesystem")
 
 
 def check(sql: str, dialect: str) -> exp.Query:
@@ -69,6 +78,10 @@ def check(sql: str, dialect: str) -> exp.Query:
                 raise RefusedSQLError(f"cannot read from {source.sql(dialect)!r}: only wh.<table> and CTEs")
         if isinstance(node, exp.Table):
             _check_table(node, ctes, dialect)
+        if isinstance(node, exp.Func):
+            name = (node.name if isinstance(node, (exp.Anonymous, exp.AnonymousAggFunc)) else node.sql_name()).lower()
+            if name in _OUTSIDE or name.startswith(_OUTSIDE_PREFIXES):
+                raise RefusedSQLError(f"{name}() reaches outside the warehouse and is not allowed in wh sql")
     return tree
 
 
