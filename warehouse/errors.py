@@ -13,6 +13,14 @@
         ├── UnsupportedSQLError    the SQL cannot be translated faithfully to the target engine
         └── RefusedSQLError        `wh sql` refused a statement (not one read-only query) or hit a limit
 
+    OrderRejected                  the simulator refused an order; `.code` is the reject reason
+        ├── ExchangeClosed         EXCHANGE_CLOSED: outside the asset class's session
+        ├── InsufficientMargin     INSUFFICIENT_MARGIN: gross exposure would pass 2 × NAV
+        ├── ConcentrationLimit     CONCENTRATION_LIMIT: one symbol would pass 25 % of NAV
+        ├── LiquidityHalt          LIQUIDITY_HALT: no (fresh) quote or no displayed size
+        ├── PostOnlyWouldTake      POST_ONLY_WOULD_TAKE: a post-only order would cross
+        └── StrategyHalted         KILL_SWITCH: the watchdog halted the strategy
+
 Row-level problems (a malformed line, a NaN price) are *not* exceptions: they become
 rows of `wh.rejects` and the rest of the file is still stored.
 """
@@ -82,3 +90,35 @@ class UnsupportedSQLError(QueryError):
 
 class RefusedSQLError(QueryError):
     pass
+
+
+class OrderRejected(WarehouseError):
+    code = "REJECTED"
+
+    def __init__(self, message: str, *, order_id: str | None = None) -> None:
+        self.order_id = order_id
+        super().__init__(f"{self.code}: {message}")
+
+
+class ExchangeClosed(OrderRejected):
+    code = "EXCHANGE_CLOSED"
+
+
+class InsufficientMargin(OrderRejected):
+    code = "INSUFFICIENT_MARGIN"
+
+
+class ConcentrationLimit(OrderRejected):
+    code = "CONCENTRATION_LIMIT"
+
+
+class LiquidityHalt(OrderRejected):
+    code = "LIQUIDITY_HALT"
+
+
+class PostOnlyWouldTake(OrderRejected):
+    code = "POST_ONLY_WOULD_TAKE"
+
+
+class StrategyHalted(OrderRejected):
+    code = "KILL_SWITCH"

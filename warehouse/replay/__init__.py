@@ -1,0 +1,194 @@
+"""History back out of the warehouse, in one strict order, in constant memory.
+
+`replay(engine, symbols, since, until)` yields polars DataFrames of ticks (quotes and
+trades interleaved, schema `TICK_SCHEMA`) in the order of the clock's key:
+
+    event clock:   (ts_event, ts_recv, seq, kind, exchange, symbol, trade_id, prices, sizes)
+    receipt clock: (ts_recv, ts_event, seq, kind, …)
+
+kind 0 = quote, 1 = trade (a quote and a trade with equal times: the quote first). The key
+covers every column, so the sequence is a function of the stored rows alone: the same
+rows give the same sequence whichever engine they come from.
+
+How: the range is cut into slices of `slice_seconds` of event time (partitions are days;
+an hour by default keeps memory small). Each slice reads the quotes and the trades of the
+symbols (queries/internal/replay_*.sql), merges the two sorted sources into one run with
+a stable multi-key sort (polars), and emits it in batches of `batch_rows`. Only one slice
+is in memory at a time.
+
+The receipt clock still slices on event time (the tables are partitioned by it): a tick
+is held back until no later slice can hold an earlier receipt, which is guaranteed when
+receipt ≥ event − `max_skew_ns`; a violation raises ReplayOrderError instead of
+reordering silently.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+import polars as pl
+import pyarrow as pa
+
+from warehouse.errors import QueryError
+from warehouse.sql import queries
+from warehouse.sql.engines import Engine
+
+Clock = Literal["event", "receipt"]
+NS = 1_000_000_000
+
+TICK_SCHEMA: dict[str, pl.DataType] = {
+    "ts_event": pl.Int64(), "ts_recv": pl.Int64(), "seq": pl.Int64(), "kind": pl.Int8(),
+    "exchange": pl.String(), "symbol": pl.String(), "asset_class": pl.String(),
+    "bid": pl.Float64(), "ask": pl.Float64(), "bid_size": pl.Float64(), "ask_size": pl.Float64(),
+    "trade_id": pl.String(), "side": pl.String(), "price": pl.Float64(), "size": pl.Float64(),
+}  # fmt: skip
+QUOTE, TRADE = 0, 1
+_TAIL = ["kind", "exchange", "symbol", "trade_id", "bid", "ask", "bid_size", "ask_size", "price", "size", "side"]
+KEYS: dict[str, list[str]] = {
+    "event": ["ts_event", "ts_recv", "seq", *_TAIL],
+    "receipt": ["ts_recv", "ts_event", "seq", *_TAIL],
+}
+
+
+class ReplayOrderError(QueryError):
+    """The receipt clock met a tick received more than max_skew before its event time."""
+
+
+@dataclass
+class ReplayStats:
+    ticks: int = 0
+    quotes: int = 0
+    trades: int = 0
+    slices: int = 0
+    expected: int = 0  # ticks in the range, counted before the replay starts (progress bars)
+    first_ns: int | None = None
+    last_ns: int | None = None
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _ns(when: datetime) -> int:
+    """Exact ns since the epoch (naive datetimes are UTC)."""
+    d = (when if when.tzinfo else when.replace(tzinfo=UTC)) - _EPOCH
+    return (d.days * 86_400 + d.seconds) * NS + d.microseconds * 1000
+
+
+def _dt(ns: int) -> datetime:
+    return datetime.fromtimestamp(ns // NS, UTC).replace(microsecond=(ns % NS) // 1000)
+
+
+def _frame(table: pa.Table, kind: int) -> pl.DataFrame:
+    df = pl.from_arrow(table)
+    assert isinstance(df, pl.DataFrame)
+    df = df.with_columns([pl.col(c).cast(pl.String) for c in ("exchange", "symbol", "asset_class")
+                          if c in df.columns] + [pl.lit(kind, pl.Int8).alias("kind")])  # fmt: skip
+    missing = [pl.lit(None, t).alias(c) for c, t in TICK_SCHEMA.items() if c not in df.columns]
+    return df.with_columns(missing).select([pl.col(c).cast(t) for c, t in TICK_SCHEMA.items()])
+
+
+def slices(engine: Engine, symbols: Sequence[str], since: datetime, until: datetime, slice_ns: int) -> pl.DataFrame:
+    """The event-time slices (index, ticks) that hold ticks of `symbols` in [since, until), in order."""
+    table = queries.load("replay_slices", internal=True).run(
+        engine, {"symbols": list(symbols), "since": since, "until": until, "slice_ns": slice_ns})  # fmt: skip
+    df = pl.from_arrow(table)
+    assert isinstance(df, pl.DataFrame)
+    return df.select(pl.col("slice").cast(pl.Int64), pl.col("ticks").cast(pl.Int64))
+
+
+def replay(
+    engine: Engine,
+    symbols: Sequence[str],
+    since: datetime,
+    until: datetime,
+    *,
+    clock: Clock = "event",
+    slice_seconds: int = 3600,
+    batch_rows: int = 65_536,
+    speed: float | None = None,
+    max_skew_ns: int = NS,
+    stats: ReplayStats | None = None,
+) -> Iterator[pl.DataFrame]:
+    """Ticks of `symbols` with event time in [since, until), in strict `clock` order, in batches."""
+    if clock not in KEYS:
+        raise QueryError(f"clock {clock!r}: use event or receipt")
+    if slice_seconds < 1 or batch_rows < 1:
+        raise QueryError("slice_seconds and batch_rows must be positive")
+    st = stats if stats is not None else ReplayStats()
+    step = slice_seconds * NS
+    plan = slices(engine, symbols, since, until, step)
+    todo = plan["slice"].to_list()
+    st.expected = int(plan["ticks"].sum()) if todo else 0
+    key = KEYS[clock]
+    lead = key[0]
+    qq = queries.load("replay_quotes", internal=True)
+    qt = queries.load("replay_trades", internal=True)
+    lo_ns, hi_ns = _ns(since), _ns(until)
+    held = pl.DataFrame(schema=TICK_SCHEMA)
+    watermark = -(2**63)  # the last emitted lead value
+    pacer = _Pacer(speed)
+    for index in [*todo, None]:  # None: flush what the receipt clock still holds
+        if index is None and not held.height:
+            break
+        parts = [held]
+        stop = (index + 1) * step if index is not None else hi_ns
+        if index is not None:
+            params = {"symbols": list(symbols), "since": _dt(max(index * step, lo_ns)), "until": _dt(min(stop, hi_ns))}
+            parts += [_frame(qq.run(engine, params), QUOTE), _frame(qt.run(engine, params), TRADE)]
+            st.slices += 1
+        run = pl.concat(parts, how="vertical").sort(key, nulls_last=True, maintain_order=True)
+        if clock == "receipt" and index is not None:
+            ready = run.filter(pl.col("ts_recv") < stop - max_skew_ns)
+            held = run.filter(pl.col("ts_recv") >= stop - max_skew_ns)
+            run = ready
+        else:
+            held = pl.DataFrame(schema=TICK_SCHEMA)
+        if run.height:
+            lo = run[lead][0]
+            if lo < watermark:
+                raise ReplayOrderError(
+                    f"a tick received at {lo} ns comes after one received at {watermark} ns: its receipt time "
+                    f"is more than max_skew ({max_skew_ns / NS:g} s) before its event time; raise --max-skew")
+            watermark = run[lead][-1]
+        for offset in range(0, run.height, batch_rows):
+            batch = run.slice(offset, batch_rows)
+            st.ticks += batch.height
+            n_trades = int((batch["kind"] == TRADE).sum())
+            st.trades += n_trades
+            st.quotes += batch.height - n_trades
+            st.first_ns = batch[lead][0] if st.first_ns is None else st.first_ns
+            st.last_ns = batch[lead][-1]
+            yield from pacer.pace(batch, lead)
+
+
+class _Pacer:
+    """Speed multiple of real time: emit each tick once wall time reaches its (scaled) clock time."""
+
+    def __init__(self, speed: float | None) -> None:
+        if speed is not None and speed <= 0:
+            raise QueryError("speed must be positive (or None for as fast as possible)")
+        self.speed = speed
+        self.t0_wall: float | None = None
+        self.t0_ns = 0
+
+    def pace(self, batch: pl.DataFrame, lead: str) -> Iterator[pl.DataFrame]:
+        if self.speed is None:
+            yield batch
+            return
+        ts = batch[lead].to_numpy()
+        if self.t0_wall is None:
+            self.t0_wall, self.t0_ns = time.monotonic(), int(ts[0])
+        due = self.t0_wall + (ts - self.t0_ns) / NS / self.speed
+        i = 0
+        while i < len(ts):
+            now = time.monotonic()
+            if due[i] > now:
+                time.sleep(min(due[i] - now, 0.25))
+                continue
+            j = int((due <= now).sum())  # due is non-decreasing
+            yield batch.slice(i, max(j, i + 1) - i)
+            i = max(j, i + 1)
