@@ -425,6 +425,9 @@ _stream.register(app)
 from warehouse.cli import analysis as _analysis  # noqa: E402  (registers `wh sql`, `wh plot …`)
 
 _analysis.register(app)
+from warehouse.cli import sim as _sim  # noqa: E402  (registers `wh replay`)
+
+_sim.register(app)
 _bench.register_ingest(bench_app)
 from warehouse.cli import bench_analytics as _bench_analytics  # noqa: E402  (registers `wh bench analytics`)
 

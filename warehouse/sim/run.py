@@ -2,7 +2,8 @@
 
 `simulate(engine, traders, symbols, since, until)` replays the warehouse (warehouse/replay)
 into every trader's account (shared market state, one strategy each), takes portfolio
-snapshots every `snapshot_every_s` of event time and at the end, and returns Arrow tables
+snapshots every `snapshot_every_s` of event time and at the end (a snapshot at ts holds
+every tick and fill before ts — the definition the NAV queries use), and returns Arrow tables
 shaped like wh.traders / wh.orders / wh.fills / wh.portfolio_snapshots, ready for
 `analytics.ledger.write_ledger`. Everything is a function of the replayed rows and the
 parameters: no wall clock, no randomness.
@@ -129,8 +130,8 @@ def simulate(
                 next_snap += step
         if on_batch is not None:
             on_batch(result.stats)
-    if started:
-        _snapshot(result, accounts, market.now)
+    if started:  # the state after the last tick, stamped like the queries: "everything before ts"
+        _snapshot(result, accounts, market.now + 1)
     return result
 
 
