@@ -432,6 +432,9 @@ _bench.register_ingest(bench_app)
 from warehouse.cli import bench_analytics as _bench_analytics  # noqa: E402  (registers `wh bench analytics`)
 
 _bench_analytics.register_analytics(bench_app)
+from warehouse.cli import bench_replay as _bench_replay  # noqa: E402  (registers `wh bench replay`)
+
+_bench_replay.register_replay(bench_app)
 
 
 def main() -> None:  # pragma: no cover

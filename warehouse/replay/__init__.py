@@ -10,11 +10,13 @@ kind 0 = quote, 1 = trade (a quote and a trade with equal times: the quote first
 covers every column, so the sequence is a function of the stored rows alone: the same
 rows give the same sequence whichever engine they come from.
 
-How: the range is cut into slices of `slice_seconds` of event time (partitions are days;
-an hour by default keeps memory small). Each slice reads the quotes and the trades of the
-symbols (queries/internal/replay_*.sql), merges the two sorted sources into one run with
-a stable multi-key sort (polars), and emits it in batches of `batch_rows`. Only one slice
-is in memory at a time.
+How: the range is cut into hours of event time; a plan query counts the ticks per hour, and
+consecutive hours are grouped into slices of at most `slice_rows` ticks (an hour is never
+split), so a long quiet range costs few queries and a busy one stays bounded in memory.
+Each slice reads the quotes and the trades of the symbols (queries/internal/replay_*.sql)
+and merges the two sources into one run: a sort on the numeric part of the key (times,
+seq, kind), and the full key only where that leaves ties. Batches of `batch_rows` go out;
+only one slice is in memory at a time.
 
 The receipt clock still slices on event time (the tables are partitioned by it): a tick
 is held back until no later slice can hold an earlier receipt, which is guaranteed when
@@ -108,7 +110,8 @@ def replay(
     *,
     clock: Clock = "event",
     slice_seconds: int = 3600,
-    batch_rows: int = 65_536,
+    slice_rows: int = 1_000_000,
+    batch_rows: int = 262_144,
     speed: float | None = None,
     max_skew_ns: int = NS,
     stats: ReplayStats | None = None,
@@ -121,8 +124,8 @@ def replay(
     st = stats if stats is not None else ReplayStats()
     step = slice_seconds * NS
     plan = slices(engine, symbols, since, until, step)
-    todo = plan["slice"].to_list()
-    st.expected = int(plan["ticks"].sum()) if todo else 0
+    st.expected = int(plan["ticks"].sum()) if plan.height else 0
+    todo = _group(plan["slice"].to_list(), plan["ticks"].to_list(), slice_rows)
     key = KEYS[clock]
     lead = key[0]
     qq = queries.load("replay_quotes", internal=True)
@@ -131,17 +134,17 @@ def replay(
     held = pl.DataFrame(schema=TICK_SCHEMA)
     watermark = -(2**63)  # the last emitted lead value
     pacer = _Pacer(speed)
-    for index in [*todo, None]:  # None: flush what the receipt clock still holds
-        if index is None and not held.height:
+    for span in [*todo, None]:  # None: flush what the receipt clock still holds
+        if span is None and not held.height:
             break
         parts = [held]
-        stop = (index + 1) * step if index is not None else hi_ns
-        if index is not None:
-            params = {"symbols": list(symbols), "since": _dt(max(index * step, lo_ns)), "until": _dt(min(stop, hi_ns))}
+        stop = (span[1] + 1) * step if span is not None else hi_ns
+        if span is not None:
+            params = {"symbols": list(symbols), "since": _dt(max(span[0] * step, lo_ns)), "until": _dt(min(stop, hi_ns))}
             parts += [_frame(qq.run(engine, params), QUOTE), _frame(qt.run(engine, params), TRADE)]
             st.slices += 1
-        run = pl.concat(parts, how="vertical").sort(key, nulls_last=True, maintain_order=True)
-        if clock == "receipt" and index is not None:
+        run = _merge(pl.concat(parts, how="vertical"), key)
+        if clock == "receipt" and span is not None:
             ready = run.filter(pl.col("ts_recv") < stop - max_skew_ns)
             held = run.filter(pl.col("ts_recv") >= stop - max_skew_ns)
             run = ready
@@ -163,6 +166,32 @@ def replay(
             st.first_ns = batch[lead][0] if st.first_ns is None else st.first_ns
             st.last_ns = batch[lead][-1]
             yield from pacer.pace(batch, lead)
+
+
+def _group(index: list[int], ticks: list[int], slice_rows: int) -> list[tuple[int, int]]:
+    """Hour indexes with ticks → (first, last) spans of at most `slice_rows` ticks (an hour is never split)."""
+    spans: list[tuple[int, int]] = []
+    first, last, total = -1, -1, 0
+    for i, n in zip(index, ticks, strict=True):
+        if total and total + n > slice_rows:
+            spans.append((first, last))
+            total = 0
+        if not total:
+            first = i
+        last, total = i, total + n
+    if total:
+        spans.append((first, last))
+    return spans
+
+
+def _merge(run: pl.DataFrame, key: list[str]) -> pl.DataFrame:
+    """Sort by the whole key; cheap when the numeric head (times, seq, kind) has no ties."""
+    head = key[:4]
+    out = run.sort(head, maintain_order=True)
+    tie = pl.all_horizontal([pl.col(c) == pl.col(c).shift(1) for c in head])
+    if out.select(tie.any()).item():
+        out = out.sort(key, nulls_last=True, maintain_order=True)
+    return out
 
 
 class _Pacer:

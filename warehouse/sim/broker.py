@@ -182,6 +182,7 @@ class Account:
         self.rules = rules or RULES
         self.orders: list[Order] = []
         self.open: dict[str, Order] = {}
+        self._open_by_symbol: dict[str, dict[str, Order]] = {}
         self.fills: list[Fill] = []
         self.halted: str | None = None
         self._order_times: deque[int] = deque()
@@ -231,13 +232,13 @@ class Account:
                 if not queue_if_closed:
                     raise ExchangeClosed(f"{ac} session is closed at {now} ns", order_id=order.order_id)
                 order.status = "queued"
-                self.open[order.order_id] = order
+                self._add_open(order)
                 return order
             self._validate(order, q)
         except OrderRejected as exc:
             order.status, order.reason = "rejected", exc.code
             raise
-        self.open[order.order_id] = order
+        self._add_open(order)
         if q is not None:
             self._match_quote(order, q)
             if order.tif == "IOC" and order.is_open:
@@ -253,9 +254,20 @@ class Account:
         for order in list(self.open.values()):
             self._close(order, "cancelled", reason)
 
+    def has_open(self, symbol: str) -> bool:
+        return bool(self._open_by_symbol.get(symbol))
+
+    def _add_open(self, order: Order) -> None:
+        self.open[order.order_id] = order
+        self._open_by_symbol.setdefault(order.symbol, {})[order.order_id] = order
+
+    def _drop_open(self, order: Order) -> None:
+        self.open.pop(order.order_id, None)
+        self._open_by_symbol.get(order.symbol, {}).pop(order.order_id, None)
+
     def _close(self, order: Order, status: str, reason: str | None) -> None:
         order.status, order.reason, order.updated_at = status, reason, self.market.now
-        self.open.pop(order.order_id, None)
+        self._drop_open(order)
 
     def _validate(self, order: Order, q: Quote | None) -> None:
         lim = self.limits
@@ -309,7 +321,10 @@ class Account:
         out: list[Fill] = []
         if not self.open:
             return out
-        for order in [o for o in self.open.values() if o.symbol == q.symbol]:
+        mine = self._open_by_symbol.get(q.symbol)
+        if not mine:
+            return out
+        for order in list(mine.values()):
             if order.status == "queued":
                 if not session_open(order.asset_class, q.ts):
                     continue
@@ -326,8 +341,11 @@ class Account:
         out: list[Fill] = []
         if not self.open:
             return out
-        for order in [o for o in self.open.values() if o.symbol == t.symbol and o.limit is not None]:
-            if order.status == "queued":
+        mine = self._open_by_symbol.get(t.symbol)
+        if not mine:
+            return out
+        for order in list(mine.values()):
+            if order.status == "queued" or order.limit is None:
                 continue
             q = self.market.quotes.get(order.symbol)
             through = t.price <= order.limit if order.side == BUY else t.price >= order.limit  # type: ignore[operator]
@@ -374,7 +392,7 @@ class Account:
         order.filled, order.notional, order.updated_at = new_filled, order.notional + qty * price, ts
         order.status = "filled" if order.remaining <= 1e-12 else "partially_filled"
         if order.status == "filled":
-            self.open.pop(order.order_id, None)
+            self._drop_open(order)
         self.fills.append(fill)
         self._watch_notional(ts, qty * price)
         return fill

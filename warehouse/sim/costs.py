@@ -82,6 +82,17 @@ class VolumeProfile:
             self.minutes.append((m, size))
         self.total += size
 
+    def absorb(self, first_minute: int, minutes: list[int], sizes: list[float]) -> None:
+        """Many trades at once: per-minute volumes (ascending minutes), e.g. a replay batch."""
+        if self.first_minute is None:
+            self.first_minute = first_minute
+        for m, size in zip(minutes, sizes, strict=True):
+            if self.minutes and self.minutes[-1][0] == m:
+                self.minutes[-1] = (m, self.minutes[-1][1] + size)
+            else:
+                self.minutes.append((m, size))
+            self.total += size
+
     def add_quote(self, bid_size: float, ask_size: float) -> None:
         self.quote_sizes.append((bid_size + ask_size) / 2.0)
 

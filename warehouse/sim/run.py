@@ -97,6 +97,7 @@ def simulate(
     snapshot_every_s: int = 3600,
     speed: float | None = None,
     on_batch: Callable[[ReplayStats], None] | None = None,
+    batch_rows: int = 262_144,
 ) -> SimResult:
     """Replay [since, until) of `symbols` into each (trader id, strategy); see the module docstring."""
     if len({t for t, _ in traders}) != len(traders):
@@ -109,7 +110,8 @@ def simulate(
     step = snapshot_every_s * NS
     next_snap: int | None = None
     started = False
-    for batch in replay(engine, symbols, since, until, clock=clock, speed=speed, stats=result.stats):
+    for batch in replay(engine, symbols, since, until, clock=clock, speed=speed, stats=result.stats,
+                        batch_rows=batch_rows):
         ts_all = batch["ts_event"].to_numpy()
         if not started:
             started = True
@@ -150,10 +152,20 @@ def _fast_forward(batch: pl.DataFrame, market: Market) -> None:
             market.on_quote(Quote(*row))
     trades = batch.filter(pl.col("kind") == TRADE)
     if trades.height:
-        per_min = trades.group_by("symbol", (pl.col("ts_event") // (60 * NS)).alias("m"), maintain_order=True).agg(
-            pl.col("size").sum(), pl.col("ts_event").last())  # fmt: skip
-        for symbol, _, size, ts in per_min.iter_rows():
-            market._profile(symbol).add_trade(ts, size)
+        # only the minutes a later v_avg can still see: the profile's window before the batch's end
+        minute = pl.col("ts_event") // (60 * NS)
+        horizon = int(batch["ts_event"][-1]) // (60 * NS) - market.window
+        with_m = trades.select("symbol", minute.alias("m"), "size")
+        firsts = dict(with_m.group_by("symbol").agg(pl.col("m").min()).iter_rows())
+        recent = (with_m.filter(pl.col("m") > horizon).group_by("symbol", "m").agg(pl.col("size").sum())
+                  .sort("symbol", "m").group_by("symbol", maintain_order=True).agg("m", "size"))  # fmt: skip
+        seen = set()
+        for symbol, minutes, sizes in recent.iter_rows():
+            market._profile(symbol).absorb(firsts[symbol], minutes, sizes)
+            seen.add(symbol)
+        for symbol, first in firsts.items():
+            if symbol not in seen:
+                market._profile(symbol).absorb(first, [], [])
     market.now = int(batch["ts_event"][-1])
 
 

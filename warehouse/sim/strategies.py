@@ -107,7 +107,7 @@ class ZScoreMeanReversion(Strategy):
         if var <= (mean * 1e-9) ** 2:
             return
         z = (mid - mean) / math.sqrt(var)
-        if any(o.symbol == q.symbol for o in acct.open.values()):
+        if acct.has_open(q.symbol):
             return
         pos = acct.positions.get(q.symbol, 0.0)
         if pos == 0.0:
