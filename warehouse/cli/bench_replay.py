@@ -47,7 +47,7 @@ print(json.dumps({"ticks": r.stats.ticks, "seconds": time.perf_counter() - t,
 def _probe(home: Path, engine: str, symbols: list[str], since: datetime, until: datetime) -> dict[str, float]:
     out = subprocess.run([sys.executable, "-c", _RSS_PROBE, str(home), engine, ",".join(symbols), since.isoformat(),
                           until.isoformat()], capture_output=True, text=True, check=True)  # fmt: skip
-    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def register_replay(app: typer.Typer) -> None:

@@ -348,12 +348,12 @@ class Account:
             if order.status == "queued" or order.limit is None:
                 continue
             q = self.market.quotes.get(order.symbol)
-            through = t.price <= order.limit if order.side == BUY else t.price >= order.limit  # type: ignore[operator]
+            through = t.price <= order.limit if order.side == BUY else t.price >= order.limit
             if not through or q is None:
                 continue
             qty = min(order.remaining, t.size)
             if qty > 0:
-                out.append(self._fill(order, qty, float(order.limit), q.mid, t.ts, maker=True))  # type: ignore[arg-type]
+                out.append(self._fill(order, qty, float(order.limit), q.mid, t.ts, maker=True))
         return out
 
     def _match_quote(self, order: Order, q: Quote) -> list[Fill]:
