@@ -207,3 +207,17 @@ def test_zscore_strategy_fades_a_spike_and_flattens() -> None:
     sides = [o.side for o in a.orders]
     assert sides[:2] == [SELL, BUY] and a.positions["BTC"] == pytest.approx(0.0)
     assert a.orders[0].created_at == MON + 20 * NS  # on the spike
+
+
+def test_a_failing_fill_changes_nothing() -> None:
+    class Broken(AssetRules):
+        def fee(self, qty: float, price: float, *, maker: bool) -> float:
+            raise RuntimeError("fee schedule unavailable")
+
+    m = Market()
+    a = Account("A", m, rules={"crypto": Broken(gamma=0.001, alpha=0.5, taker_bps=1, maker_bps=1)})
+    quote(m, MON, 99.0, 101.0)
+    with pytest.raises(RuntimeError):
+        a.submit("BTC", BUY, 1.0)
+    assert a.cash == 1_000_000.0 and a.positions.get("BTC", 0.0) == 0.0 and not a.fills
+    assert a.orders[0].filled == 0.0

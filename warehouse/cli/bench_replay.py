@@ -29,18 +29,19 @@ from warehouse.cli.common import console
 START = datetime(2024, 1, 2, tzinfo=UTC)
 
 _RSS_PROBE = """
-import json, resource, sys, time
+import json, sys, time
 from datetime import datetime
 from warehouse.config import Settings
 from warehouse.sql.engines import open_engine
 from warehouse.sim.run import simulate
 from warehouse.sim.strategies import NoOp
 home, engine, symbols, since, until = sys.argv[1:6]
-eng = open_engine(engine, Settings(home=home), read_only=True)
+eng = open_engine(engine, Settings(home=home), read_only=True, for_replay=True)
 t = time.perf_counter()
 r = simulate(eng, [("n", NoOp())], symbols.split(","), datetime.fromisoformat(since), datetime.fromisoformat(until))
-print(json.dumps({"ticks": r.stats.ticks, "seconds": time.perf_counter() - t,
-                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+# VmHWM, not ru_maxrss: Linux keeps ru_maxrss across exec, so a child would report its parent's peak
+hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(json.dumps({"ticks": r.stats.ticks, "seconds": time.perf_counter() - t, "rss_mb": hwm / 1024}))
 """
 
 
@@ -85,8 +86,11 @@ def register_replay(app: typer.Typer) -> None:
                 eng = DuckDBEngine(settings.duckdb_path)
                 migrate(eng)
                 for name, table in (("quotes", "market_ticks"), ("trades", "trades")):
-                    eng.con.execute(f"INSERT INTO wh.{table} SELECT * FROM read_parquet(?) "
-                                    "ORDER BY asset_class, symbol, timestamp", [str(work / "feed" / f"{name}.parquet")])  # fmt: skip
+                    # the layout `wh import`/`wh ingest` write: arrival-order batches, each sorted by
+                    # (asset_class, symbol, timestamp) — here one batch per hour
+                    eng.con.execute(f"INSERT INTO wh.{table} SELECT * FROM read_parquet(?) ORDER BY "
+                                    "epoch_ns(timestamp) // 3600000000000, asset_class, symbol, timestamp",
+                                    [str(work / "feed" / f"{name}.parquet")])  # fmt: skip
             else:
                 eng = ClickHouseEngine(settings)
                 migrate(eng)

