@@ -77,6 +77,10 @@ class ZScoreMeanReversion(Strategy):
 
     def __init__(self, window: int = 60, entry: float = 2.0, exit: float = 0.5, notional: float = 50_000.0) -> None:
         super().__init__(window=window, entry=entry, exit=exit, notional=notional)
+        try:
+            window, entry, exit, notional = int(window), float(entry), float(exit), float(notional)
+        except (TypeError, ValueError):
+            raise ValueError("zscore: window is an integer; entry, exit and notional are numbers") from None
         if window < 2 or entry <= exit or notional <= 0:
             raise ValueError("zscore: window ≥ 2, entry > exit, notional > 0")
         self.window, self.entry, self.exit, self.notional = int(window), float(entry), float(exit), float(notional)
@@ -132,6 +136,10 @@ class TWAP(Strategy):
     def __init__(self, symbol: str, side: str = "buy", total_qty: float = 1.0, slices: int = 10,
                  duration: float = 3600.0, start: int | None = None) -> None:  # fmt: skip
         super().__init__(symbol=symbol, side=side, total_qty=total_qty, slices=slices, duration=duration, start=start)
+        try:
+            total_qty, slices, duration = float(total_qty), int(slices), float(duration)
+        except (TypeError, ValueError):
+            raise ValueError("twap: total_qty and duration are numbers, slices an integer") from None
         if side not in ("buy", "sell") or total_qty <= 0 or slices < 1 or duration <= 0:
             raise ValueError("twap: side buy|sell, total_qty > 0, slices ≥ 1, duration > 0")
         self.symbol, self.side = symbol, BUY if side == "buy" else SELL
