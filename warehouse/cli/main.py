@@ -268,7 +268,7 @@ def _print(table: pa.Table, fmt: str, title: str, where: Console) -> None:
             t.add_column(name, justify="right" if not pa.types.is_string(table.schema.field(name).type) else "left")
         for row in table.to_pylist():
             t.add_row(*["" if v is None else (f"{v:.6f}" if isinstance(v, float) else str(v)) for v in row.values()])
-        where.print(t, width=max(where.width, 160))  # never cut ids and numbers to 80 columns in a pipe
+        where.print(t)
 
 
 def _list_queries() -> None:

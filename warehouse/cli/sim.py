@@ -120,7 +120,7 @@ def replay(
         t.add_row(str(row["trader"]), str(row["strategy"]), f"{row['orders']:,}", f"{row['fills']:,}",
                   f"{row['fees']:,.2f}", f"{row['slippage']:,.2f}", f"{row['pnl']:,.2f}",
                   f"{row['max_drawdown']:.2%}", rejects)  # fmt: skip
-    console.print(t, width=max(console.width, 160))
+    console.print(t)
     if targets:
         console.print(f"ledger written to {', '.join(targets)}: try `wh query leaderboard` or "
                       f"`wh query equity_curve {traders[0][0]}`")  # fmt: skip
