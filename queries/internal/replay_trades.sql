@@ -3,7 +3,6 @@
 -- param symbols: Array(String)
 -- param since: DateTime64(9, 'UTC')
 -- param until: DateTime64(9, 'UTC')
--- param by_receipt: UInt8 = 0
 SELECT
     toUnixTimestamp64Nano(timestamp) AS ts_event,
     toUnixTimestamp64Nano(received_at) AS ts_recv,
@@ -18,4 +17,3 @@ SELECT
 FROM wh.trades
 WHERE has({symbols:Array(String)}, symbol)
   AND timestamp >= {since:DateTime64(9, 'UTC')} AND timestamp < {until:DateTime64(9, 'UTC')}
-ORDER BY if({by_receipt:UInt8} = 1, received_at, timestamp)

@@ -14,9 +14,8 @@ How: the range is cut into hours of event time; a plan query counts the ticks pe
 consecutive hours are grouped into slices of at most `slice_rows` ticks (an hour is never
 split), so a long quiet range costs few queries and a busy one stays bounded in memory.
 Each slice reads the quotes and the trades of the symbols (queries/internal/replay_*.sql)
-(sorted by the clock's time in the engine) and merges the two sources into one run: a
-k-way merge on the time, then — only where times tie — a sort on the numeric head of the
-key (times, seq, kind) and, if ties remain, on the full key. Batches of `batch_rows` go out;
+and merges the two sources into one run: a sort on the numeric part of the key (times,
+seq, kind), and the full key only where that leaves ties. Batches of `batch_rows` go out;
 only one slice is in memory at a time.
 
 The receipt clock still slices on event time (the tables are partitioned by it): a tick
@@ -141,11 +140,10 @@ def replay(
         parts = [held]
         stop = (span[1] + 1) * step if span is not None else hi_ns
         if span is not None:
-            params = {"symbols": list(symbols), "since": _dt(max(span[0] * step, lo_ns)),
-                      "until": _dt(min(stop, hi_ns)), "by_receipt": int(clock == "receipt")}  # fmt: skip
+            params = {"symbols": list(symbols), "since": _dt(max(span[0] * step, lo_ns)), "until": _dt(min(stop, hi_ns))}
             parts += [_frame(qq.run(engine, params), QUOTE), _frame(qt.run(engine, params), TRADE)]
             st.slices += 1
-        run = _merge(parts, key)
+        run = _merge(pl.concat(parts, how="vertical"), key)
         if clock == "receipt" and span is not None:
             ready = run.filter(pl.col("ts_recv") < stop - max_skew_ns)
             held = run.filter(pl.col("ts_recv") >= stop - max_skew_ns)
@@ -186,24 +184,14 @@ def _group(index: list[int], ticks: list[int], slice_rows: int) -> list[tuple[in
     return spans
 
 
-def _merge(parts: list[pl.DataFrame], key: list[str]) -> pl.DataFrame:
-    """k-way merge of runs sorted by the lead time (linear); where the lead time has ties, a sort
-    on the numeric head of the key (times, seq, kind), then on the full key if ties remain."""
-    lead = key[0]
-    out = parts[0].set_sorted(lead)
-    for part in parts[1:]:
-        out = out.merge_sorted(part.set_sorted(lead), key=lead)
-    if not _ties(out, [lead]):
-        return out
-    out = out.sort(key[:4], maintain_order=True)
-    if not _ties(out, key[:4]):
-        return out
-    return out.sort(key, nulls_last=True, maintain_order=True)
-
-
-def _ties(frame: pl.DataFrame, cols: list[str]) -> bool:
-    """Do two neighbouring rows agree on all of `cols`?"""
-    return bool(frame.select(pl.all_horizontal([pl.col(c) == pl.col(c).shift(1) for c in cols]).any()).item())
+def _merge(run: pl.DataFrame, key: list[str]) -> pl.DataFrame:
+    """Sort by the whole key; cheap when the numeric head (times, seq, kind) has no ties."""
+    head = key[:4]
+    out = run.sort(head, maintain_order=True)
+    tie = pl.all_horizontal([pl.col(c) == pl.col(c).shift(1) for c in head])
+    if out.select(tie.any()).item():
+        out = out.sort(key, nulls_last=True, maintain_order=True)
+    return out
 
 
 class _Pacer:
