@@ -14,8 +14,8 @@ How: the range is cut into hours of event time; a plan query counts the ticks pe
 consecutive hours are grouped into slices of at most `slice_rows` ticks (an hour is never
 split), so a long quiet range costs few queries and a busy one stays bounded in memory.
 Each slice reads the quotes and the trades of the symbols (queries/internal/replay_*.sql)
-and merges the two sources into one run: a sort on the numeric part of the key (times,
-seq, kind), and the full key only where that leaves ties. Batches of `batch_rows` go out;
+and merges the two sources into one run: a sort on the clock's time, widened to the numeric
+head of the key (times, seq, kind) and then to the full key only where ties remain. Batches of `batch_rows` go out;
 only one slice is in memory at a time.
 
 The receipt clock still slices on event time (the tables are partitioned by it): a tick
@@ -185,13 +185,20 @@ def _group(index: list[int], ticks: list[int], slice_rows: int) -> list[tuple[in
 
 
 def _merge(run: pl.DataFrame, key: list[str]) -> pl.DataFrame:
-    """Sort by the whole key; cheap when the numeric head (times, seq, kind) has no ties."""
-    head = key[:4]
-    out = run.sort(head, maintain_order=True)
-    tie = pl.all_horizontal([pl.col(c) == pl.col(c).shift(1) for c in head])
-    if out.select(tie.any()).item():
-        out = out.sort(key, nulls_last=True, maintain_order=True)
-    return out
+    """Sort by the whole key, cheaply: by the lead time alone when it has no ties (nanosecond
+    feeds); else by the numeric head (times, seq, kind); the full key only where ties remain."""
+    out = run.sort(key[0], maintain_order=True)
+    if not _ties(out, key[:1]):
+        return out
+    out = out.sort(key[:4], maintain_order=True)
+    if not _ties(out, key[:4]):
+        return out
+    return out.sort(key, nulls_last=True, maintain_order=True)
+
+
+def _ties(frame: pl.DataFrame, cols: list[str]) -> bool:
+    """Do two neighbouring rows agree on all of `cols`?"""
+    return bool(frame.select(pl.all_horizontal([pl.col(c) == pl.col(c).shift(1) for c in cols]).any()).item())
 
 
 class _Pacer:
