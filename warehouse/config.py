@@ -38,7 +38,7 @@ class Settings(BaseSettings):
     batch_seconds: float = Field(default=2.0, gt=0)
     lock_wait_seconds: float = Field(default=10.0, ge=0)
     # DuckDB buffer pool of a replay: bounds what a long replay caches of the file it reads
-    replay_memory_limit: str = Field(default="64MB", pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|KiB|MiB|GiB)$")
+    replay_memory_limit: str = Field(default="32MB", pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|KiB|MiB|GiB)$")
     kafka_bootstrap: str | None = None
     kafka_topic: str = "ticks"
     kafka_group: str = "wh-ingest"

@@ -57,6 +57,20 @@ def test_volume_profile_is_volume_per_minute_over_the_window() -> None:
     assert p.v_avg(t0 + 9 * 60 * NS) == pytest.approx(1.5 / 3)
 
 
+def test_volume_profile_keeps_only_its_window_without_being_asked() -> None:
+    """A long replay with nobody trading never calls v_avg: absorbing batches must not pile up minutes."""
+    p = VolumeProfile(window_minutes=30)
+    day = 24 * 60
+    for batch in range(0, 20 * day, 150):  # 20 days of 150-minute batches, 1 lot per minute
+        minutes = list(range(batch, batch + 150))
+        p.absorb(minutes[0], minutes, [1.0] * len(minutes))
+        assert len(p.minutes) <= 30
+    p.add_trade((20 * day) * 60 * NS, 4.0)
+    assert len(p.minutes) <= 30
+    # the window's 29 earlier minutes hold 1 lot each, the last one 4: 33 lots over 30 minutes
+    assert p.v_avg((20 * day) * 60 * NS) == pytest.approx(33.0 / 30, rel=1e-12)
+
+
 def test_fees_per_asset_class_schedule() -> None:
     assert RULES["crypto"].fee(2.0, 100.0, maker=False) == pytest.approx(2 * 100 * 4 / 1e4)
     assert RULES["crypto"].fee(2.0, 100.0, maker=True) == pytest.approx(2 * 100 * 2 / 1e4)

@@ -133,7 +133,7 @@ def register_replay(app: typer.Typer) -> None:
             zs = res.stats.ticks / (time.perf_counter() - t)
             s = summary(res)[0]
             console.print(f"replay → z-score strategy + simulator: {zs:>11,.0f} ticks/s ({res.stats.ticks:,} ticks, "
-                          f"{s['orders']:,} orders, {s['fills']:,} fills) = {zs / ceiling:.2f} × ceiling")  # fmt: skip
+                          f"{s['orders']:,} orders, {s['fills']:,} fills) = {zs / ceiling:.3f} × ceiling")  # fmt: skip
             eng.close()
             close_embedded()
 

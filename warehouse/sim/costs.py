@@ -81,6 +81,7 @@ class VolumeProfile:
         else:
             self.minutes.append((m, size))
         self.total += size
+        self._trim(m)
 
     def absorb(self, first_minute: int, minutes: list[int], sizes: list[float]) -> None:
         """Many trades at once: per-minute volumes (ascending minutes), e.g. a replay batch."""
@@ -92,14 +93,20 @@ class VolumeProfile:
             else:
                 self.minutes.append((m, size))
             self.total += size
+        if minutes:
+            self._trim(minutes[-1])
+
+    def _trim(self, now: int) -> None:
+        """Forget minutes no later v_avg can see (time only moves forward): bounded memory."""
+        while self.minutes and self.minutes[0][0] <= now - self.window:
+            self.total -= self.minutes.popleft()[1]
 
     def add_quote(self, bid_size: float, ask_size: float) -> None:
         self.quote_sizes.append((bid_size + ask_size) / 2.0)
 
     def v_avg(self, ts: int) -> float:
         now = ts // MINUTE
-        while self.minutes and self.minutes[0][0] <= now - self.window:
-            self.total -= self.minutes.popleft()[1]
+        self._trim(now)
         if self.first_minute is not None:
             span = min(self.window, max(1, now - self.first_minute + 1))
             if self.minutes:
