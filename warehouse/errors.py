@@ -84,6 +84,10 @@ class UnknownSymbolError(QueryError):
     pass
 
 
+class AmbiguousVenueError(QueryError):
+    """A simulated symbol trades on several exchanges in the range: the simulator needs one."""
+
+
 class UnsupportedSQLError(QueryError):
     pass
 

@@ -128,6 +128,8 @@ def conform(df: pl.DataFrame, schema: pa.Schema) -> pa.Table:
 
 # The trading ledger (ddl/*/00N_ledger.sql) — written by the simulator, read by the
 # portfolio queries. Amounts are cash in the trader's currency; side is 'buy' | 'sell'.
+# An instrument is (exchange, symbol): marks come from the quotes of the fill's venue
+# (`exchange` came last, in a later migration, hence its place).
 def _schema(*fields: tuple[str, pa.DataType, bool]) -> pa.Schema:
     return pa.schema([pa.field(n, t, nullable=null) for n, t, null in fields])
 
@@ -140,12 +142,12 @@ ORDER_SCHEMA = _schema(
     ("symbol", _S, False), ("asset_class", _S, False), ("side", _S, False), ("order_type", _S, False),
     ("time_in_force", _S, False), ("post_only", pa.bool_(), False), ("qty", _F, False),
     ("limit_price", _F, True), ("filled_qty", _F, False), ("avg_price", _F, True), ("status", _S, False),
-    ("reason", _S, True),
+    ("reason", _S, True), ("exchange", _S, False),
 )  # fmt: skip
 FILL_SCHEMA = _schema(
     ("fill_id", _S, False), ("order_id", _S, False), ("trader", _S, False), ("timestamp", TS, False),
     ("symbol", _S, False), ("asset_class", _S, False), ("side", _S, False), ("qty", _F, False),
-    ("price", _F, False), ("fee", _F, False), ("slippage", _F, False),
+    ("price", _F, False), ("fee", _F, False), ("slippage", _F, False), ("exchange", _S, False),
 )  # fmt: skip
 SNAPSHOT_SCHEMA = _schema(("trader", _S, False), ("timestamp", TS, False), ("cash", _F, False),
                           ("positions_value", _F, False), ("gross_exposure", _F, False), ("nav", _F, False))  # fmt: skip

@@ -1,12 +1,14 @@
 -- name: positions_at
--- description: building block: every trader's position, cash flow and mark per symbol at `at`
+-- description: building block: every trader's position, cash flow and mark per instrument (exchange, symbol) at `at`
 -- param at: DateTime64(9, 'UTC')
 --
 -- From the fills strictly before `at`: position = Σ ±qty (buy +, sell −); cash_flow =
--- Σ (sell qty·price − buy qty·price − fee). mark = the symbol's last quote mid before
--- `at` in event order; a symbol with no quote yet is marked at its last fill price.
+-- Σ (sell qty·price − buy qty·price − fee). mark = the instrument's last quote mid before
+-- `at` in event order, on the fill's exchange; an instrument with no quote yet is marked
+-- at its last fill price.
 SELECT
     f.trader AS trader,
+    f.exchange AS exchange,
     f.symbol AS symbol,
     f.asset_class AS asset_class,
     f.position AS position,
@@ -16,6 +18,7 @@ FROM
 (
     SELECT
         trader,
+        exchange,
         symbol,
         any(asset_class) AS asset_class,
         sum(if(side = 'buy', qty, -qty)) AS position,
@@ -23,13 +26,13 @@ FROM
         argMax(price, (timestamp, fill_id)) AS last_price
     FROM wh.fills
     WHERE timestamp < {at:DateTime64(9, 'UTC')}
-    GROUP BY trader, symbol
+    GROUP BY trader, exchange, symbol
 ) AS f
 LEFT JOIN
 (
-    SELECT symbol, argMax((bid + ask) / 2, (timestamp, received_at, ifNull(seq, -1), bid, ask)) AS mid
+    SELECT exchange, symbol, argMax((bid + ask) / 2, (timestamp, received_at, ifNull(seq, -1), bid, ask)) AS mid
     FROM wh.market_ticks
     WHERE timestamp < {at:DateTime64(9, 'UTC')}
       AND symbol IN (SELECT DISTINCT symbol FROM wh.fills WHERE timestamp < {at:DateTime64(9, 'UTC')})
-    GROUP BY symbol
-) AS m ON f.symbol = m.symbol
+    GROUP BY exchange, symbol
+) AS m ON f.exchange = m.exchange AND f.symbol = m.symbol

@@ -1,6 +1,7 @@
 -- name: replay_quotes
 -- description: building block of the replay: the quotes of some symbols in one time slice, as int64 ns
 -- param symbols: Array(String)
+-- param exchange: String = ''
 -- param since: DateTime64(9, 'UTC')
 -- param until: DateTime64(9, 'UTC')
 --
@@ -17,5 +18,5 @@ SELECT
     bid_size,
     ask_size
 FROM wh.market_ticks
-WHERE has({symbols:Array(String)}, symbol)
+WHERE has({symbols:Array(String)}, symbol) AND ({exchange:String} = '' OR exchange = {exchange:String})
   AND timestamp >= {since:DateTime64(9, 'UTC')} AND timestamp < {until:DateTime64(9, 'UTC')}

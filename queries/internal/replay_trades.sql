@@ -1,6 +1,7 @@
 -- name: replay_trades
 -- description: building block of the replay: the trades of some symbols in one time slice, as int64 ns
 -- param symbols: Array(String)
+-- param exchange: String = ''
 -- param since: DateTime64(9, 'UTC')
 -- param until: DateTime64(9, 'UTC')
 SELECT
@@ -15,5 +16,5 @@ SELECT
     price,
     size
 FROM wh.trades
-WHERE has({symbols:Array(String)}, symbol)
+WHERE has({symbols:Array(String)}, symbol) AND ({exchange:String} = '' OR exchange = {exchange:String})
   AND timestamp >= {since:DateTime64(9, 'UTC')} AND timestamp < {until:DateTime64(9, 'UTC')}

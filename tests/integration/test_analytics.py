@@ -132,12 +132,17 @@ def _quotes_sorted() -> pd.DataFrame:
     return q.sort_values(["timestamp", "received_at", "seq", "bid", "ask"], kind="stable").reset_index(drop=True)
 
 
+# instruments the test traders fill on: the synthetic venues, plus BTCUSDT on the Tardis
+# venue — same symbol, another book (quoted only in 2020), which must be marked with its own quotes
+VENUES = {"BTCUSDT": "binance", "ETHUSDT": "binance", "AAPL": "XNAS", "EURUSD": "EBS", "CL": "CME", "SPY": "ARCX"}
+INSTRUMENTS = [(VENUES[s], s) for s in SYMBOLS] + [("binance-futures", "BTCUSDT")]
+
+
 def _write_ledger() -> None:
     from warehouse.analytics.ledger import write_ledger
 
     rng = np.random.default_rng(11)
     q = _quotes_sorted()
-    q = q[q["symbol"].isin(SYMBOLS) & (q["timestamp"] >= START)]
     fills = []
     for t in TRADERS:
         n = int(rng.integers(5, 30))
@@ -145,8 +150,8 @@ def _write_ledger() -> None:
         ts[1::7] = ts[0::7][: len(ts[1::7])]  # some fills share a timestamp
         ts = np.sort(ts)
         for k, when in enumerate(ts):
-            sym = SYMBOLS[int(rng.integers(0, len(SYMBOLS)))]
-            before = q[(q["symbol"] == sym) & (q["timestamp"] < when)]
+            exchange, sym = INSTRUMENTS[int(rng.integers(0, len(INSTRUMENTS)))]
+            before = q[(q["exchange"] == exchange) & (q["symbol"] == sym) & (q["timestamp"] < when)]
             mid = before["mid"].iloc[-1] if len(before) else 100.0
             qty = float(np.round(rng.uniform(0.1, 5.0), 3))
             price = float(mid * (1 + rng.normal(0, 5e-4)))
@@ -154,8 +159,10 @@ def _write_ledger() -> None:
                 "fill_id": f"{t}-{k:03d}", "order_id": f"{t}-o{k:03d}", "trader": t, "timestamp": int(when),
                 "symbol": sym, "asset_class": _asset_class(sym), "side": "buy" if rng.random() < 0.55 else "sell",
                 "qty": qty, "price": price, "fee": 0.001 * qty * price, "slippage": abs(price - mid) * qty,
+                "exchange": exchange,
             })  # fmt: skip
     f = pd.DataFrame(fills)
+    assert (f["exchange"] == "binance-futures").sum() > 20 and (f["exchange"] == "binance").sum() > 20
     traders = pd.DataFrame({
         "trader": TRADERS, "strategy": "test", "params": "{}",
         "initial_cash": [1_000_000.0 + 1_000 * (i % 3) for i in range(len(TRADERS))],
@@ -297,20 +304,20 @@ def test_zscore_and_bars_agree_on_the_tardis_day(warehouse) -> None:
 
 
 def ref_positions(at: int) -> pd.DataFrame:
-    """Per (trader, symbol): position, cash flow and mark at `at` — straight from the definitions."""
+    """Per (trader, exchange, symbol): position, cash flow and mark at `at` — straight from the definitions."""
     f = raw("fills")
     f = f[f["timestamp"] < at].sort_values(["timestamp", "fill_id"])
     f["signed"] = np.where(f["side"] == "buy", f["qty"], -f["qty"])
     f["cf"] = -f["signed"] * f["price"] - f["fee"]
     q = _quotes_sorted()
     q = q[q["timestamp"] < at]
-    last_mid = q.groupby("symbol")["mid"].last()
+    last_mid = q.groupby(["exchange", "symbol"])["mid"].last()
     rows = []
-    for (trader, symbol), g in f.groupby(["trader", "symbol"]):
-        mark = last_mid.get(symbol, g["price"].iloc[-1])
-        rows.append({"trader": trader, "symbol": symbol, "asset_class": g["asset_class"].iloc[0],
+    for (trader, exchange, symbol), g in f.groupby(["trader", "exchange", "symbol"]):
+        mark = last_mid.get((exchange, symbol), g["price"].iloc[-1])
+        rows.append({"trader": trader, "exchange": exchange, "symbol": symbol, "asset_class": g["asset_class"].iloc[0],
                      "position": g["signed"].sum(), "cash_flow": g["cf"].sum(), "mark": mark})  # fmt: skip
-    return pd.DataFrame(rows, columns=["trader", "symbol", "asset_class", "position", "cash_flow", "mark"])
+    return pd.DataFrame(rows, columns=["trader", "exchange", "symbol", "asset_class", "position", "cash_flow", "mark"])
 
 
 def ref_navs(at: int) -> pd.DataFrame:
@@ -379,7 +386,7 @@ def ref_nav_series(trader: str, interval: int) -> pd.DataFrame:
     f = raw("fills")
     f = f[f["trader"] == trader]
     q = raw("market_ticks")
-    q = q[q["symbol"].isin(set(f["symbol"]))]
+    q = q[pd.MultiIndex.from_frame(q[["exchange", "symbol"]]).isin(set(zip(f["exchange"], f["symbol"], strict=True)))]
     step = interval * NS
     ends = np.concatenate([(q["timestamp"].to_numpy() // step + 1) * step, (f["timestamp"].to_numpy() // step + 1) * step])
     points = np.unique(ends[ends > f["timestamp"].min()])
@@ -391,7 +398,7 @@ def ref_nav_series(trader: str, interval: int) -> pd.DataFrame:
 
 
 def test_equity_curve_pnl_and_drawdown_match_the_reference(warehouse) -> None:
-    trader, interval = "T05", 4 * 3600
+    trader, interval = "T06", 4 * 3600  # holds BTCUSDT on binance and on binance-futures
     s = ref_nav_series(trader, interval)
     assert len(s) >= 8
     init = s["initial_cash"].iloc[0]

@@ -251,3 +251,55 @@ def test_synthetic_week_simulation_matches_the_warehouse_nav(home) -> None:
             eng.close()
         assert len(fills) >= 3  # several asset classes traded
         assert set(board.column("trader").to_pylist()) == {"zscore-1", "zscore-2", "twap-eth"}
+
+
+def test_a_symbol_on_two_venues_is_replayed_from_the_one_asked_for_and_marked_there(home, tardis) -> None:
+    """BTCUSDT on binance-futures (the Tardis day) and a copy on 'binance' 10 % higher, same times:
+    two books. The simulator refuses to mix them, takes --exchange, and the ledger's NAV is
+    marked with that venue's quotes (the other venue's would be 10 % off)."""
+    import pyarrow.compute as pc
+
+    quotes, trades = tardis
+    wh("import", str(quotes), str(trades))
+    for name in ENGINES:
+        eng = _engine(name)
+        try:
+            for table in ("market_ticks", "trades"):
+                rows = eng.query(f"SELECT * FROM wh.{table}")
+                rows = rows.set_column(rows.schema.get_field_index("exchange"), "exchange",
+                                       pa.array(["binance"] * rows.num_rows, pa.string()))  # fmt: skip
+                for col in ("bid", "ask", "price"):
+                    if col in rows.column_names:
+                        i = rows.schema.get_field_index(col)
+                        rows = rows.set_column(i, col, pc.multiply(rows.column(i), 1.1))
+                eng.insert(f"wh.{table}", rows.cast(QUOTE_SCHEMA if table == "market_ticks" else TRADE_SCHEMA))
+        finally:
+            eng.close()
+    args = ("replay", "--strategy", "zscore", "--params", "notional=20000", "--symbols", "BTCUSDT",
+            "--from", "2020-02-22", "--to", "2020-02-23", "--snapshot-every", "30")  # fmt: skip
+    r = wh(*args, ok=False)
+    assert r.exit_code == 1
+    assert "Error:" in r.output and "BTCUSDT has ticks from binance, binance-futures" in r.output
+    assert "--exchange" in r.output
+    r = wh(*args, "--exchange", "binance-futures")
+    assert "replayed 19,998 ticks" in r.output
+    for engine in ENGINES:
+        eng = _engine(engine, read_only=True)
+        try:
+            venues = eng.query("SELECT DISTINCT exchange FROM wh.fills UNION DISTINCT SELECT DISTINCT exchange "
+                               "FROM wh.orders").column("exchange").to_pylist()  # fmt: skip
+            snaps = eng.query("SELECT timestamp, nav, positions_value FROM wh.portfolio_snapshots "
+                              "ORDER BY timestamp").to_pylist()  # fmt: skip
+            assert sum(1 for s in snaps if abs(s["positions_value"]) > 1000) >= 3  # it held positions
+            for s in snaps:
+                rank = queries_run(eng, "trader_rank", trader="zscore", at=s["timestamp"])
+                assert abs(rank["nav"] - s["nav"]) < 1e-9 * s["nav"], (engine, s, rank)
+        finally:
+            eng.close()
+        assert venues == ["binance-futures"]
+
+
+def queries_run(eng, name: str, **params) -> dict:
+    from warehouse.sql import queries
+
+    return queries.load(name).run(eng, params).to_pylist()[0]

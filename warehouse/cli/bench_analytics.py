@@ -45,8 +45,9 @@ def _ledger(quotes: Any, traders: int, per_trader: int, seed: int = 5) -> tuple[
     import polars as pl
 
     rng = np.random.default_rng(seed)
-    levels = quotes.group_by("symbol").agg(pl.col("mid").mean().alias("level"), pl.col("asset_class").first())
-    levels = levels.sort("symbol")
+    levels = quotes.group_by("exchange", "symbol").agg(pl.col("mid").mean().alias("level"),
+                                                       pl.col("asset_class").first())  # fmt: skip
+    levels = levels.sort("exchange", "symbol")
     n = traders * per_trader
     sym = rng.integers(0, levels.height, n)
     level = levels["level"].to_numpy()[sym]
@@ -61,6 +62,7 @@ def _ledger(quotes: Any, traders: int, per_trader: int, seed: int = 5) -> tuple[
         "symbol": levels["symbol"].to_numpy()[sym], "asset_class": levels["asset_class"].to_numpy()[sym],
         "side": np.where(rng.random(n) < 0.5, "buy", "sell"), "qty": qty, "price": price,
         "fee": 0.0005 * qty * price, "slippage": np.abs(price - level) * qty,
+        "exchange": levels["exchange"].to_numpy()[sym],
     })  # fmt: skip
     book = pl.DataFrame({
         "trader": trader_ids, "strategy": "bench", "params": "{}", "initial_cash": 1_000_000.0, "currency": "VCR",
@@ -107,13 +109,13 @@ def _polars_cases(q: Any, t: Any, fills: Any, book: Any, symbol: str, at: dateti
 
     def leaderboard() -> Any:
         f = fills.filter(pl.col("timestamp") < at)
-        pos = f.sort("timestamp", "fill_id").group_by("trader", "symbol").agg(
+        pos = f.sort("timestamp", "fill_id").group_by("trader", "exchange", "symbol").agg(
             pl.when(pl.col("side") == "buy").then(pl.col("qty")).otherwise(-pl.col("qty")).sum().alias("position"),
             (pl.when(pl.col("side") == "buy").then(-pl.col("qty") * pl.col("price"))
              .otherwise(pl.col("qty") * pl.col("price")) - pl.col("fee")).sum().alias("cash_flow"),
             pl.col("price").last().alias("last_price"))  # fmt: skip
-        marks = q.filter(pl.col("timestamp") < at).sort(qkey).group_by("symbol").agg(pl.col("mid").last())
-        pos = pos.join(marks, on="symbol", how="left").with_columns(
+        marks = q.filter(pl.col("timestamp") < at).sort(qkey).group_by("exchange", "symbol").agg(pl.col("mid").last())
+        pos = pos.join(marks, on=["exchange", "symbol"], how="left").with_columns(
             (pl.col("position") * pl.coalesce("mid", "last_price")).alias("value"))
         per = pos.group_by("trader").agg(pl.col("cash_flow").sum(), pl.col("value").sum())
         navs = book.join(per, on="trader", how="left").with_columns(

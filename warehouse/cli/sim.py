@@ -36,6 +36,7 @@ def replay(
     params: list[str] = typer.Option([], "--params", "-p", help="NAME=VALUE for the strategy (repeatable)"),
     sweep: list[str] = typer.Option([], "--sweep", help="NAME=V1,V2,… : one trader per combination (leaderboard)"),
     symbols: str = typer.Option(..., "--symbols", help="comma-separated symbols, or ALL"),
+    exchange: str = typer.Option("", "--exchange", help="only this venue's ticks (needed when a symbol trades on several)"),
     since: str = typer.Option(..., "--from", help="UTC start (ISO), inclusive"),
     until: str = typer.Option(..., "--to", help="UTC end (ISO), exclusive"),
     engine: str = typer.Option("duckdb", "--engine", "-e", help="duckdb | clickhouse: where history comes from"),
@@ -89,11 +90,12 @@ def replay(
 
             result = guarded(lambda: simulate(source, traders, wanted, t0, t1, clock=clock,  # type: ignore[arg-type]
                                               initial_cash=cash, snapshot_every_s=snapshot_every, speed=speed,
-                                              on_batch=tick))  # fmt: skip
+                                              on_batch=tick, exchange=exchange))  # fmt: skip
     finally:
         source.close()
     if result.stats.ticks == 0:
-        raise fail(f"no ticks of {', '.join(wanted)} in [{t0.isoformat()}, {t1.isoformat()}) on {engine}")
+        venue = f" on {exchange}" if exchange else ""
+        raise fail(f"no ticks of {', '.join(wanted)}{venue} in [{t0.isoformat()}, {t1.isoformat()}) on {engine}")
     tables = result.tables()
     for target in targets:
         eng = guarded(lambda target=target: open_engine(target, settings))  # type: ignore[misc]

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -69,6 +69,7 @@ class ReplayStats:
     expected: int = 0  # ticks in the range, counted before the replay starts (progress bars)
     first_ns: int | None = None
     last_ns: int | None = None
+    venues: dict[str, list[str]] = field(default_factory=dict)  # symbol → the exchanges its ticks come from
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -93,13 +94,19 @@ def _frame(table: pa.Table, kind: int) -> pl.DataFrame:
     return df.with_columns(missing).select([pl.col(c).cast(t) for c, t in TICK_SCHEMA.items()])
 
 
-def slices(engine: Engine, symbols: Sequence[str], since: datetime, until: datetime, slice_ns: int) -> pl.DataFrame:
-    """The event-time slices (index, ticks) that hold ticks of `symbols` in [since, until), in order."""
+def slices(engine: Engine, symbols: Sequence[str], since: datetime, until: datetime, slice_ns: int,
+           exchange: str = "") -> tuple[pl.DataFrame, dict[str, list[str]]]:  # fmt: skip
+    """The event-time slices (index, ticks) that hold ticks of `symbols` in [since, until), in
+    order, and the venues each symbol's ticks come from (symbol → sorted exchanges)."""
     table = queries.load("replay_slices", internal=True).run(
-        engine, {"symbols": list(symbols), "since": since, "until": until, "slice_ns": slice_ns})  # fmt: skip
+        engine, {"symbols": list(symbols), "exchange": exchange, "since": since, "until": until, "slice_ns": slice_ns})  # fmt: skip
     df = pl.from_arrow(table)
     assert isinstance(df, pl.DataFrame)
-    return df.select(pl.col("slice").cast(pl.Int64), pl.col("ticks").cast(pl.Int64))
+    df = df.with_columns(pl.col("exchange", "symbol").cast(pl.String))
+    plan = (df.group_by("slice").agg(pl.col("ticks").sum()).sort("slice")
+            .select(pl.col("slice").cast(pl.Int64), pl.col("ticks").cast(pl.Int64)))  # fmt: skip
+    venues = df.group_by("symbol").agg(pl.col("exchange").unique().sort()).sort("symbol")
+    return plan, dict(zip(venues["symbol"].to_list(), venues["exchange"].to_list(), strict=True))
 
 
 def replay(
@@ -115,15 +122,17 @@ def replay(
     speed: float | None = None,
     max_skew_ns: int = NS,
     stats: ReplayStats | None = None,
+    exchange: str = "",
 ) -> Iterator[pl.DataFrame]:
-    """Ticks of `symbols` with event time in [since, until), in strict `clock` order, in batches."""
+    """Ticks of `symbols` (on `exchange`, or every venue) with event time in [since, until), in
+    strict `clock` order, in batches. `stats.venues` is filled before the first batch."""
     if clock not in KEYS:
         raise QueryError(f"clock {clock!r}: use event or receipt")
     if slice_seconds < 1 or batch_rows < 1:
         raise QueryError("slice_seconds and batch_rows must be positive")
     st = stats if stats is not None else ReplayStats()
     step = slice_seconds * NS
-    plan = slices(engine, symbols, since, until, step)
+    plan, st.venues = slices(engine, symbols, since, until, step, exchange)
     st.expected = int(plan["ticks"].sum()) if plan.height else 0
     todo = _group(plan["slice"].to_list(), plan["ticks"].to_list(), slice_rows)
     key = KEYS[clock]
@@ -140,7 +149,7 @@ def replay(
         parts = [held]
         stop = (span[1] + 1) * step if span is not None else hi_ns
         if span is not None:
-            params = {"symbols": list(symbols), "since": _dt(max(span[0] * step, lo_ns)), "until": _dt(min(stop, hi_ns))}
+            params = {"symbols": list(symbols), "exchange": exchange, "since": _dt(max(span[0] * step, lo_ns)), "until": _dt(min(stop, hi_ns))}
             parts += [_frame(qq.run(engine, params), QUOTE), _frame(qt.run(engine, params), TRADE)]
             st.slices += 1
         run = _merge(pl.concat(parts, how="vertical"), key)

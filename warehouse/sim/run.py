@@ -20,6 +20,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from warehouse.errors import AmbiguousVenueError
 from warehouse.records import FILL_SCHEMA, ORDER_SCHEMA, SNAPSHOT_SCHEMA, TRADER_SCHEMA
 from warehouse.replay import QUOTE, TRADE, Clock, ReplayStats, replay
 from warehouse.sim.broker import BUY, Account, Limits, Market, Quote, Trade
@@ -35,6 +36,10 @@ class SimResult:
     strategies: dict[str, Strategy]
     snapshots: list[tuple[str, int, float, float, float, float]] = field(default_factory=list)
     started_at: int = 0
+
+    def venue(self, symbol: str) -> str:
+        """The exchange the replay took `symbol` from ('' for a symbol it never saw)."""
+        return (self.stats.venues.get(symbol) or [""])[0]
 
     def tables(self) -> dict[str, pa.Table]:
         """Ledger tables for write_ledger (and --fills-out)."""
@@ -60,6 +65,7 @@ class SimResult:
             "filled_qty": pa.array([o.filled for o in orders], pa.float64()),
             "avg_price": pa.array([o.notional / o.filled if o.filled else None for o in orders], pa.float64()),
             "status": [o.status for o in orders], "reason": pa.array([o.reason for o in orders], pa.string()),
+            "exchange": [self.venue(o.symbol) for o in orders],
         })  # fmt: skip
         fill_t = pa.table({
             "fill_id": [f.fill_id for f in fills], "order_id": [f.order_id for f in fills],
@@ -69,6 +75,7 @@ class SimResult:
             "price": pa.array([f.price for f in fills], pa.float64()),
             "fee": pa.array([f.fee for f in fills], pa.float64()),
             "slippage": pa.array([f.slippage for f in fills], pa.float64()),
+            "exchange": [self.venue(f.symbol) for f in fills],
         })  # fmt: skip
         snaps = self.snapshots
         snap_t = pa.table({
@@ -98,8 +105,12 @@ def simulate(
     speed: float | None = None,
     on_batch: Callable[[ReplayStats], None] | None = None,
     batch_rows: int = 262_144,
+    exchange: str = "",
 ) -> SimResult:
-    """Replay [since, until) of `symbols` into each (trader id, strategy); see the module docstring."""
+    """Replay [since, until) of `symbols` (on `exchange`, or wherever they trade) into each (trader
+    id, strategy); see the module docstring. The simulator knows an instrument by its symbol, so
+    a symbol with ticks from two exchanges in the range is refused (AmbiguousVenueError):
+    BTCUSDT on binance and on binance-futures are two books, not one."""
     if len({t for t, _ in traders}) != len(traders):
         raise ValueError("trader ids must be unique within a run")
     market = Market()
@@ -111,9 +122,14 @@ def simulate(
     next_snap: int | None = None
     started = False
     for batch in replay(engine, symbols, since, until, clock=clock, speed=speed, stats=result.stats,
-                        batch_rows=batch_rows):
+                        batch_rows=batch_rows, exchange=exchange):  # fmt: skip
         ts_all = batch["ts_event"].to_numpy()
         if not started:
+            mixed = {s: v for s, v in result.stats.venues.items() if len(v) > 1}
+            if mixed:
+                raise AmbiguousVenueError(
+                    "; ".join(f"{s} has ticks from {', '.join(v)}" for s, v in sorted(mixed.items()))
+                    + " in this range: choose one venue (--exchange) — the simulator keeps one book per symbol")
             started = True
             result.started_at = int(ts_all[0])
             next_snap = (int(ts_all[0]) // step + 1) * step
