@@ -1,6 +1,7 @@
 -- name: bars
 -- description: OHLCV bars of one symbol's trades at any interval (seconds, 1 … 604800) with VWAP and trade count; newest `limit` bars, oldest first
 -- param symbol: String
+-- param exchange: String = ''
 -- param interval: UInt32 = 60 in [1, 604800]
 -- param since: DateTime64(9, 'UTC') = 1970-01-01
 -- param until: DateTime64(9, 'UTC') = 2262-01-01
@@ -24,7 +25,7 @@ FROM
         sum(price * size) / sum(size) AS vwap,
         count() AS trades
     FROM wh.trades
-    WHERE symbol = {symbol:String}
+    WHERE symbol = {symbol:String} AND ({exchange:String} = '' OR exchange = {exchange:String})
       AND timestamp >= {since:DateTime64(9, 'UTC')} AND timestamp < {until:DateTime64(9, 'UTC')}
     GROUP BY bar_start, symbol
     ORDER BY bar_start DESC

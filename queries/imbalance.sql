@@ -1,6 +1,7 @@
 -- name: imbalance
 -- description: Top-of-book order-book imbalance (Vb − Va) / (Vb + Va) of one symbol per bar (seconds): mean over the quotes and the closing value; newest `limit` bars, oldest first
 -- param symbol: String
+-- param exchange: String = ''
 -- param interval: UInt32 = 60 in [1, 604800]
 -- param since: DateTime64(9, 'UTC') = 1970-01-01
 -- param until: DateTime64(9, 'UTC') = 2262-01-01
@@ -20,7 +21,7 @@ FROM
         argMax((bid_size - ask_size) / (bid_size + ask_size),
                (timestamp, received_at, ifNull(seq, -1), bid, ask)) AS imbalance_close
     FROM wh.market_ticks
-    WHERE symbol = {symbol:String} AND bid_size + ask_size > 0
+    WHERE symbol = {symbol:String} AND ({exchange:String} = '' OR exchange = {exchange:String}) AND bid_size + ask_size > 0
       AND timestamp >= {since:DateTime64(9, 'UTC')} AND timestamp < {until:DateTime64(9, 'UTC')}
     GROUP BY bar_start, symbol
     ORDER BY bar_start DESC

@@ -1,6 +1,7 @@
 -- name: mid_bars
 -- description: OHLC bars of one symbol's quote mid ((bid + ask) / 2) at any interval (seconds) with quote count; newest `limit` bars, oldest first
 -- param symbol: String
+-- param exchange: String = ''
 -- param interval: UInt32 = 60 in [1, 604800]
 -- param since: DateTime64(9, 'UTC') = 1970-01-01
 -- param until: DateTime64(9, 'UTC') = 2262-01-01
@@ -21,7 +22,7 @@ FROM
         argMax((bid + ask) / 2, (timestamp, received_at, ifNull(seq, -1), bid, ask)) AS close,
         count() AS quotes
     FROM wh.market_ticks
-    WHERE symbol = {symbol:String}
+    WHERE symbol = {symbol:String} AND ({exchange:String} = '' OR exchange = {exchange:String})
       AND timestamp >= {since:DateTime64(9, 'UTC')} AND timestamp < {until:DateTime64(9, 'UTC')}
     GROUP BY bar_start, symbol
     ORDER BY bar_start DESC

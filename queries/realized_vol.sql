@@ -1,6 +1,7 @@
 -- name: realized_vol
 -- description: Realized volatility of one symbol per period: sqrt(Σ r²) of log returns of the mid sampled every `interval` seconds; newest `limit` periods, oldest first
 -- param symbol: String
+-- param exchange: String = ''
 -- param interval: UInt32 = 60 in [1, 604800]
 -- param period: UInt32 = 3600 in [1, 31622400]
 -- param since: DateTime64(9, 'UTC') = 1970-01-01
@@ -33,7 +34,7 @@ FROM
                 symbol,
                 argMax((bid + ask) / 2, (timestamp, received_at, ifNull(seq, -1), bid, ask)) AS close
             FROM wh.market_ticks
-            WHERE symbol = {symbol:String}
+            WHERE symbol = {symbol:String} AND ({exchange:String} = '' OR exchange = {exchange:String})
               AND timestamp >= {since:DateTime64(9, 'UTC')} AND timestamp < {until:DateTime64(9, 'UTC')}
             GROUP BY bar_start, symbol
         )

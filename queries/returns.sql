@@ -1,6 +1,7 @@
 -- name: returns
 -- description: Close-to-close returns of one symbol's mid per bar (seconds): simple and log return against the previous bar with quotes; newest `limit` bars, oldest first
 -- param symbol: String
+-- param exchange: String = ''
 -- param interval: UInt32 = 60 in [1, 604800]
 -- param since: DateTime64(9, 'UTC') = 1970-01-01
 -- param until: DateTime64(9, 'UTC') = 2262-01-01
@@ -26,7 +27,7 @@ FROM
             symbol,
             argMax((bid + ask) / 2, (timestamp, received_at, ifNull(seq, -1), bid, ask)) AS close
         FROM wh.market_ticks
-        WHERE symbol = {symbol:String}
+        WHERE symbol = {symbol:String} AND ({exchange:String} = '' OR exchange = {exchange:String})
           AND timestamp >= {since:DateTime64(9, 'UTC')} AND timestamp < {until:DateTime64(9, 'UTC')}
         GROUP BY bar_start, symbol
     )

@@ -1,6 +1,7 @@
 -- name: spreads
 -- description: Spread and mid statistics of one symbol's quotes per bar (seconds): mean/min/max spread, mean spread in bps of mid, mean/min/max mid; newest `limit` bars, oldest first
 -- param symbol: String
+-- param exchange: String = ''
 -- param interval: UInt32 = 60 in [1, 604800]
 -- param since: DateTime64(9, 'UTC') = 1970-01-01
 -- param until: DateTime64(9, 'UTC') = 2262-01-01
@@ -23,7 +24,7 @@ FROM
         min((bid + ask) / 2) AS mid_min,
         max((bid + ask) / 2) AS mid_max
     FROM wh.market_ticks
-    WHERE symbol = {symbol:String}
+    WHERE symbol = {symbol:String} AND ({exchange:String} = '' OR exchange = {exchange:String})
       AND timestamp >= {since:DateTime64(9, 'UTC')} AND timestamp < {until:DateTime64(9, 'UTC')}
     GROUP BY bar_start, symbol
     ORDER BY bar_start DESC

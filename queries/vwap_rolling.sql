@@ -1,6 +1,7 @@
 -- name: vwap_rolling
 -- description: Rolling VWAP of one symbol over its last `window` trades (Σ price·size / Σ size), per trade, newest first
 -- param symbol: String
+-- param exchange: String = ''
 -- param window: UInt32 = 100 in [1, 1000000]
 -- param limit: UInt64 = 100
 --
@@ -17,7 +18,7 @@ FROM
     (
         SELECT timestamp, received_at, seq, trade_id, symbol, price, size
         FROM wh.trades
-        WHERE symbol = {symbol:String}
+        WHERE symbol = {symbol:String} AND ({exchange:String} = '' OR exchange = {exchange:String})
         ORDER BY timestamp DESC, received_at DESC, seq DESC, trade_id DESC
         LIMIT {limit:UInt64} + {window:UInt32} - 1
     )

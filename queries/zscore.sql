@@ -1,6 +1,7 @@
 -- name: zscore
 -- description: Rolling z-score of the bid: mean and population std of the last `window` quotes of one symbol, newest first
 -- param symbol: String
+-- param exchange: String = ''
 -- param window: UInt32 = 60
 -- param limit: UInt64 = 100
 --
@@ -34,7 +35,7 @@ FROM
     (
         SELECT timestamp, received_at, seq, symbol, bid
         FROM wh.market_ticks
-        WHERE symbol = {symbol:String}
+        WHERE symbol = {symbol:String} AND ({exchange:String} = '' OR exchange = {exchange:String})
         ORDER BY timestamp DESC, received_at DESC, seq DESC
         LIMIT {limit:UInt64} + {window:UInt32} - 1
     )

@@ -119,6 +119,19 @@ def dedup_key_exprs(table: str) -> list[pl.Expr]:
     return [pl.col(c) for c in KEY_COLUMNS[table]]
 
 
+def fmt_str(template: str, *args: pl.Expr) -> pl.Expr:
+    """`pl.format(template, *args)` built from `pl.concat_str`: same strings (null when an argument
+    is null), without pl.format's intermittent panic (`assertion failed: i < self.len()`,
+    pola-rs/polars#25525, met here once in the sanitizer)."""
+    parts = template.split("{}")
+    if len(parts) != len(args) + 1:
+        raise ValueError(f"{template!r} has {len(parts) - 1} placeholders for {len(args)} values")
+    exprs: list[pl.Expr] = [pl.lit(parts[0])]
+    for arg, part in zip(args, parts[1:], strict=True):
+        exprs += [arg.cast(pl.String), pl.lit(part)]
+    return pl.concat_str(exprs)
+
+
 def conform(df: pl.DataFrame, schema: pa.Schema) -> pa.Table:
     """Polars frame → Arrow table with exactly `schema` (column order, types, UTC ns)."""
     if df.height == 0:

@@ -9,6 +9,7 @@ Floats agree to 1e-9 (relative), bars' OHLC, counts, timestamps and ranks exactl
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,11 +47,12 @@ def _engine(name: str):
 
 
 def run(engine: str, query: str, **params) -> pd.DataFrame:
-    from warehouse.sql import queries
+    """Through warehouse.analytics.run, as the CLI does (a symbol on two venues needs `exchange`)."""
+    from warehouse import analytics
 
     eng = _engine(engine)
     try:
-        table = queries.load(query).run(eng, params)
+        table = analytics.run(eng, query, **params)
     finally:
         eng.close()
     return _pandas(table)
@@ -198,9 +200,18 @@ def _bucket(ts: np.ndarray, seconds: int) -> np.ndarray:
     return ts // (seconds * NS) * (seconds * NS)
 
 
-def ref_bars(symbol: str, interval: int) -> pd.DataFrame:
+def _venue(df: pd.DataFrame, symbol: str, exchange: str | None) -> pd.DataFrame:
+    """One instrument's rows: the symbol on `exchange` (None: the symbol has one venue)."""
+    rows = df[df["symbol"] == symbol]
+    if exchange is None:
+        assert rows["exchange"].nunique() == 1, (symbol, sorted(set(rows["exchange"])))
+        return rows
+    return rows[rows["exchange"] == exchange]
+
+
+def ref_bars(symbol: str, interval: int, exchange: str | None = None) -> pd.DataFrame:
     t = raw("trades")
-    t = t[t["symbol"] == symbol].sort_values(["timestamp", "received_at", "seq", "trade_id"], kind="stable")
+    t = _venue(t, symbol, exchange).sort_values(["timestamp", "received_at", "seq", "trade_id"], kind="stable")
     t["bar_start"] = _bucket(t["timestamp"].to_numpy(), interval)
     t["pv"] = t["price"] * t["size"]
     g = t.groupby("bar_start", sort=True)
@@ -211,26 +222,28 @@ def ref_bars(symbol: str, interval: int) -> pd.DataFrame:
     return out
 
 
-def _quote_bars(symbol: str, interval: int) -> tuple[pd.DataFrame, pd.core.groupby.DataFrameGroupBy]:
-    q = _quotes_sorted()
-    q = q[q["symbol"] == symbol].copy()
+def _quote_bars(symbol: str, interval: int, exchange: str | None = None) -> tuple[pd.DataFrame, pd.core.groupby.DataFrameGroupBy]:
+    q = _venue(_quotes_sorted(), symbol, exchange).copy()
     q["bar_start"] = _bucket(q["timestamp"].to_numpy(), interval)
     return q, q.groupby("bar_start", sort=True)
 
 
-@pytest.mark.parametrize(("symbol", "interval"), [("BTCUSDT", 1), ("BTCUSDT", 60), ("ETHUSDT", 3600), ("AAPL", 86400)])
-def test_bars_match_the_reference(warehouse, symbol: str, interval: int) -> None:
-    want = ref_bars(symbol, interval)
+# BTCUSDT is on two venues here: the Tardis day (binance-futures, 2020) and the synthetic feed (binance)
+@pytest.mark.parametrize(("symbol", "exchange", "interval"), [("BTCUSDT", "binance-futures", 1), ("BTCUSDT", "binance", 60),
+                                                              ("ETHUSDT", None, 3600), ("AAPL", None, 86400)])  # fmt: skip
+def test_bars_match_the_reference(warehouse, symbol: str, exchange: str | None, interval: int) -> None:
+    want = ref_bars(symbol, interval, exchange)
+    venue = {"exchange": exchange} if exchange else {}
     for engine in ENGINES:
-        got = run(engine, "bars", symbol=symbol, interval=interval, limit=10**9)
+        got = run(engine, "bars", symbol=symbol, interval=interval, limit=10**9, **venue)
         assert_same(got, want, exact=("bar_start", "open", "high", "low", "close", "trades"), label=engine)
-    tail = run("clickhouse", "bars", symbol=symbol, interval=interval, limit=5)
+    tail = run("clickhouse", "bars", symbol=symbol, interval=interval, limit=5, **venue)
     assert list(tail["bar_start"]) == list(want["bar_start"].iloc[-5:])  # the newest bars, oldest first
 
 
-@pytest.mark.parametrize(("symbol", "interval"), [("BTCUSDT", 10), ("EURUSD", 900)])
-def test_quote_analytics_match_the_reference(warehouse, symbol: str, interval: int) -> None:
-    q, g = _quote_bars(symbol, interval)
+@pytest.mark.parametrize(("symbol", "exchange", "interval"), [("BTCUSDT", "binance", 10), ("EURUSD", None, 900)])
+def test_quote_analytics_match_the_reference(warehouse, symbol: str, exchange: str | None, interval: int) -> None:
+    q, g = _quote_bars(symbol, interval, exchange)
     mid_bars = pd.DataFrame({"open": g["mid"].first(), "high": g["mid"].max(), "low": g["mid"].min(),
                              "close": g["mid"].last(), "quotes": g.size()}).reset_index()  # fmt: skip
     q["spread"] = q["ask"] - q["bid"]
@@ -252,7 +265,7 @@ def test_quote_analytics_match_the_reference(warehouse, symbol: str, interval: i
     returns = closes.assign(prev_bar_start=closes["bar_start"].shift(1), simple_return=closes["close"] / prev - 1,
                             log_return=np.log(closes["close"] / prev))  # fmt: skip
     for engine in ENGINES:
-        p = {"symbol": symbol, "interval": interval, "limit": 10**9}
+        p = {"symbol": symbol, "interval": interval, "limit": 10**9, **({"exchange": exchange} if exchange else {})}
         assert_same(run(engine, "mid_bars", **p), mid_bars, exact=("bar_start", "open", "high", "low", "close"),
                     label=f"{engine} mid_bars")  # fmt: skip
         assert_same(run(engine, "spreads", **p), spreads, exact=("bar_start", "quotes"), label=f"{engine} spreads")
@@ -264,8 +277,8 @@ def test_quote_analytics_match_the_reference(warehouse, symbol: str, interval: i
 
 
 def test_realized_vol_matches_the_reference(warehouse) -> None:
-    for symbol, interval, period in (("BTCUSDT", 1, 60), ("CL", 300, 86400)):
-        _, g = _quote_bars(symbol, interval)
+    for symbol, exchange, interval, period in (("BTCUSDT", "binance-futures", 1, 60), ("CL", "", 300, 86400)):
+        _, g = _quote_bars(symbol, interval, exchange or None)
         closes = g["mid"].last()
         r = np.log(closes / closes.shift(1)).dropna()
         per = _bucket(r.index.to_numpy(), period)
@@ -274,30 +287,39 @@ def test_realized_vol_matches_the_reference(warehouse) -> None:
         want["realized_vol"] = np.sqrt(want["realized_var"])
         assert len(want) >= 2
         for engine in ENGINES:
-            got = run(engine, "realized_vol", symbol=symbol, interval=interval, period=period, limit=10**9)
+            got = run(engine, "realized_vol", symbol=symbol, exchange=exchange, interval=interval, period=period,
+                      limit=10**9)  # fmt: skip
             assert_same(got.drop(columns=["symbol"]), want, exact=("period_start", "returns"), label=engine)
 
 
 def test_rolling_vwap_matches_the_reference(warehouse) -> None:
-    t = raw("trades")
-    t = t[t["symbol"] == "BTCUSDT"].sort_values(["timestamp", "received_at", "seq", "trade_id"], kind="stable")
+    t = _venue(raw("trades"), "BTCUSDT", "binance")
+    t = t.sort_values(["timestamp", "received_at", "seq", "trade_id"], kind="stable")
     w = 50
     pv = (t["price"] * t["size"]).rolling(w, min_periods=1).sum()
     vol = t["size"].rolling(w, min_periods=1).sum()
     want = pd.DataFrame({"timestamp": t["timestamp"], "price": t["price"], "size": t["size"], "vwap": pv / vol,
                          "window_volume": vol}).iloc[::-1].head(500).reset_index(drop=True)  # fmt: skip
     for engine in ENGINES:
-        got = run(engine, "vwap_rolling", symbol="BTCUSDT", window=w, limit=500)
+        got = run(engine, "vwap_rolling", symbol="BTCUSDT", exchange="binance", window=w, limit=500)
         assert_same(got.drop(columns=["symbol"]), want, exact=("timestamp",), label=engine)
 
 
 def test_zscore_and_bars_agree_on_the_tardis_day(warehouse) -> None:
     # the real sample on its own: 2020-02-22 bars at 1 s, both engines and the reference
-    want = ref_bars("BTCUSDT", 1)
-    want = want[want["bar_start"] < START]
+    want = ref_bars("BTCUSDT", 1, "binance-futures")
     for engine in ENGINES:
-        got = run(engine, "bars", symbol="BTCUSDT", interval=1, until="2020-02-23", limit=10**9)
+        got = run(engine, "bars", symbol="BTCUSDT", exchange="binance-futures", interval=1, until="2020-02-23",
+                  limit=10**9)  # fmt: skip
         assert_same(got, want.reset_index(drop=True), exact=("bar_start", "open", "close", "trades"), label=engine)
+    # the CLI: without a venue the symbol is ambiguous; with one, exactly that book's quotes
+    r = wh("query", "zscore", "BTCUSDT", ok=False)
+    assert r.exit_code == 1 and "BTCUSDT is on 2 exchanges (binance, binance-futures)" in r.output
+    for engine in ENGINES:
+        z = json.loads(wh("query", "zscore", "BTCUSDT", "--exchange", "binance-futures", "--limit", "0",
+                          "--engine", engine, "--format", "json").output)  # fmt: skip
+        assert len(z) == 9999 and {row["symbol"] for row in z} == {"BTCUSDT"}
+        assert max(row["timestamp"] for row in z) < "2020-02-23"
 
 
 # ---------------------------------------------------------------- portfolio analytics
@@ -445,7 +467,7 @@ def test_symbols_catalog_matches_the_reference(warehouse) -> None:
 def test_every_listed_query_runs_on_both_engines_with_identical_results(warehouse) -> None:
     from warehouse.sql import queries
 
-    params = {"symbol": "BTCUSDT", "trader": "T01", "at": "2024-01-03 12:00:00", "day": "2024-01-02"}
+    params = {"symbol": "BTCUSDT", "exchange": "binance", "trader": "T01", "at": "2024-01-03 12:00:00", "day": "2024-01-02"}
     names = [q.name for q in queries.list_queries()]
     for q in queries.list_queries():
         p = {k: v for k, v in params.items() if k in {x.name for x in q.params}}
@@ -626,7 +648,9 @@ def test_plots_write_pngs_with_axes_labels_and_bands(warehouse, tmp_path) -> Non
 
     from warehouse.analytics import charts
 
-    for args, name in ((["zscore", "BTCUSDT", "--limit", "3000"], "zscore_BTCUSDT.png"),
+    r = wh("plot", "zscore", "BTCUSDT", ok=False)  # two venues: which book?
+    assert r.exit_code == 1 and "binance, binance-futures" in r.output and "--exchange" in r.output
+    for args, name in ((["zscore", "BTCUSDT", "--exchange", "binance", "--limit", "3000"], "zscore_binance_BTCUSDT.png"),
                        (["equity", "T05", "--interval", "1800", "--engine", "clickhouse"], "equity_T05.png")):  # fmt: skip
         r = wh("plot", *args)
         path = Path(r.output.strip().splitlines()[-1])
@@ -641,7 +665,7 @@ def test_plots_write_pngs_with_axes_labels_and_bands(warehouse, tmp_path) -> Non
     try:
         from warehouse import analytics
 
-        z = analytics.zscore(eng, "BTCUSDT", window=60, limit=500)
+        z = analytics.zscore(eng, "BTCUSDT", window=60, limit=500, exchange="binance")
         eq = analytics.run(eng, "equity_curve", trader="T05", interval=1800)
     finally:
         eng.close()

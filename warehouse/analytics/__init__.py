@@ -10,7 +10,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from warehouse.errors import UnknownSymbolError
+from warehouse.errors import AmbiguousVenueError, UnknownSymbolError
 from warehouse.sql import queries
 from warehouse.sql.engines import Engine
 
@@ -19,7 +19,23 @@ ALL_ROWS = 2**62  # `limit=None` means the whole series
 
 
 def run(engine: Engine, name: str, **params: Any) -> pa.Table:
-    return queries.load(name).run(engine, params)
+    """Run a named query. A market query of one symbol (it declares `symbol` and `exchange`)
+    reads one venue: the one given, else the symbol's only one; a symbol on several venues
+    without an exchange raises AmbiguousVenueError (their quotes are two books, not one)."""
+    query = queries.load(name)
+    declared = {p.name for p in query.params}
+    if {"symbol", "exchange"} <= declared and params.get("symbol") is not None and not params.get("exchange"):
+        found = venues(engine, str(params["symbol"]))
+        if len(found) > 1:
+            raise AmbiguousVenueError(f"{params['symbol']} is on {len(found)} exchanges ({', '.join(found)}): "
+                                      "name one with --exchange (exchange=…)")  # fmt: skip
+        params = {**params, "exchange": found[0] if found else ""}
+    return query.run(engine, params)
+
+
+def venues(engine: Engine, symbol: str) -> list[str]:
+    """The exchanges `symbol` has quotes or trades on, sorted."""
+    return [str(v) for v in queries.load("venues", internal=True).run(engine, {"symbol": symbol}).column("exchange").to_pylist()]
 
 
 def zscore(engine: Engine, symbol: str, *, window: int = 60, limit: int | None = 100, **other: Any) -> pa.Table:

@@ -47,6 +47,7 @@ def plot_zscore(
     symbol: str = typer.Argument(..., help="symbol with quotes"),
     window: int = typer.Option(60, "--window", help="rolling window in quotes"),
     limit: int = typer.Option(2000, "--limit", help="newest quotes to draw"),
+    exchange: str = typer.Option("", "--exchange", help="venue of the symbol (needed when it trades on several)"),
     engine: str = typer.Option("duckdb", "--engine", "-e", help="duckdb | clickhouse"),
     out: Path | None = typer.Option(None, "--out", "-o", help="PNG path (default: $WH_HOME/plots/)"),
 ) -> None:
@@ -57,10 +58,10 @@ def plot_zscore(
 
     eng = guarded(lambda: open_engine(engine, get_settings(), read_only=True))
     try:
-        table = guarded(lambda: analytics.zscore(eng, symbol, window=window, limit=limit))
+        table = guarded(lambda: analytics.zscore(eng, symbol, window=window, limit=limit, exchange=exchange))
     finally:
         eng.close()
-    path = _out_path(out, "zscore", symbol)
+    path = _out_path(out, "zscore", f"{exchange}_{symbol}" if exchange else symbol)
     charts.zscore_chart(table, symbol=symbol, window=window, path=path)
     console.print(str(path))
 

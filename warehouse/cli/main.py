@@ -293,6 +293,7 @@ def query(
     since: str | None = typer.Option(None, "--since", help="UTC start (ISO), inclusive"),
     until: str | None = typer.Option(None, "--until", help="UTC end (ISO), exclusive"),
     at: str | None = typer.Option(None, "--at", help="UTC time of a leaderboard / allocation (ISO)"),
+    exchange: str | None = typer.Option(None, "--exchange", help="venue of the symbol (needed when it trades on several)"),
     fmt: str = typer.Option("table", "--format", help="table | csv | json | parquet"),
     out: Path | None = typer.Option(None, "--out", "-o", help="write the result to this file"),
 ) -> None:
@@ -314,7 +315,8 @@ def query(
         raise fail(f"{name} takes {len(required)} positional value(s) ({', '.join(required) or 'none'}); "
                    f"got {len(positional)}: use --param NAME=VALUE for the others")  # fmt: skip
     values: dict[str, Any] = dict(zip(required, positional, strict=False))
-    options = {"limit": limit, "window": window, "interval": interval, "since": since, "until": until, "at": at}
+    options = {"limit": limit, "window": window, "interval": interval, "since": since, "until": until, "at": at,
+               "exchange": exchange}  # fmt: skip
     for key, value in options.items():
         if value is None:
             continue

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from warehouse.errors import MissingColumnError, SourceError
-from warehouse.records import Kind
+from warehouse.records import Kind, fmt_str
 
 # internal field → polars dtype after decoding (times are int64 ns)
 QUOTE_FIELDS: dict[str, pl.DataType] = {
@@ -150,7 +150,7 @@ def decode(frame: pl.DataFrame, m: Mapping) -> tuple[pl.DataFrame, RejectFrame]:
             flags.append((failed | missing).alias(f"_bad_{name}"))
             bad.append(
                 pl.when(failed)
-                .then(pl.format("cannot parse {} from column '{}': '{}'", pl.lit(name), pl.lit(col), raw.cast(pl.String)))
+                .then(fmt_str("cannot parse {} from column '{}': '{}'", pl.lit(name), pl.lit(col), raw.cast(pl.String)))
                 .when(missing)
                 .then(pl.lit(f"missing {name} (column '{col}')"))
             )

@@ -27,7 +27,7 @@ import numpy as np
 import polars as pl
 
 from warehouse.ingest.files import SourceBatch
-from warehouse.records import Kind
+from warehouse.records import Kind, fmt_str
 from warehouse.sanitize.rules import NS, SanitizeConfig
 from warehouse.sessions import is_open
 
@@ -326,7 +326,7 @@ class SyntheticFeed:
             q = frame.filter(pl.col("_kind") == 0).drop(["_kind", "_buy"])
             t = frame.filter(pl.col("_kind") == 1).select(
                 "_offset", "timestamp", "received_at", "exchange", "symbol", "asset_class",
-                pl.format("{}-{}", pl.col("symbol"), pl.col("seq")).alias("trade_id"),
+                fmt_str("{}-{}", pl.col("symbol"), pl.col("seq")).alias("trade_id"),
                 pl.when(pl.col("_buy")).then(pl.lit("buy")).otherwise(pl.lit("sell")).alias("side"),
                 pl.when(pl.col("_buy")).then(pl.col("ask")).otherwise(pl.col("bid")).alias("price"),
                 pl.when(pl.col("_buy")).then(pl.col("ask_size")).otherwise(pl.col("bid_size")).alias("size"),

@@ -38,7 +38,7 @@ from enum import StrEnum
 import polars as pl
 
 from warehouse.errors import SanitizeError
-from warehouse.records import ASSET_CLASSES, TABLE_FOR_KIND, Kind, dedup_key_exprs
+from warehouse.records import ASSET_CLASSES, TABLE_FOR_KIND, Kind, dedup_key_exprs, fmt_str
 
 RULES: tuple[str, ...] = (
     "malformed",
@@ -138,7 +138,7 @@ class Sanitizer:
         df = self._with_group_ids(rows).with_row_index("_i")
         nums = self._numeric()
         max_ts = time.time_ns() + c.max_future
-        values = pl.format(", ".join(f"{x}={{}}" for x in nums), *[pl.col(x) for x in nums])
+        values = fmt_str(", ".join(f"{x}={{}}" for x in nums), *[pl.col(x) for x in nums])
         first = (
             pl.when(pl.any_horizontal([~pl.col(x).is_finite() for x in nums]))
             .then(pl.lit("non_finite"))
@@ -154,12 +154,12 @@ class Sanitizer:
         df = df.with_columns(first.otherwise(None).alias("_rule"))
         # reason texts only for the few rows that failed (formatting every row is costly)
         reasons = {
-            "non_finite": pl.format("non-finite value: {}", values),
-            "non_positive": pl.format("price or size <= 0: {}", values),
-            "unknown_asset_class": pl.format("unknown asset class '{}'", pl.col("asset_class")),
-            "timestamp_window": pl.format("event time {} ns outside [{}, now + {} s]",
+            "non_finite": fmt_str("non-finite value: {}", values),
+            "non_positive": fmt_str("price or size <= 0: {}", values),
+            "unknown_asset_class": fmt_str("unknown asset class '{}'", pl.col("asset_class")),
+            "timestamp_window": fmt_str("event time {} ns outside [{}, now + {} s]",
                                           pl.col("timestamp"), pl.lit(c.min_ts), pl.lit(c.max_future // NS)),
-            "crossed_book": pl.format("crossed book: bid {} > ask {}", pl.col("bid"), pl.col("ask")) if self.kind == Kind.QUOTE else pl.lit(""),
+            "crossed_book": fmt_str("crossed book: bid {} > ask {}", pl.col("bid"), pl.col("ask")) if self.kind == Kind.QUOTE else pl.lit(""),
         }  # fmt: skip
         failed = df.filter(pl.col("_rule").is_not_null())
         expr = pl.lit(None, pl.String)
@@ -235,7 +235,7 @@ class Sanitizer:
         late = both.filter(pl.col("_i").is_not_null() & (pl.col("_t") < pl.col("_prev") - tol))
         self._max_ts = both.group_by(G).agg(pl.col("_t").max().alias("_max"))
         return self._mark(df, late, "out_of_order",
-                          pl.format("event time {} ns behind the newest tick of the symbol (tolerance {} ns)",
+                          fmt_str("event time {} ns behind the newest tick of the symbol (tolerance {} ns)",
                                     pl.col("_prev") - pl.col("_t"), pl.lit(tol)))  # fmt: skip
 
     def _spikes(self, df: pl.DataFrame) -> pl.DataFrame:
@@ -254,7 +254,7 @@ class Sanitizer:
         spikes = both.filter(pl.col("_i").is_not_null() & (dev > c.spike_band))
         self._prices = both.select("_g", "_px").group_by(G, maintain_order=True).tail(c.spike_window)
         return self._mark(df, spikes, "spike",
-                          pl.format("price {} deviates {}% from the rolling median {} (band {}%)",
+                          fmt_str("price {} deviates {}% from the rolling median {} (band {}%)",
                                     pl.col("_px"), (dev * 100).round(2), pl.col("_ref"), pl.lit(c.spike_band * 100)))  # fmt: skip
 
     def _gaps(self, df: pl.DataFrame) -> pl.DataFrame:

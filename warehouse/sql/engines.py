@@ -114,6 +114,8 @@ class DuckDBEngine:
             msg = str(exc)
             if "Catalog Error" in msg:
                 msg += f" — the warehouse at {self.path} lacks this table: run `wh migrate` or `wh import`"
+            elif "Binder Error" in msg and "not found" in msg:
+                msg += f" — if the warehouse at {self.path} predates this version of wh, run `wh migrate`"
             raise QueryError(f"duckdb: {msg}") from exc
 
     def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
@@ -248,6 +250,8 @@ class ClickHouseEngine:
             msg = _first_line(exc)
             if "UNKNOWN_DATABASE" in msg or "UNKNOWN_TABLE" in msg:
                 msg += f" — the warehouse at {self.where} has no tables yet: run `wh migrate` or `wh import`"
+            elif "UNKNOWN_IDENTIFIER" in msg:
+                msg += f" — if the warehouse at {self.where} predates this version of wh, run `wh migrate`"
             raise QueryError(f"clickhouse: {msg}") from exc
 
     def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:

@@ -64,7 +64,8 @@ class Param:
         return v
 
     def describe(self) -> str:
-        out = f"{self.name}:{self.type}" + (f"={self.default}" if self.default is not None else "")
+        shown = "''" if self.default == "" else self.default
+        out = f"{self.name}:{self.type}" + (f"={shown}" if self.default is not None else "")
         return out + (f" in [{self.low}, {self.high}]" if self.low is not None else "")
 
     def _coerce(self, value: Any) -> Any:
@@ -148,7 +149,7 @@ def parse_query_file(path: Path) -> NamedQuery:
             pm = _PARAM.match(rest)
             if not pm:
                 raise QueryError(f"{path}: bad parameter line {line!r}")
-            params.append(Param(pm.group(1), pm.group(2), pm.group(3), _strip(pm.group(4)), _strip(pm.group(5))))
+            params.append(Param(pm.group(1), pm.group(2), _strip(pm.group(3)), _strip(pm.group(4)), _strip(pm.group(5))))
     if name != path.stem:
         raise QueryError(f"{path}: header name {name!r} differs from the file name")
     q = NamedQuery(name, description, tuple(params), _expand(text, path, ()), path)
@@ -157,7 +158,11 @@ def parse_query_file(path: Path) -> NamedQuery:
 
 
 def _strip(value: str | None) -> str | None:
-    return value.strip() if value is not None else None
+    """A header value; a quoted one ('' or 'text') is the string between the quotes."""
+    if value is None:
+        return None
+    value = value.strip()
+    return value[1:-1] if len(value) >= 2 and value[0] == value[-1] == "'" else value
 
 
 _PLACEHOLDER = re.compile(r"\{(\w+):([^{}]+)\}")
