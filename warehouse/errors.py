@@ -85,7 +85,8 @@ class UnknownSymbolError(QueryError):
 
 
 class AmbiguousVenueError(QueryError):
-    """A simulated symbol trades on several exchanges in the range: the simulator needs one."""
+    """The symbol is on several exchanges (two books) and the operation needs one: a market
+    query, or the simulator over a range where both venues have ticks."""
 
 
 class UnsupportedSQLError(QueryError):

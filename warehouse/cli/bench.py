@@ -126,12 +126,12 @@ def register(app: typer.Typer) -> None:
             for eng in (duck, ch):
                 # as `wh query zscore BTCUSDT` runs it (the symbol's venue looked up first), and
                 # with --exchange given (no lookup)
-                for label, venue in (("", {}), (" --exchange binance", {"exchange": "binance"})):
-                    analytics.zscore(eng, "BTCUSDT", **venue)
+                for label, venue in (("", ""), (" --exchange binance", "binance")):
+                    analytics.zscore(eng, "BTCUSDT", exchange=venue)
                     lat = []
                     for _ in range(repeats):
                         t = time.perf_counter()
-                        analytics.zscore(eng, "BTCUSDT", **venue)
+                        analytics.zscore(eng, "BTCUSDT", exchange=venue)
                         lat.append((time.perf_counter() - t) * 1000)
                     lat.sort()
                     console.print(f"{eng.name:10s} zscore BTCUSDT{label} newest 100: p50 {statistics.median(lat):.1f} "

@@ -399,23 +399,23 @@ def demo(
             report = guarded(lambda path=path, k=k: _run(iter_csv(path, tardis_mapping(k)), str(path.resolve()),  # type: ignore[misc]
                                                          path.stat().st_size, path.name, engines, SanitizeConfig()))  # fmt: skip
             _print_report(report)
-        symbol = "BTCUSDT"
+        symbol, venue = "BTCUSDT", "binance-futures"
     else:
         console.print(f"No Tardis samples at {SHARED_DATA}: generating a synthetic day ({ticks:,} ticks)")
         feed = SyntheticFeed(ticks=ticks, seed=1)
         report = guarded(lambda: _run(feed.batches(), feed.source, ticks, "synthetic", engines, SanitizeConfig()))
         _print_report(report)
-        symbol = "BTCUSDT"
+        symbol, venue = "BTCUSDT", "binance"
     for name in engines:
         eng = guarded(lambda name=name: open_engine(name, settings, read_only=True))  # type: ignore[misc]
         try:
-            table = guarded(lambda eng=eng: analytics.zscore(eng, symbol, limit=10))  # type: ignore[misc]
+            table = guarded(lambda eng=eng: analytics.zscore(eng, symbol, limit=10, exchange=venue))  # type: ignore[misc]
         finally:
             eng.close()
-        _emit(table, "table", f"z-score {symbol}, newest 10, on {name}")
+        _emit(table, "table", f"z-score {symbol} on {venue}, newest 10, on {name}")
     console.print(f"DuckDB file:        {settings.duckdb_path.resolve()}")
     console.print(f"ClickHouse:         {settings.clickhouse_where()}")
-    console.print(f"Try: wh query zscore {symbol} --engine clickhouse --limit 20")
+    console.print(f"Try: wh query zscore {symbol} --exchange {venue} --engine clickhouse --limit 20")
 
 
 from warehouse.cli import bench as _bench  # noqa: E402  (registers `wh bench …`)
