@@ -8,7 +8,7 @@
 --
 -- The replay visits only these slices, so empty stretches of a long range cost nothing;
 -- the venues tell the simulator which exchange each symbol's ticks come from. exchange = ''
--- means every venue.
+-- means every venue. Unordered: the replay sums and sorts the plan itself.
 SELECT slice, exchange, symbol, sum(n) AS ticks
 FROM
 (
@@ -25,4 +25,3 @@ FROM
     GROUP BY slice, exchange, symbol
 )
 GROUP BY slice, exchange, symbol
-ORDER BY slice, exchange, symbol

@@ -259,6 +259,8 @@ def test_a_symbol_on_two_venues_is_replayed_from_the_one_asked_for_and_marked_th
     marked with that venue's quotes (the other venue's would be 10 % off)."""
     import pyarrow.compute as pc
 
+    from warehouse import analytics
+
     quotes, trades = tardis
     wh("import", str(quotes), str(trades))
     for name in ENGINES:
@@ -292,14 +294,9 @@ def test_a_symbol_on_two_venues_is_replayed_from_the_one_asked_for_and_marked_th
                               "ORDER BY timestamp").to_pylist()  # fmt: skip
             assert sum(1 for s in snaps if abs(s["positions_value"]) > 1000) >= 3  # it held positions
             for s in snaps:
-                rank = queries_run(eng, "trader_rank", trader="zscore", at=s["timestamp"])
+                rank = analytics.run(eng, "trader_rank", trader="zscore", at=s["timestamp"]).to_pylist()[0]
                 assert abs(rank["nav"] - s["nav"]) < 1e-9 * s["nav"], (engine, s, rank)
         finally:
             eng.close()
         assert venues == ["binance-futures"]
 
-
-def queries_run(eng, name: str, **params) -> dict:
-    from warehouse.sql import queries
-
-    return queries.load(name).run(eng, params).to_pylist()[0]
