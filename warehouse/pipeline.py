@@ -16,6 +16,7 @@ from warehouse.records import (
     SCHEMA_FOR_KIND,
     TABLE_FOR_KIND,
     Kind,
+    bounded_raw_expr,
     conform,
 )
 from warehouse.sanitize import SanitizeConfig, Sanitizer
@@ -69,7 +70,7 @@ def to_write_batch(
             "exchange",
             "symbol",
             pl.col("timestamp").cast(_TS_NS_UTC),
-            pl.col("_raw").fill_null("").alias("raw"),
+            bounded_raw_expr("_raw").alias("raw"),
         ),
         REJECT_SCHEMA,
     )

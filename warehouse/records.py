@@ -6,9 +6,13 @@ DDL (ddl/<engine>/) mirrors these schemas; a test checks that it does.
 
 Dedup keys (what makes two rows "the same tick"):
   quotes: (exchange, symbol, timestamp, seq) — or, when the feed has no sequence
-          numbers (seq is NULL, e.g. Tardis quotes), (exchange, symbol, timestamp,
-          received_at): distinct quotes that share an exchange timestamp stay distinct.
+          numbers (seq is NULL, e.g. Tardis quotes, most FX feeds), (exchange, symbol,
+          timestamp, received_at, bid, ask, bid_size, ask_size): only a true repeat
+          (same time *and* same content) is a duplicate; distinct quotes that share a
+          timestamp stay distinct, and re-importing a file still adds nothing.
   trades: (exchange, symbol, timestamp, trade_id).
+
+Quote sizes are nullable: a feed that publishes no sizes stores NULL (never a made-up 0).
 """
 
 from __future__ import annotations
@@ -38,8 +42,8 @@ QUOTE_SCHEMA = pa.schema(
         pa.field("asset_class", pa.string(), nullable=False),
         pa.field("bid", pa.float64(), nullable=False),
         pa.field("ask", pa.float64(), nullable=False),
-        pa.field("bid_size", pa.float64(), nullable=False),
-        pa.field("ask_size", pa.float64(), nullable=False),
+        pa.field("bid_size", pa.float64(), nullable=True),
+        pa.field("ask_size", pa.float64(), nullable=True),
         pa.field("seq", pa.int64(), nullable=True),
     ]
 )
@@ -100,7 +104,7 @@ SCHEMA_FOR_KIND = {Kind.QUOTE: QUOTE_SCHEMA, Kind.TRADE: TRADE_SCHEMA}
 
 # Columns that identify a row for idempotent writes (see module docstring).
 KEY_COLUMNS: dict[str, tuple[str, ...]] = {
-    "market_ticks": ("exchange", "symbol", "timestamp", "received_at", "seq"),
+    "market_ticks": ("exchange", "symbol", "timestamp", "received_at", "seq", "bid", "ask", "bid_size", "ask_size"),
     "trades": ("exchange", "symbol", "timestamp", "trade_id"),
     "rejects": ("source", "source_offset", "rule"),
     "gaps": ("kind", "exchange", "symbol", "from_seq"),
@@ -110,13 +114,37 @@ KEY_COLUMNS: dict[str, tuple[str, ...]] = {
 def dedup_key_exprs(table: str) -> list[pl.Expr]:
     """Polars expressions forming the dedup key of `table` (one definition for all engines)."""
     if table == "market_ticks":
+        no_seq = pl.col("seq").is_null()
         return [
             pl.col("exchange"),
             pl.col("symbol"),
             pl.col("timestamp"),
             pl.coalesce(pl.col("seq"), pl.col("received_at").dt.epoch("ns")).alias("_disc"),
+            # without a sequence number the content is part of the identity
+            *(pl.when(no_seq).then(pl.col(c)).alias(f"_k_{c}") for c in ("bid", "ask", "bid_size", "ask_size")),
         ]
     return [pl.col(c) for c in KEY_COLUMNS[table]]
+
+
+RAW_LIMIT = 4096  # characters of a rejected payload kept in wh.rejects.raw
+
+
+def bounded_raw(data: bytes, length: int | None = None) -> str:
+    """A payload as text for wh.rejects.raw: invalid UTF-8 bytes shown as \\xNN, at most
+    RAW_LIMIT characters (a longer one is cut and says how long it was). `length`: the
+    payload's full length when `data` is only its head."""
+    total = len(data) if length is None else length
+    text = data[: RAW_LIMIT * 4].decode("utf-8", errors="backslashreplace")
+    if len(text) > RAW_LIMIT or total > len(text.encode("utf-8", errors="surrogateescape")):
+        return f"{text[:RAW_LIMIT]}… ({total:,} bytes)"
+    return text
+
+
+def bounded_raw_expr(col: str) -> pl.Expr:
+    """The same bound on a text column (a reject's payload is one line, bounded in size)."""
+    c = pl.col(col).fill_null("")
+    n = c.str.len_bytes()
+    return pl.when(n > RAW_LIMIT).then(fmt_str("{}… ({} bytes)", c.str.slice(0, RAW_LIMIT), n)).otherwise(c)
 
 
 def fmt_str(template: str, *args: pl.Expr) -> pl.Expr:

@@ -3,7 +3,7 @@
 -- param symbols: Array(String)
 -- param lo: DateTime64(6, 'UTC')
 -- param hi: DateTime64(6, 'UTC')
-SELECT exchange, symbol, timestamp, received_at, seq
+SELECT exchange, symbol, timestamp, received_at, seq, bid, ask, bid_size, ask_size
 FROM wh.market_ticks
 WHERE has({symbols:Array(String)}, symbol)
   AND timestamp BETWEEN {lo:DateTime64(6, 'UTC')} AND {hi:DateTime64(6, 'UTC')}

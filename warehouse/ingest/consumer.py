@@ -267,6 +267,12 @@ class Ingestor:
         values = [m.value() for m in msgs]
         partitions = np.fromiter((m.partition() for m in msgs), dtype=np.int32, count=len(msgs))
         offsets = np.fromiter((m.offset() for m in msgs), dtype=np.int64, count=len(msgs))
+        # the Kafka timestamp (producer create time or broker append time, ms) is the receipt
+        # time of a tick that carries none: stored with the message, the same on every re-read
+        received = np.fromiter(
+            (ms * 1_000_000 if kind and ms >= 0 else -1 for kind, ms in (m.timestamp() for m in msgs)),
+            dtype=np.int64, count=len(msgs),
+        )
         ranges: dict[int, tuple[int, int]] = {}
         for p in np.unique(partitions):
             sel = offsets[partitions == p]
@@ -278,7 +284,7 @@ class Ingestor:
             time.sleep(self.unsafe_delay)
         parts = []
         rejected = 0
-        for batch in decode_messages(self.topic, values, partitions, offsets):
+        for batch in decode_messages(self.topic, values, partitions, offsets, received):
             result = self.sanitizers[batch.kind].process(batch.rows)
             rejects = pl.concat([batch.rejects, result.rejects], how="diagonal_relaxed")
             rejected += rejects.height

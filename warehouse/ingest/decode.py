@@ -2,6 +2,13 @@
 
 A value that does not parse or a required value that is missing makes the row a
 `malformed` reject (with the column and the offending text); the other rows go on.
+Text fields (exchange, symbol, asset class, trade id, side) must not hold control
+characters (a newline or NUL byte in a symbol is a reject, not a new instrument).
+
+Optional per row: `seq` (NULL), `side` ("unknown"), the quote sizes (NULL: a feed that
+publishes no sizes, common for FX), and `received_at`: a row without a receipt time takes
+the source's fallback — the Kafka message timestamp for streams (`_recv_fallback`, the
+same on every re-read, so a replay stays idempotent), else the event time.
 """
 
 from __future__ import annotations
@@ -39,7 +46,9 @@ TRADE_FIELDS: dict[str, pl.DataType] = {
     "seq": pl.Int64(),
 }
 FIELDS = {Kind.QUOTE: QUOTE_FIELDS, Kind.TRADE: TRADE_FIELDS}
-OPTIONAL = {"seq", "received_at", "side"}
+OPTIONAL = {"seq", "received_at", "side", "bid_size", "ask_size"}
+# text fields must be printable: a control character (newline, NUL, …) makes the row malformed
+_CONTROL = r"[\x00-\x1f\x7f]"
 TIME_FIELDS = ("timestamp", "received_at")
 UNIT_NS = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
 
@@ -140,16 +149,19 @@ def decode(frame: pl.DataFrame, m: Mapping) -> tuple[pl.DataFrame, RejectFrame]:
             elif dtype == pl.String():
                 value = (raw if src == pl.String() else raw.cast(pl.String)).str.strip_chars()
                 present = (value.str.len_bytes() > 0).fill_null(False)
+                control = value.str.contains(_CONTROL).fill_null(False)
             else:
                 text = raw.cast(pl.String).str.strip_chars()
                 value = text.cast(dtype, strict=False)
                 present = raw.is_not_null() & (text != "")
             exprs.append(value.alias(name))
-            failed = present & value.is_null() if dtype != pl.String() else pl.lit(False)
+            failed = present & value.is_null() if dtype != pl.String() else control
             missing = ~present & pl.lit(name not in OPTIONAL)
             flags.append((failed | missing).alias(f"_bad_{name}"))
             bad.append(
-                pl.when(failed)
+                pl.when(failed & pl.lit(dtype == pl.String()))
+                .then(pl.lit(f"control character (newline, NUL, …) in {name} (column '{col}')"))
+                .when(failed)
                 .then(fmt_str("cannot parse {} from column '{}': '{}'", pl.lit(name), pl.lit(col), raw.cast(pl.String)))
                 .when(missing)
                 .then(pl.lit(f"missing {name} (column '{col}')"))
@@ -168,12 +180,16 @@ def decode(frame: pl.DataFrame, m: Mapping) -> tuple[pl.DataFrame, RejectFrame]:
     good_src = frame.filter(~pl.col("_is_bad"))
     bad_src = frame.filter(pl.col("_is_bad"))
     keep = [c for c in ("_offset", "_raw", "_source") if c in frame.columns]
-    ok = good_src.select([*keep, *exprs])
-    if "received_at" not in m.columns and "received_at" not in m.constants:
-        ok = ok.with_columns(pl.col("timestamp").alias("received_at"))
+    ok = good_src.select([*keep, *exprs, *([pl.col("_recv_fallback")] if "_recv_fallback" in frame.columns else [])])
+    fallback = pl.col("timestamp")
+    if "_recv_fallback" in ok.columns:
+        fallback = pl.coalesce(pl.col("_recv_fallback"), fallback)
+    ok = ok.with_columns(pl.coalesce(pl.col("received_at"), fallback).alias("received_at"))
+    if "_recv_fallback" in ok.columns:
+        ok = ok.drop("_recv_fallback")
     if m.kind == Kind.TRADE:
         side = pl.col("side").str.to_lowercase()
-        ok = ok.with_columns(side.replace_strict(_SIDES, default="unknown").alias("side"))
+        ok = ok.with_columns(side.replace_strict(_SIDES, default="unknown").fill_null("unknown").alias("side"))
     raw = pl.col("_raw") if "_raw" in frame.columns else raw_json(m.source_columns())
     ident = [e for e in exprs if e.meta.output_name() in ("exchange", "symbol", "timestamp")]
     rejects = bad_src.select(

@@ -1,9 +1,10 @@
 """File sources: Tardis.dev CSV, generic CSV and Parquet with a column mapping.
 
-All stream: CSV through pyarrow's incremental reader (block by block), Parquet row group
-by row group. CSV cells are read as text and decoded by `decode` so that one bad cell
-rejects one row, not the file. Lines with the wrong number of fields are caught by
-pyarrow's invalid-row handler and become `malformed` rejects with the line's text.
+All stream: CSV in blocks of whole lines (warehouse/ingest/lines.py: one bad line — a stray
+quote, bad UTF-8, the wrong field count, 50 MB without a newline — costs that line only;
+gzip/zstd read transparently), Parquet row group by row group (an unreadable row group is
+one reject naming its rows, the next ones are still read). CSV cells are read as text and
+decoded by `decode` so that one bad cell rejects one row, not the file.
 `_offset` is the 1-based physical line number for CSV, the row ordinal for Parquet.
 """
 
@@ -13,19 +14,15 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
-import numpy as np
 import polars as pl
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from warehouse.errors import SourceError
 from warehouse.ingest.decode import Mapping, decode, raw_csv
+from warehouse.ingest.lines import REJECT_COLUMNS, Block, ByteSource, frames, parse_block, read_header
 from warehouse.records import Kind
-
-BLOCK_BYTES = 8 << 20
 
 TARDIS_QUOTES = ["exchange", "symbol", "timestamp", "local_timestamp",
                  "ask_amount", "ask_price", "bid_price", "bid_amount"]  # fmt: skip
@@ -53,16 +50,8 @@ class SourceBatch:
     progress: int  # bytes (files) or rows (synthetic) consumed so far
 
 
-def _header(path: Path) -> list[str]:
-    with path.open("rb") as f:
-        first = f.readline().decode("utf-8", errors="replace").strip()
-    if not first:
-        raise SourceError("empty file (no header line)", path=str(path))
-    return [c.strip() for c in first.split(",")]
-
-
 def detect_tardis_kind(path: Path) -> Kind:
-    header = _header(path)
+    header = read_header(path)
     if set(TARDIS_QUOTES) <= set(header):
         return Kind.QUOTE
     if set(TARDIS_TRADES) <= set(header):
@@ -77,100 +66,26 @@ def detect_tardis_kind(path: Path) -> Kind:
     )
 
 
-def _line_numbers(valid_start: int, n: int, invalid_sorted: np.ndarray) -> np.ndarray:
-    """Physical 1-based line numbers of valid data rows valid_start..valid_start+n-1.
-
-    Line 1 is the header; invalid lines (sorted) are skipped in the valid numbering.
-    """
-    v = np.arange(valid_start, valid_start + n, dtype=np.int64)
-    if invalid_sorted.size == 0:
-        return v + 2
-    # valid rows before invalid line j: L_j - 2 - j
-    before = invalid_sorted - 2 - np.arange(invalid_sorted.size)
-    return v + 2 + np.searchsorted(before, v, side="right")
-
-
 def iter_csv(path: Path, mapping: Mapping) -> Iterator[SourceBatch]:
-    header = _header(path)
+    """Stream a CSV (plain, gzip or zstd) in blocks of whole lines; a bad line is a reject of
+    that line only (see warehouse/ingest/lines.py), the rest of the file goes on."""
+    header = read_header(path)
     mapping.check(header, str(path))
-    invalid: list[tuple[int, str]] = []
-
-    def on_invalid(row: pacsv.InvalidRow) -> str:
-        invalid.append((row.number, row.text))
-        return "skip"
-
-    handle = path.open("rb")
-    try:
-        reader = pacsv.open_csv(
-            handle,
-            read_options=pacsv.ReadOptions(block_size=BLOCK_BYTES, use_threads=False),
-            parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
-            convert_options=pacsv.ConvertOptions(
-                column_types={c: pa.string() for c in header},
-                null_values=[""],  # "NaN" is a value (rejected as non_finite), not a missing cell
-                strings_can_be_null=True,
-                quoted_strings_can_be_null=True,
-            ),
-        )
-    except (pa.ArrowInvalid, OSError) as exc:
-        handle.close()
-        raise SourceError(f"cannot read CSV: {exc}", path=str(path)) from exc
-    try:
-        yield from _csv_batches(path, mapping, header, reader, handle, invalid)
-    finally:
-        handle.close()
-
-
-def _csv_batches(
-    path: Path,
-    mapping: Mapping,
-    header: list[str],
-    reader: pacsv.CSVStreamingReader,
-    handle: BinaryIO,
-    invalid: list[tuple[int, str]],
-) -> Iterator[SourceBatch]:
+    src = ByteSource(path)
     size = max(os.path.getsize(path), 1)
-    valid_seen = 0
-    all_invalid: list[int] = []
-    emitted_invalid = 0
-    while True:
-        try:
-            batch = reader.read_next_batch()
-        except StopIteration:
-            batch = None
-        except pa.ArrowInvalid as exc:
-            raise SourceError(f"CSV parse error: {exc}", path=str(path)) from exc
-        new_invalid = invalid[emitted_invalid:]
-        emitted_invalid = len(invalid)
-        all_invalid.extend(n for n, _ in new_invalid)
-        rejects = pl.DataFrame(
-            {
-                "_offset": [n for n, _ in new_invalid],
-                "rule": ["malformed"] * len(new_invalid),
-                "reason": [f"line has the wrong number of fields (expected {len(header)})"]
-                * len(new_invalid),
-                "_raw": [t for _, t in new_invalid],
-                "exchange": [None] * len(new_invalid),
-                "symbol": [None] * len(new_invalid),
-                "timestamp": [None] * len(new_invalid),
-            },
-            schema={"_offset": pl.Int64, "rule": pl.String, "reason": pl.String,
-                    "_raw": pl.String, "exchange": pl.String, "symbol": pl.String,
-                    "timestamp": pl.Int64},
-        )
-        if batch is None:
-            if rejects.height:
-                yield SourceBatch(mapping.kind, _empty_rows(mapping), rejects, size)
-            return
-        frame = pl.from_arrow(pa.Table.from_batches([batch]))
-        assert isinstance(frame, pl.DataFrame)
-        lines = _line_numbers(valid_seen, frame.height, np.array(sorted(all_invalid), dtype=np.int64))
-        valid_seen += frame.height
-        frame = frame.with_columns(
-            pl.Series("_offset", lines, dtype=pl.Int64), raw_csv(header).alias("_raw")
-        )
-        rows, bad = decode(frame, mapping)
-        yield SourceBatch(mapping.kind, rows, pl.concat([rejects, bad]), min(size, handle.tell()))
+    try:
+        first = True
+        for block in frames(src, 1):
+            if first:  # the header line
+                cut = block.data.find(b"\n")
+                block = Block(2, block.data[cut + 1 :] if cut >= 0 else b"", block.overlong)
+                first = False
+            parsed = parse_block(block, header)
+            frame = parsed.rows.with_columns(raw_csv(header).alias("_raw"))
+            rows, bad = decode(frame, mapping)
+            yield SourceBatch(mapping.kind, rows, pl.concat([parsed.rejects, bad]), min(size, src.consumed()))
+    finally:
+        src.close()
 
 
 def _empty_rows(mapping: Mapping) -> pl.DataFrame:
@@ -181,24 +96,43 @@ def _empty_rows(mapping: Mapping) -> pl.DataFrame:
 
 
 def iter_parquet(path: Path, mapping: Mapping, batch_rows: int = 500_000) -> Iterator[SourceBatch]:
+    """Row group by row group; a row group that cannot be read (corrupt page, truncated
+    file) becomes one `malformed` reject naming its rows, and the next row groups are read."""
     try:
         pf = pq.ParquetFile(path)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise SourceError(f"cannot read Parquet: {exc}", path=str(path)) from exc
+    except (pa.ArrowException, OSError) as exc:
+        raise SourceError(f"cannot read Parquet (corrupt or truncated file?): {exc}", path=str(path)) from exc
     names = pf.schema_arrow.names
     mapping.check(names, str(path))
-    total = max(pf.metadata.num_rows, 1)
-    offset = 0
+    size = os.path.getsize(path)
+    meta = pf.metadata
+    total = max(meta.num_rows, 1)
     cols = mapping.source_columns()
-    for batch in pf.iter_batches(batch_size=batch_rows, columns=cols):
-        frame = pl.from_arrow(pa.Table.from_batches([batch]))
-        assert isinstance(frame, pl.DataFrame)
-        frame = frame.with_columns(
-            pl.int_range(offset, offset + frame.height, dtype=pl.Int64).alias("_offset"),
-        )  # no _raw: the payload of a rejected row is rendered as JSON only when needed
-        offset += frame.height
-        rows, bad = decode(frame, mapping)
-        yield SourceBatch(mapping.kind, rows, bad, offset * (os.path.getsize(path) // total))
+    offset = 0
+    for group in range(meta.num_row_groups):
+        end = offset + meta.row_group(group).num_rows
+        try:
+            for batch in pf.iter_batches(batch_size=batch_rows, row_groups=[group], columns=cols):
+                frame = pl.from_arrow(pa.Table.from_batches([batch]))
+                assert isinstance(frame, pl.DataFrame)
+                frame = frame.with_columns(
+                    pl.int_range(offset, offset + frame.height, dtype=pl.Int64).alias("_offset"),
+                )  # no _raw: the payload of a rejected row is rendered as JSON only when needed
+                offset += frame.height
+                rows, bad = decode(frame, mapping)
+                yield SourceBatch(mapping.kind, rows, bad, offset * size // total)
+        except (pa.ArrowException, OSError) as exc:
+            lost = end - offset
+            reason = (f"row group {group} unreadable ({exc}): rows {offset:,}–{end - 1:,} "
+                      f"({lost:,} rows) not imported; the other row groups are")  # fmt: skip
+            rejects = pl.DataFrame(
+                {"_offset": [offset], "rule": ["malformed"], "reason": [reason], "_raw": [""],
+                 "exchange": [None], "symbol": [None], "timestamp": [None]},
+                schema=REJECT_COLUMNS,
+            )  # fmt: skip
+            offset = end
+            yield SourceBatch(mapping.kind, _empty_rows(mapping), rejects, offset * size // total)
+        offset = max(offset, end)
 
 
 def identity_mapping(kind: Kind, names: list[str]) -> Mapping:

@@ -33,7 +33,7 @@ from warehouse.config import Settings
 from warehouse.errors import ConfigError, WarehouseError
 from warehouse.ingest.decode import FIELDS, Mapping, decode
 from warehouse.ingest.files import SourceBatch
-from warehouse.records import Kind
+from warehouse.records import Kind, bounded_raw
 
 
 class KafkaError(WarehouseError):
@@ -278,21 +278,81 @@ def _read_wire(values: list[bytes]) -> pa.Table | None:
     return table if table.num_rows == len(values) else None
 
 
-def decode_messages(topic: str, values: list[bytes | None], partitions: np.ndarray, offsets: np.ndarray) -> list[SourceBatch]:
-    """Kafka message values → a quote batch, a trade batch, and malformed rejects."""
-    raw = pl.Series("_raw", values, dtype=pl.Binary).cast(pl.String, strict=False)
-    frame = pl.DataFrame({"_raw": raw, "_offset": offsets, "_p": partitions}).with_columns(
-        (pl.lit(f"kafka:{topic}/") + pl.col("_p").cast(pl.String)).alias("_source")
+def _utf8_problem(value: bytes) -> str | None:
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"message is not valid UTF-8 (byte 0x{value[exc.start]:02x} at position {exc.start}); raw shows it as \\x{value[exc.start]:02x}"
+    return None
+
+
+def decode_messages(
+    topic: str,
+    values: list[bytes | None],
+    partitions: np.ndarray,
+    offsets: np.ndarray,
+    received: np.ndarray | None = None,
+) -> list[SourceBatch]:
+    """Kafka message values → a quote batch, a trade batch, and malformed rejects.
+
+    Every per-message problem is a reject of that message (no value, not UTF-8, not JSON,
+    a field that does not parse…); the rest of the batch decodes. `received` holds each
+    message's Kafka timestamp in ns (-1: none): the receipt time of a tick without one.
+    """
+    n = len(values)
+    recv = received if received is not None else np.full(n, -1, dtype=np.int64)
+    joined = b"\n".join(v if v is not None else b"" for v in values)
+    try:  # one C-speed check for the batch; per message only when it fails
+        joined.decode("utf-8")
+        problems: dict[int, str] = {i: "message has no value (a tombstone)" for i, v in enumerate(values) if v is None}
+    except UnicodeDecodeError:
+        problems = {}
+        for i, v in enumerate(values):
+            why = "message has no value (a tombstone)" if v is None else _utf8_problem(v)
+            if why is not None:
+                problems[i] = why
+    if problems:
+        bad = sorted(problems)
+        keep = np.ones(n, dtype=bool)
+        keep[bad] = False
+        rejects = pl.DataFrame(
+            {
+                "_source": [f"kafka:{topic}/{int(partitions[i])}" for i in bad],
+                "_offset": [int(offsets[i]) for i in bad],
+                "rule": ["malformed"] * len(bad),
+                "reason": [problems[i] for i in bad],
+                "_raw": [bounded_raw(values[i] or b"") for i in bad],
+                "exchange": pl.Series([None] * len(bad), dtype=pl.String),
+                "symbol": pl.Series([None] * len(bad), dtype=pl.String),
+                "timestamp": pl.Series([None] * len(bad), dtype=pl.Int64),
+            },
+            schema_overrides={"_offset": pl.Int64},
+        )
+        empty = pl.DataFrame(schema={"_offset": pl.Int64, "_raw": pl.String, "_source": pl.String, **FIELDS[Kind.QUOTE]})
+        good = [v for v, k in zip(values, keep, strict=True) if k]
+        rest = decode_messages(topic, good, partitions[keep], offsets[keep], recv[keep]) if good else []
+        return _merge([*rest, SourceBatch(Kind.QUOTE, empty, rejects, 0)])
+    return _decode_valid(topic, values, partitions, offsets, recv)  # type: ignore[arg-type]
+
+
+def _decode_valid(
+    topic: str, values: list[bytes], partitions: np.ndarray, offsets: np.ndarray, recv: np.ndarray
+) -> list[SourceBatch]:
+    """Messages that are all UTF-8 with a value."""
+    raw = pl.Series("_raw", values, dtype=pl.Binary).cast(pl.String)
+    frame = pl.DataFrame({"_raw": raw, "_offset": offsets, "_p": partitions, "_recv_fallback": recv}).with_columns(
+        (pl.lit(f"kafka:{topic}/") + pl.col("_p").cast(pl.String)).alias("_source"),
+        pl.when(pl.col("_recv_fallback") >= 0).then(pl.col("_recv_fallback")).alias("_recv_fallback"),
     ).drop("_p")
-    fast = _read_wire(values) if all(v is not None for v in values) else None  # type: ignore[arg-type]
+    fast = _read_wire(values)
     if fast is not None:
         typed = pl.from_arrow(fast)
         assert isinstance(typed, pl.DataFrame)
         return _typed_batches(pl.concat([frame, typed.rename({"type": "_type"})], how="horizontal"))
     if len(values) > 512:  # a few bad messages: keep the fast path for the rest (bisection)
         mid = len(values) // 2
-        return _merge(decode_messages(topic, values[:mid], partitions[:mid], offsets[:mid])
-                      + decode_messages(topic, values[mid:], partitions[mid:], offsets[mid:]))  # fmt: skip
+        return _merge(_decode_valid(topic, values[:mid], partitions[:mid], offsets[:mid], recv[:mid])
+                      + _decode_valid(topic, values[mid:], partitions[mid:], offsets[mid:], recv[mid:]))  # fmt: skip
     frame = frame.with_columns(raw.str.json_path_match("$.type").alias("_type"))
     out: list[SourceBatch] = []
     for kind in (Kind.QUOTE, Kind.TRADE):
@@ -332,7 +392,7 @@ def _typed_batches(frame: pl.DataFrame) -> list[SourceBatch]:
         if part.height == 0:
             continue
         mapping = Mapping(kind, {f: f for f in FIELDS[kind]}, ts_unit="ns")
-        rows, rejects = decode(part.select("_raw", "_offset", "_source", *FIELDS[kind]), mapping)
+        rows, rejects = decode(part.select("_raw", "_offset", "_source", "_recv_fallback", *FIELDS[kind]), mapping)
         out.append(SourceBatch(kind, rows, rejects, 0))
     return out + _untyped(frame)
 

@@ -30,6 +30,7 @@ refused with StrategyHalted.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass
 
@@ -144,8 +145,12 @@ class Market:
     def on_quote(self, q: Quote) -> None:
         self._seq += 1
         q.seq = self._seq
+        if q.bid_size is None or q.ask_size is None:  # a feed without sizes (FX): size not displayed, not zero
+            q.bid_size = math.inf if q.bid_size is None else q.bid_size
+            q.ask_size = math.inf if q.ask_size is None else q.ask_size
         self.quotes[q.symbol] = q
-        self._profile(q.symbol).add_quote(q.bid_size, q.ask_size)
+        if math.isfinite(q.bid_size) and math.isfinite(q.ask_size):
+            self._profile(q.symbol).add_quote(q.bid_size, q.ask_size)
         self.now = q.ts
 
     def on_trade(self, t: Trade) -> None:
