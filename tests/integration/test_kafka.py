@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import polars as pl
@@ -28,28 +27,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.kafka, pytest.mark.clickhouse
 
 STATELESS_BAD = ("non_finite", "non_positive", "crossed_book", "unknown_asset_class", "timestamp_window")
 WH = [sys.executable, "-m", "warehouse.cli.main"]
-
-
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory):
-    external = os.environ.get("WH_TEST_KAFKA_BOOTSTRAP")
-    if external:
-        yield external
-        return
-    home = tmp_path_factory.mktemp("broker")
-    proc = subprocess.Popen([*WH, "broker"], env={**os.environ, "WH_HOME": str(home)},
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # fmt: skip
-    assert proc.stdout is not None
-    line = proc.stdout.readline().strip()
-    assert line.startswith("bootstrap="), line
-    yield line.split("=", 1)[1]
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=10)
-
-
-@pytest.fixture
-def topic() -> str:
-    return f"ticks-{uuid.uuid4().hex[:8]}"
 
 
 def labelled_feed(ticks: int, seed: int, duration_s: float = 86_400.0, **faults: float) -> tuple[SyntheticFeed, pl.DataFrame]:

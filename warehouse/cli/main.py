@@ -21,9 +21,11 @@ from warehouse.ingest.decode import Mapping
 from warehouse.ingest.files import (
     SourceBatch,
     detect_tardis_kind,
+    expand_paths,
     identity_mapping,
     iter_csv,
     iter_parquet,
+    parquet_columns,
     tardis_mapping,
 )
 from warehouse.pipeline import ImportReport, run_import
@@ -94,7 +96,7 @@ def _run(batches: Iterator[SourceBatch], source: str, total: int, label: str, en
 
 @app.command("import")
 def import_(
-    paths: list[Path] = typer.Argument(..., help="Files to import (CSV or Parquet)."),
+    paths: list[Path] = typer.Argument(..., help="Files to import (CSV, .csv.gz/.csv.zst, Parquet); a directory imports its files of the --format."),
     fmt: str = typer.Option("tardis", "--format", "-f", help="tardis | csv | parquet"),
     kind: str = typer.Option("quotes", "--kind", help="csv/parquet: quotes | trades"),
     map_: list[str] = typer.Option([], "--map", help="csv/parquet: FIELD=COLUMN (e.g. --map bid=best_bid)"),
@@ -111,12 +113,8 @@ def import_(
     engines = guarded(lambda: engine_names(engine))
     config = SanitizeConfig(policies=_policies(policy))
     failed = 0
-    for path in paths:
+    for path in guarded(lambda: expand_paths(paths, fmt)):
         def one(path: Path = path) -> ImportReport:
-            from warehouse.errors import SourceError
-
-            if not path.is_file():
-                raise SourceError("no such file", path=str(path))
             if fmt == "tardis":
                 k = detect_tardis_kind(path)
                 batches = iter_csv(path, tardis_mapping(k, asset_class))
@@ -125,9 +123,7 @@ def import_(
                 cols = parse_pairs(map_, "--map")
                 consts = parse_pairs(const, "--const")
                 if fmt == "parquet" and not cols:
-                    import pyarrow.parquet as pq
-
-                    m = identity_mapping(k, pq.ParquetFile(path).schema_arrow.names)
+                    m = identity_mapping(k, parquet_columns(path)[0])
                     m.constants.update(consts)
                 else:
                     m = Mapping(k, cols, consts, ts_unit=ts_unit, ts_format=ts_format)

@@ -19,6 +19,7 @@ from warehouse.ingest.files import (
     identity_mapping,
     iter_csv,
     iter_parquet,
+    parquet_columns,
     tardis_mapping,
 )
 from warehouse.records import Kind
@@ -94,12 +95,9 @@ def feed(
         if not path.is_file():
             raise fail(f"--source {source!r}: no such file (use 'synthetic' or a path)")
         if path.suffix == ".parquet":
-            import pyarrow.parquet as pq
-
-            pf = pq.ParquetFile(path)
-            kind = Kind.TRADE if "trade_id" in pf.schema_arrow.names else Kind.QUOTE
-            batches = iter_parquet(path, identity_mapping(kind, pf.schema_arrow.names))
-            total = pf.metadata.num_rows
+            names, total = guarded(lambda: parquet_columns(path))
+            kind = Kind.TRADE if "trade_id" in names else Kind.QUOTE
+            batches = iter_parquet(path, identity_mapping(kind, names))
         else:
             kind = guarded(lambda: detect_tardis_kind(path))
             batches = iter_csv(path, tardis_mapping(kind))

@@ -95,6 +95,15 @@ def _empty_rows(mapping: Mapping) -> pl.DataFrame:
     return pl.DataFrame(schema=schema)
 
 
+def parquet_columns(path: Path) -> tuple[list[str], int]:
+    """(column names, row count) of a Parquet file; SourceError when it cannot be opened."""
+    try:
+        pf = pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise SourceError(f"cannot read Parquet (corrupt or truncated file?): {exc}", path=str(path)) from exc
+    return pf.schema_arrow.names, pf.metadata.num_rows
+
+
 def iter_parquet(path: Path, mapping: Mapping, batch_rows: int = 500_000) -> Iterator[SourceBatch]:
     """Row group by row group; a row group that cannot be read (corrupt page, truncated
     file) becomes one `malformed` reject naming its rows, and the next row groups are read."""
@@ -133,6 +142,30 @@ def iter_parquet(path: Path, mapping: Mapping, batch_rows: int = 500_000) -> Ite
             offset = end
             yield SourceBatch(mapping.kind, _empty_rows(mapping), rejects, offset * size // total)
         offset = max(offset, end)
+
+
+CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.zst", ".csv.zstd", ".txt", ".txt.gz")
+
+
+def expand_paths(paths: list[Path], fmt: str) -> list[Path]:
+    """Files to import: a directory stands for its files of the format (sorted by name, not
+    recursive); a missing path or a directory without such files is a SourceError."""
+    out: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            suffixes = (".parquet",) if fmt == "parquet" else CSV_SUFFIXES
+            found = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")
+                           and p.name.lower().endswith(suffixes))  # fmt: skip
+            if not found:
+                raise SourceError(f"is a directory with no {' / '.join(suffixes)} files", path=str(path))
+            out += found
+        elif path.is_file():
+            out.append(path)
+        elif path.exists():
+            raise SourceError("not a regular file", path=str(path))
+        else:
+            raise SourceError("no such file or directory", path=str(path))
+    return out
 
 
 def identity_mapping(kind: Kind, names: list[str]) -> Mapping:
