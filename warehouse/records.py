@@ -92,11 +92,26 @@ GAP_SCHEMA = pa.schema(
     ]
 )
 
+# Offset ranges a broker expired before the consumer group read them (never silent).
+STREAM_LOSS_SCHEMA = pa.schema(
+    [
+        pa.field("detected_at", TS, nullable=False),
+        pa.field("group_id", pa.string(), nullable=False),
+        pa.field("topic", pa.string(), nullable=False),
+        pa.field("partition", pa.int32(), nullable=False),
+        pa.field("from_offset", pa.int64(), nullable=False),
+        pa.field("to_offset", pa.int64(), nullable=False),
+        pa.field("missing", pa.int64(), nullable=False),
+        pa.field("reason", pa.string(), nullable=False),
+    ]
+)
+
 SCHEMAS: dict[str, pa.Schema] = {
     "market_ticks": QUOTE_SCHEMA,
     "trades": TRADE_SCHEMA,
     "rejects": REJECT_SCHEMA,
     "gaps": GAP_SCHEMA,
+    "stream_losses": STREAM_LOSS_SCHEMA,
 }
 
 TABLE_FOR_KIND = {Kind.QUOTE: "market_ticks", Kind.TRADE: "trades"}
@@ -108,6 +123,7 @@ KEY_COLUMNS: dict[str, tuple[str, ...]] = {
     "trades": ("exchange", "symbol", "timestamp", "trade_id"),
     "rejects": ("source", "source_offset", "rule"),
     "gaps": ("kind", "exchange", "symbol", "from_seq"),
+    "stream_losses": ("group_id", "topic", "partition", "from_offset"),
 }
 
 

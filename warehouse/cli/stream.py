@@ -169,13 +169,18 @@ def ingest(
     def on_retry(sink: str, attempt: int, delay: float, exc: BaseException) -> None:
         err.print(f"[yellow]{sink} failed (attempt {attempt + 1}): {exc}; consumption paused, retry in {delay:.1f} s[/]")
 
+    def on_loss(partition: int, first: int, last: int) -> None:
+        err.print(f"warning: {topic or settings.kafka_topic}/{partition}: offsets {first:,}–{last:,} "
+                  f"({last - first + 1:,} messages) were expired by the broker before this group read them; "
+                  "recorded in wh.stream_losses (wh status shows it)", markup=False, highlight=False)  # fmt: skip
+
     ing = Ingestor(opened, bootstrap=addr, topic=topic or settings.kafka_topic, group=group or settings.kafka_group,
                    batch_rows=batch_rows or settings.batch_rows, batch_seconds=batch_seconds or settings.batch_seconds,
                    stop_when_idle=stop_when_idle,
                    kafka_config={**settings.kafka_config(), **({"group.instance.id": instance_id} if instance_id else {})},
                    unsafe_commit_first=unsafe_commit_first,
                    unsafe_delay=float(os.environ.get("WH_DEBUG_DELAY_AFTER_COMMIT", "0")) if unsafe_commit_first else 0.0,
-                   on_batch=on_batch, on_retry=on_retry, plan_dir=settings.home / "ingest")  # fmt: skip
+                   on_batch=on_batch, on_retry=on_retry, on_loss=on_loss, plan_dir=settings.home / "ingest")  # fmt: skip
     try:
         with stop_signals() as stop:
             stats = guarded(lambda: ing.run(stop))
@@ -185,7 +190,8 @@ def ingest(
         _stop_local_server(settings, server)
     console.print(f"ingested {stats.messages:,} messages in {stats.batches:,} batches; "
                   + ", ".join(f"{k}: {v:,} new ticks" for k, v in stats.stored.items())
-                  + f"; {stats.rejected:,} rejects")  # fmt: skip
+                  + f"; {stats.rejected:,} rejects"
+                  + (f"; {stats.lost:,} messages LOST to broker retention (wh.stream_losses)" if stats.lost else ""))  # fmt: skip
 
 
 def _stop_local_server(settings: Any, server: Any) -> None:
@@ -210,7 +216,8 @@ def status(
     t.add_column("engine")
     for name in ("market_ticks", "trades", "rejects", "gaps"):
         t.add_column(name, justify="right")
-    offsets_line = []
+    offsets_line: list[str] = []
+    losses_line: list[str] = []
     for engine in ("duckdb", "clickhouse"):
         try:
             eng = open_engine(engine, settings, read_only=True)
@@ -232,11 +239,24 @@ def status(
                     offsets_line = [f"{r['partition']}:{r['next_offset']:,}" for r in rows.to_pylist()]
                 except WarehouseError:
                     pass
+            if not losses_line:
+                try:
+                    rows = queries.load("stream_losses", internal=True).run(eng, {"group_id": group, "topic": topic})
+                    losses_line = [f"partition {r['partition']}: {r['missing']:,} messages (offsets "
+                                   f"{r['first_lost']:,}–{r['last_lost']:,}, {r['events']} event(s))"
+                                   for r in rows.to_pylist()]  # fmt: skip
+                except WarehouseError:
+                    pass
         finally:
             eng.close()
     console.print(t)
     console.print(f"DuckDB holds {topic} up to (next offset per partition, group {group}): "
                   + (", ".join(offsets_line) or "nothing yet"))  # fmt: skip
+    if losses_line:
+        console.print(f"LOST to broker retention before group {group} read them: " + "; ".join(losses_line),
+                      markup=False, highlight=False)  # fmt: skip
+    else:
+        console.print(f"No messages of {topic} lost to broker retention (group {group}).")
     try:
         from warehouse.ingest.kafka import bootstrap_servers, committed_offsets
 

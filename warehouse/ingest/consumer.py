@@ -21,6 +21,11 @@ jitter, `min(Tmax, Tbase·2^attempt) + U(0, Tbase)`; nothing new is read meanwhi
 (memory stays bounded), offsets do not move. Revocation flushes and commits; a lost
 assignment drops the buffer without committing. SIGINT/SIGTERM flush, commit, exit 0.
 
+Retention loss is never silent: when a partition's low watermark is above the position the
+group resumes from (its stored or committed offset, or 0 for a new group), or the stream
+jumps past offsets the broker has since expired, the range becomes a row of
+`wh.stream_losses` (written with the next batch, idempotently) and `on_loss` is told.
+
 `unsafe_commit_first` is the negative control for the tests: it commits before writing
 and resumes from Kafka's offsets — the classic at-most-once bug — so a crash loses data.
 """
@@ -44,7 +49,7 @@ import pyarrow as pa
 from warehouse.errors import WarehouseError
 from warehouse.ingest.kafka import KafkaError, decode_messages
 from warehouse.pipeline import to_write_batch
-from warehouse.records import Kind
+from warehouse.records import STREAM_LOSS_SCHEMA, Kind
 from warehouse.sanitize import SanitizeConfig, Sanitizer
 from warehouse.sinks.base import Sink, StreamPosition, WriteBatch
 
@@ -57,6 +62,7 @@ class IngestStats:
     stored: dict[str, int] = field(default_factory=dict)
     rejected: int = 0
     retries: int = 0
+    lost: int = 0  # messages the broker expired before this group read them
     lag: int | None = None
     started: float = field(default_factory=time.perf_counter)
     first_message_at: float | None = None  # perf_counter of the first message (after the group join)
@@ -100,6 +106,7 @@ class Ingestor:
         retry_max: float = 30.0,
         on_batch: Callable[[IngestStats], None] | None = None,
         on_retry: Callable[[str, int, float, BaseException], None] | None = None,
+        on_loss: Callable[[int, int, int], None] | None = None,
         plan_dir: Path | None = None,
     ) -> None:
         # sinks that keep offsets with their rows are written last (see module docstring)
@@ -112,7 +119,7 @@ class Ingestor:
         self.unsafe = unsafe_commit_first
         self.unsafe_delay = unsafe_delay
         self.retry_base, self.retry_max = retry_base, retry_max
-        self.on_batch, self.on_retry = on_batch, on_retry
+        self.on_batch, self.on_retry, self.on_loss = on_batch, on_retry, on_loss
         self.stats = IngestStats()
         self.buffer: list[Any] = []
         self.rng = random.Random()
@@ -120,6 +127,8 @@ class Ingestor:
         self._stop = threading.Event()
         self._assigned_at: float | None = None  # idle time counts from the first assignment
         self._resume: dict[int, int] = {}  # partition → offset consumption resumed from
+        self._expect: dict[int, int] = {}  # partition → next offset the stream should deliver
+        self._losses: list[dict[str, Any]] = []  # loss events not yet written
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{group}__{topic}")
         self.plan_file = plan_dir / f"{safe}.plan.json" if plan_dir is not None else None
         self._replay = self._load_plan()  # edges of the batch in flight when the last run died
@@ -133,17 +142,58 @@ class Ingestor:
                     tp.offset = stored[tp.partition]
         self._resume = {tp.partition: tp.offset for tp in partitions if tp.offset >= 0}
         unknown = [tp for tp in partitions if tp.offset < 0]
-        if unknown and self._replay is not None:
-            try:  # resuming from Kafka's committed offsets: learn them to finish the replay early
+        known = True
+        if unknown:
+            try:  # resuming from Kafka's committed offsets: learn them (replay edges, loss check)
                 for tp in consumer.committed(unknown, timeout=5):
                     if tp.offset >= 0:
                         self._resume[tp.partition] = tp.offset
             except Exception:
-                pass
+                known = False  # cannot tell where the group stood: no loss verdict
+        if known:
+            self._check_retention(consumer, [tp.partition for tp in partitions])
         consumer.assign(partitions)
         self._assigned_at = time.monotonic()
 
+    def _check_retention(self, consumer: Any, partitions: list[int]) -> None:
+        """A low watermark above where the group resumes (0 for a new group) = expired messages."""
+        from confluent_kafka import KafkaException, TopicPartition
+
+        for p in partitions:
+            start = self._resume.get(p, 0)
+            try:
+                low, _ = consumer.get_watermark_offsets(TopicPartition(self.topic, p), timeout=5, cached=False)
+            except KafkaException:
+                continue
+            if low > start:
+                self._lose(p, start, low - 1, "expired by the broker before this group read them")
+            self._expect[p] = max(start, low)
+
+    def _lose(self, partition: int, first: int, last: int, reason: str) -> None:
+        from datetime import UTC, datetime
+
+        self._losses.append({"detected_at": datetime.now(UTC), "group_id": self.group, "topic": self.topic,
+                             "partition": partition, "from_offset": first, "to_offset": last,
+                             "missing": last - first + 1, "reason": reason})  # fmt: skip
+        self.stats.lost += last - first + 1
+        if self.on_loss is not None:
+            self.on_loss(partition, first, last)
+
+    def _jumped(self, partition: int, expected: int, offset: int) -> None:
+        """The stream skipped offsets: a loss when the broker no longer has them (retention
+        passed our position); compaction and transaction markers also leave holes — not losses."""
+        from confluent_kafka import KafkaException, TopicPartition
+
+        try:
+            low, _ = self.consumer.get_watermark_offsets(TopicPartition(self.topic, partition), timeout=5, cached=False)
+        except KafkaException:
+            return
+        if low > expected:
+            self._lose(partition, expected, min(low, offset) - 1, "expired by the broker while the group was behind")
+
     def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
+        for tp in partitions:
+            self._expect.pop(tp.partition, None)
         if self.buffer:
             try:
                 self._flush(retry=False)
@@ -153,6 +203,8 @@ class Ingestor:
     def _on_lost(self, consumer: Any, partitions: list[Any]) -> None:
         lost = {tp.partition for tp in partitions}
         self.buffer = [m for m in self.buffer if m.partition() not in lost]
+        for p in lost:
+            self._expect.pop(p, None)
 
     # -- the loop ------------------------------------------------------------------------
     def run(self, stop: threading.Event | None = None) -> IngestStats:
@@ -196,6 +248,11 @@ class Ingestor:
                         started_batch = now
                     if self.stats.first_message_at is None:
                         self.stats.first_message_at = time.perf_counter()
+                    p, o = m.partition(), m.offset()
+                    expected = self._expect.get(p)
+                    if expected is not None and o > expected:
+                        self._jumped(p, expected, o)
+                    self._expect[p] = o + 1
                     self.buffer.append(m)
                 if msgs:
                     last_message = now
@@ -205,6 +262,8 @@ class Ingestor:
                     self._replay_step(now)
                 elif self.buffer and (len(self.buffer) >= self.batch_rows or now - started_batch >= self.batch_seconds):
                     self._flush()
+                elif self._losses and not self.buffer:
+                    self._write_losses()
                 if (
                     self.stop_when_idle is not None
                     and not self.buffer
@@ -214,6 +273,8 @@ class Ingestor:
                     break
             if self.buffer:
                 self._flush()
+            if self._losses:
+                self._write_losses()
         finally:
             self.consumer.close()
         return self.stats
@@ -289,6 +350,9 @@ class Ingestor:
             rejects = pl.concat([batch.rejects, result.rejects], how="diagonal_relaxed")
             rejected += rejects.height
             parts.append(to_write_batch(batch.kind, result.accepted, rejects, result.gaps, f"kafka:{self.topic}"))
+        losses, self._losses = self._losses, []
+        if losses:
+            parts.append({"stream_losses": pa.Table.from_pylist(losses, schema=STREAM_LOSS_SCHEMA)})
         wb = merge(parts)
         for sink in self.sinks:
             counts = self._write_with_retry(sink, wb, position, retry)
@@ -306,7 +370,14 @@ class Ingestor:
         if self.on_batch is not None:
             self.on_batch(self.stats)
 
-    def _write_with_retry(self, sink: Sink, wb: WriteBatch, position: StreamPosition, retry: bool) -> Any:
+    def _write_losses(self) -> None:
+        """Loss events with no batch to ride on (nothing left to read after the hole)."""
+        losses, self._losses = self._losses, []
+        wb = {"stream_losses": pa.Table.from_pylist(losses, schema=STREAM_LOSS_SCHEMA)}
+        for sink in self.sinks:
+            self._write_with_retry(sink, wb, None, True)
+
+    def _write_with_retry(self, sink: Sink, wb: WriteBatch, position: StreamPosition | None, retry: bool) -> Any:
         attempt = 0
         paused = False
         try:

@@ -169,6 +169,12 @@ def existing_keys(engine: Engine, table: str, data: pa.Table) -> pa.Table | None
                 queries.load("existing_gaps", internal=True).run(engine, {"kind": kind, "symbols": symbols})
             )
         return pa.concat_tables(parts) if parts else None
+    if table == "stream_losses":
+        parts = []
+        pairs = {(g, t) for g, t in zip(data.column("group_id").to_pylist(), data.column("topic").to_pylist(), strict=True)}
+        for group, topic in sorted(pairs):
+            parts.append(queries.load("existing_stream_losses", internal=True).run(engine, {"group_id": group, "topic": topic}))
+        return pa.concat_tables(parts) if parts else None
     raise KeyError(table)
 
 
