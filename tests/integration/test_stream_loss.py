@@ -68,7 +68,7 @@ def test_expired_messages_are_recorded_and_shown(home: Path, broker: str, topic:
                             text=True, env=env, timeout=120)  # fmt: skip
     assert status.returncode == 0, status.stderr
     assert "LOST to broker retention" in status.stdout
-    first_partition, first, last = told[0]
+    first_partition, first, _ = told[0]
     assert f"partition {first_partition}:" in status.stdout and f"{first:,}–" in status.stdout
 
 

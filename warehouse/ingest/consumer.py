@@ -8,7 +8,9 @@ Order of a flush, and why nothing is lost or doubled by a crash at any point:
 2. ClickHouse gets it first. Each insert is anti-joined against the dedup keys already
    stored and carries `insert_deduplication_token` derived from (group, topic, table,
    partition ranges), so replaying the batch after a crash adds nothing;
-3. DuckDB gets it last, rows *and* the next offsets in one transaction;
+3. DuckDB gets it last, rows *and* the next offsets *and* the sanitizer's state after the
+   batch in one transaction (after a restart the stateful rules resume from that state, so
+   a crash changes no verdict; a batch that fails to store rolls the rules back to it);
 4. only then are the offsets committed to Kafka.
 
 On (re)assignment the consumer resumes from the offsets DuckDB stored with its rows when
@@ -115,6 +117,7 @@ class Ingestor:
         self.bootstrap, self.topic, self.group = bootstrap, topic, group
         self.batch_rows, self.batch_seconds, self.stop_when_idle = batch_rows, batch_seconds, stop_when_idle
         self.kafka_config = kafka_config or {}
+        self.sanitize_config = sanitize
         self.sanitizers = {k: Sanitizer(k, sanitize) for k in Kind}
         self.unsafe = unsafe_commit_first
         self.unsafe_delay = unsafe_delay
@@ -129,6 +132,7 @@ class Ingestor:
         self._resume: dict[int, int] = {}  # partition → offset consumption resumed from
         self._expect: dict[int, int] = {}  # partition → next offset the stream should deliver
         self._losses: list[dict[str, Any]] = []  # loss events not yet written
+        self._committed_state: dict[str, bytes] = {}  # sanitizer state as of the last stored batch
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{group}__{topic}")
         self.plan_file = plan_dir / f"{safe}.plan.json" if plan_dir is not None else None
         self._replay = self._load_plan()  # edges of the batch in flight when the last run died
@@ -225,6 +229,7 @@ class Ingestor:
             "fetch.max.bytes": 52_428_800,
             **self.kafka_config,
         }
+        self._warm_start()
         self.consumer = Consumer(conf)
         self.consumer.subscribe(
             [self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
@@ -278,6 +283,28 @@ class Ingestor:
         finally:
             self.consumer.close()
         return self.stats
+
+    # -- the sanitizer's state across restarts -------------------------------------------
+    def _snapshot(self) -> dict[str, bytes]:
+        return {f"{kind}/{name}": data for kind, san in self.sanitizers.items() for name, data in san.snapshot().items()}
+
+    def _restore(self, state: dict[str, bytes]) -> None:
+        for kind, san in self.sanitizers.items():
+            prefix = f"{kind}/"
+            san.restore({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+
+    def _reset_rules(self) -> None:
+        self.sanitizers = {k: Sanitizer(k, self.sanitize_config) for k in Kind}
+
+    def _warm_start(self) -> None:
+        """Resume the stateful rules (duplicate, out_of_order, spike, gaps) exactly where the
+        stored offsets are: the state was written with them, in one transaction."""
+        if self.offset_sink is None or self.unsafe:
+            return
+        state = self.offset_sink.stored_state(self.group, self.topic)
+        if state:
+            self._restore(state)
+            self._committed_state = state
 
     # -- reproducible batch edges --------------------------------------------------------
     def _load_plan(self) -> dict[int, tuple[int, int]] | None:
@@ -338,7 +365,6 @@ class Ingestor:
         for p in np.unique(partitions):
             sel = offsets[partitions == p]
             ranges[int(p)] = (int(sel.min()), int(sel.max()))
-        position = StreamPosition(self.group, self.topic, ranges)
         self._save_plan(ranges)
         if self.unsafe:
             self._commit(ranges)
@@ -354,11 +380,23 @@ class Ingestor:
         if losses:
             parts.append({"stream_losses": pa.Table.from_pylist(losses, schema=STREAM_LOSS_SCHEMA)})
         wb = merge(parts)
-        for sink in self.sinks:
-            counts = self._write_with_retry(sink, wb, position, retry)
-            self.stats.stored[sink.name] = self.stats.stored.get(sink.name, 0) + sum(
-                counts.stored.get(t, 0) for t in ("market_ticks", "trades")
-            )
+        state = self._snapshot()  # stored by the sink that keeps offsets; kept here to undo a failed batch
+        position = StreamPosition(self.group, self.topic, ranges, state=state)
+        try:
+            for sink in self.sinks:
+                counts = self._write_with_retry(sink, wb, position, retry)
+                self.stats.stored[sink.name] = self.stats.stored.get(sink.name, 0) + sum(
+                    counts.stored.get(t, 0) for t in ("market_ticks", "trades")
+                )
+        except BaseException:
+            # not stored: these messages will be read again, so the rules must not remember them
+            if self._committed_state:
+                self._restore(self._committed_state)
+            else:
+                self._reset_rules()
+            self._losses = losses + self._losses
+            raise
+        self._committed_state = state
         if not self.unsafe:
             self._commit(ranges)
         self.stats.messages += len(msgs)

@@ -26,11 +26,14 @@ not open gaps.
 
 State carried between batches is bounded: the newest `spike_window` prices, the newest
 event time, the last seq, and the dedup keys within `out_of_order_tolerance` of the
-newest tick, per (exchange, symbol).
+newest tick, per (exchange, symbol). `snapshot()`/`restore()` carry it across a restart
+(the Kafka consumer stores it with its offsets), so a crash changes no verdict: the
+verdicts do not depend on where batches — or restarts — fall.
 """
 
 from __future__ import annotations
 
+import io
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -110,6 +113,26 @@ class Sanitizer:
         self._prices = pl.DataFrame(schema={"_g": pl.UInt32, "_px": pl.Float64})
         self._last_seq = pl.DataFrame(schema={"_g": pl.UInt32, "_last": pl.Int64})
         self._keys: pl.DataFrame | None = None  # dedup keys + timestamp of recent ticks
+
+    _STATE = ("_gid", "_max_ts", "_prices", "_last_seq", "_keys")
+
+    def snapshot(self) -> dict[str, bytes]:
+        """The state as Arrow IPC bytes per component (safe to store and to load: no pickle)."""
+        out: dict[str, bytes] = {}
+        for name in self._STATE:
+            df = getattr(self, name)
+            if df is not None:
+                buf = io.BytesIO()
+                df.write_ipc(buf, compression="zstd")
+                out[name] = buf.getvalue()
+        return out
+
+    def restore(self, state: dict[str, bytes]) -> None:
+        """Resume from a `snapshot()`: the same verdicts as if the stream had never stopped."""
+        for name in self._STATE:
+            data = state.get(name)
+            if data is not None:
+                setattr(self, name, pl.read_ipc(io.BytesIO(data)))
 
     def _numeric(self) -> list[str]:
         if self.kind == Kind.QUOTE:

@@ -43,6 +43,7 @@ class Sink(Protocol):
 
     def write(self, batch: WriteBatch, position: StreamPosition | None = None) -> WriteCounts: ...
     def stored_offsets(self, group: str, topic: str) -> dict[int, int] | None: ...
+    def stored_state(self, group: str, topic: str) -> dict[str, bytes]: ...
     def flush(self) -> None: ...
     def close(self) -> None: ...
     def __enter__(self) -> Self: ...
@@ -64,11 +65,13 @@ def _us_bounds(ts: pa.ChunkedArray) -> tuple[datetime, datetime]:
 
 @dataclass(frozen=True)
 class StreamPosition:
-    """Which messages a batch holds: per partition, the first and last offset."""
+    """Which messages a batch holds: per partition, the first and last offset; `state` is the
+    sanitizer state after the batch (stored with the offsets by the sink that keeps them)."""
 
     group: str
     topic: str
     ranges: dict[int, tuple[int, int]]
+    state: dict[str, bytes] = field(default_factory=dict, compare=False, hash=False)
 
     def token(self, table: str) -> str:
         """ClickHouse insert_deduplication_token: the same batch edges give the same token."""
@@ -118,6 +121,10 @@ class SinkBase:
     def stored_offsets(self, group: str, topic: str) -> dict[int, int] | None:
         """Next offset per partition as stored with the rows, or None if the sink keeps none."""
         return None
+
+    def stored_state(self, group: str, topic: str) -> dict[str, bytes]:
+        """The stream state stored with those offsets (empty if the sink keeps none)."""
+        return {}
 
     def _begin(self) -> None:
         """No transactions by default."""

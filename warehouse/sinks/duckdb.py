@@ -63,6 +63,16 @@ class DuckDBSink(SinkBase):
             "updated_at": pa.array([now] * len(position.ranges), pa.timestamp("us")),
         })  # fmt: skip
         self.engine.upsert("wh.kafka_offsets", rows)
+        if position.state:
+            names = sorted(position.state)
+            state = pa.table({
+                "group_id": [position.group] * len(names),
+                "topic": [position.topic] * len(names),
+                "component": names,
+                "data": pa.array([position.state[n] for n in names], pa.binary()),
+                "updated_at": pa.array([now] * len(names), pa.timestamp("us")),
+            })  # fmt: skip
+            self.engine.upsert("wh.stream_state", state)
 
     def stored_offsets(self, group: str, topic: str) -> dict[int, int] | None:
         try:
@@ -70,6 +80,13 @@ class DuckDBSink(SinkBase):
         finally:
             self._release()
         return {int(r["partition"]): int(r["next_offset"]) for r in table.to_pylist()}
+
+    def stored_state(self, group: str, topic: str) -> dict[str, bytes]:
+        try:
+            table = queries.load("stream_state", internal=True).run(self.engine, {"group_id": group, "topic": topic})
+        finally:
+            self._release()
+        return {str(r["component"]): bytes(r["data"]) for r in table.to_pylist()}
 
     def _begin(self) -> None:
         self.engine.begin()
