@@ -215,19 +215,24 @@ def parse_block(block: Block, header: list[str], *, max_line: int = MAX_LINE_BYT
         odd = _per_line_counts(data, 34, starts, ends) % 2 == 1
         for i in np.flatnonzero(keep & odd):
             problem.setdefault(int(i), "unbalanced quote character: a quoted field never closes on this line")
-    else:
+    table = None
+    for attempt in range(2):
+        for k, why in problem.items():
+            if keep[k]:
+                keep[k] = False
+                bad.append((int(numbers[k]), why, bounded_raw(data[starts[k] : ends[k]])))
+        good = np.flatnonzero(keep)
+        if good.size == 0:
+            rows = pl.DataFrame(schema={**{c: _STRINGS for c in header}, "_offset": pl.Int64})
+            return ParsedBlock(rows, _reject_frame(sorted(bad)))
+        clean = data if good.size == len(starts) else b"\n".join(data[starts[i] : ends[i]] for i in good)
+        table = _arrow_parse(clean, header, quoted)
+        if table is not None or quoted or attempt:
+            break
+        # the fast reader found rows with the wrong field count: find them (only dirty blocks pay)
         nfields = _per_line_counts(data, 44, starts, ends) + 1
         for i in np.flatnonzero(keep & (nfields != ncols)):
             problem.setdefault(int(i), f"line has {int(nfields[i])} field(s), the header has {ncols}")
-    for k, why in problem.items():
-        keep[k] = False
-        bad.append((int(numbers[k]), why, bounded_raw(data[starts[k] : ends[k]])))
-    good = np.flatnonzero(keep)
-    if good.size == 0:
-        rows = pl.DataFrame(schema={**{c: _STRINGS for c in header}, "_offset": pl.Int64})
-        return ParsedBlock(rows, _reject_frame(bad))
-    clean = data if good.size == len(starts) else b"\n".join(data[starts[i] : ends[i]] for i in good)
-    table = _arrow_parse(clean, header, quoted)
     if table is None or table.num_rows != good.size:  # a quoted field the fast reader reads differently
         table, extra = _python_parse([data[starts[i] : ends[i]] for i in good], header)
         if extra:
@@ -237,8 +242,7 @@ def parse_block(block: Block, header: list[str], *, max_line: int = MAX_LINE_BYT
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)
     frame = frame.with_columns(pl.Series("_offset", numbers[good], dtype=pl.Int64))
-    bad.sort()
-    return ParsedBlock(frame, _reject_frame(bad))
+    return ParsedBlock(frame, _reject_frame(sorted(bad)))
 
 
 def _arrow_parse(clean: bytes, header: list[str], quoted: bool) -> pa.Table | None:
@@ -251,7 +255,7 @@ def _arrow_parse(clean: bytes, header: list[str], quoted: bool) -> pa.Table | No
     try:
         table = pacsv.read_csv(
             io.BytesIO(clean),
-            read_options=pacsv.ReadOptions(column_names=header, use_threads=True),
+            read_options=pacsv.ReadOptions(column_names=header, use_threads=False, block_size=BLOCK_BYTES + (1 << 20)),
             parse_options=pacsv.ParseOptions(
                 quote_char='"' if quoted else False, newlines_in_values=False, invalid_row_handler=on_invalid
             ),
