@@ -109,6 +109,18 @@ def test_partial_fills_across_ticks_as_displayed_size_replenishes() -> None:
     assert ioc.status == "cancelled" and ioc.reason == "IOC" and ioc.filled == 5.0
 
 
+def test_a_quote_without_sizes_displays_unlimited_size() -> None:
+    """FX feeds publish no sizes (stored NULL): the order is not capped, the volume profile
+    ignores the quote, and nothing is NaN."""
+    m = Market()
+    a = Account("A", m)
+    q = Quote(MON, "EURUSD", "forex", 1.0999, 1.1001, None, None)  # type: ignore[arg-type]
+    m.on_quote(q)
+    order = a.submit("EURUSD", BUY, 50_000.0)
+    assert order.status == "filled" and order.filled == 50_000.0
+    assert a.fills[0].price >= 1.1001 and a.nav() == a.nav()  # finite, not NaN
+
+
 def test_limit_orders_rest_and_fill_as_maker_when_trades_print_through() -> None:
     m = Market()
     a = Account("A", m)
