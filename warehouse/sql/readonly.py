@@ -107,7 +107,7 @@ SCALARS = _names("""
     isNaN isInfinite isFinite is_nan is_inf factorial gcd lcm even rand random rand64
     runningDifference neighbor width_bucket
 
-    lower upper lcase ucase length lengthUTF8 char_length len concat concat_ws concatWithSeparator
+    lower upper lcase ucase length lengthUTF8 char_length octet_length len concat concat_ws concatWithSeparator
     substring substr substringUTF8 left right trim ltrim rtrim trimBoth trimLeft trimRight
     replace replaceAll replaceOne replaceRegexpAll replaceRegexpOne regexp_replace
     regexp_extract regexp_matches regexp_like match like ilike position strpos instr
@@ -175,12 +175,22 @@ def _too_deep() -> RefusedSQLError:
                            "flatten it, e.g. with CTEs")  # fmt: skip
 
 
-def _parse(sql: str, dialect: str) -> exp.Expr:
-    quiet = logging.getLogger("sqlglot")
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)  # sqlglot warns when it falls back to a raw Command
+@contextlib.contextmanager
+def _quiet_sqlglot() -> Iterator[None]:
+    """sqlglot warns when it falls back to a raw Command or cannot place a scope; we refuse instead."""
+    log = logging.getLogger("sqlglot")
+    level = log.level
+    log.setLevel(logging.ERROR)
     try:
-        statements = [s for s in sqlglot.parse(sql, read=dialect) if s is not None]
+        yield
+    finally:
+        log.setLevel(level)
+
+
+def _parse(sql: str, dialect: str) -> exp.Expr:
+    try:
+        with _quiet_sqlglot():
+            statements = [s for s in sqlglot.parse(sql, read=dialect) if s is not None]
     except SqlglotError as exc:
         raise RefusedSQLError(f"cannot parse the statement as {dialect} SQL: {str(exc).splitlines()[0]}") from exc
     except RecursionError as exc:
@@ -188,8 +198,6 @@ def _parse(sql: str, dialect: str) -> exp.Expr:
     except Exception as exc:  # sqlglot's parser also fails with IndexError & co. on odd input
         raise RefusedSQLError(f"cannot parse the statement as {dialect} SQL "
                               f"({type(exc).__name__}: {exc})") from exc  # fmt: skip
-    finally:
-        quiet.setLevel(level)
     if len(statements) != 1:
         raise RefusedSQLError(f"one statement at a time, got {len(statements)}")
     return statements[0]
@@ -338,7 +346,8 @@ def _visible_ctes(node: exp.Expr) -> set[str]:
 def _scope_cte_references(tree: exp.Expr) -> set[int]:
     """ids of the Table nodes that sqlglot's scope resolution maps to a CTE."""
     try:
-        scopes = traverse_scope(tree)
+        with _quiet_sqlglot():
+            scopes = traverse_scope(tree)
     except RecursionError:
         raise
     except Exception as exc:  # sqlglot's optimizer errors: a table we cannot place is refused
