@@ -213,6 +213,61 @@ def test_a_large_own_limit_is_bounded_by_max_rows_and_keeps_the_order(warehouse,
     assert got.column("trade_id").to_pylist() == direct.column("trade_id").to_pylist()
 
 
+@pytest.mark.parametrize("engine", ENGINES)
+def test_the_engine_is_never_asked_for_more_than_max_rows_plus_one(warehouse, engine: str, monkeypatch) -> None:
+    """What reaches the engine: the query's own `LIMIT 3000000` is gone, whatever its form."""
+    import sqlglot
+    from sqlglot import exp
+
+    from warehouse.sql.engines import ClickHouseEngine, DuckDBEngine
+
+    sent: list[str] = []
+    cls = DuckDBEngine if engine == "duckdb" else ClickHouseEngine
+    original = cls.query
+
+    def spy(self, sql, params=None):
+        sent.append(sql)
+        return original(self, sql, params)
+
+    monkeypatch.setattr(cls, "query", spy)
+    for stmt in ("SELECT * FROM wh.market_ticks LIMIT 3000000",
+                 "SELECT * FROM wh.market_ticks ORDER BY timestamp DESC LIMIT 3000000",
+                 "SELECT symbol FROM wh.trades UNION ALL SELECT symbol FROM wh.market_ticks LIMIT 3000000",
+                 "SELECT * FROM (SELECT * FROM wh.market_ticks LIMIT 3000000) AS s"):  # fmt: skip
+        with pytest.raises(RefusedSQLError, match="more than 100 rows"):
+            run(stmt, engine, max_rows=100)
+    assert len(sent) == 4
+    for text in sent:
+        tree = sqlglot.parse_one(text.split("\nSETTINGS")[0], read=engine)
+        outer = tree.args["limit"].expression
+        assert isinstance(outer, exp.Literal) and int(outer.this) == 101, text
+
+
+@pytest.mark.slow
+def test_peak_memory_of_a_query_with_its_own_huge_limit(tmp_path) -> None:
+    """3,000,000 quotes; `--max-rows 100000` must bound the process, not just the answer.
+    Measured: 545 MB peak RSS before the fix (the whole LIMIT built first), ~200 MB after,
+    against ~180 MB for `SELECT 1`."""
+    home = tmp_path / "wh_data"
+    env = {**__import__("os").environ, "WH_HOME": str(home)}
+    for var in ("WH_CLICKHOUSE_URL", "WH_CLICKHOUSE_HOST"):
+        env.pop(var, None)
+    wh_cmd = [sys.executable, "-m", "warehouse.cli.main"]
+    subprocess.run([*wh_cmd, "generate", "--ticks", "3750000", "--engine", "duckdb", "--seed", "3"], env=env,
+                   check=True, capture_output=True, timeout=600)  # fmt: skip
+
+    def peak_mb(*args: str) -> float:
+        probe = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], capture_output=True); "
+                 "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")  # fmt: skip
+        out = subprocess.run([sys.executable, "-c", probe, *wh_cmd, "sql", *args], env=env, check=True,
+                             capture_output=True, text=True, timeout=600)  # fmt: skip
+        return int(out.stdout.strip()) / 1024
+
+    idle = peak_mb("SELECT 1 AS a")
+    big = peak_mb("SELECT * FROM wh.market_ticks ORDER BY timestamp LIMIT 3000000", "--max-rows", "100000")
+    assert big - idle < 150, (idle, big)
+
+
 # ---------------------------------------------------------------- the corpus
 
 
