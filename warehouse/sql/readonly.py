@@ -423,8 +423,12 @@ def run(sql: str, *, dialect: str, engine: str, settings: Settings, max_rows: in
     tree = check(sql, dialect)
     try:
         text = to_engine_sql(tree, dialect, engine, max_rows)
+    except QueryError:
+        raise
     except RecursionError as exc:
         raise _too_deep() from exc
+    except Exception as exc:  # sqlglot's generator on input it does not expect: say so, no traceback
+        raise UnsupportedSQLError(f"cannot translate to {engine} ({type(exc).__name__}: {exc})") from exc
     check(text, engine)  # the same rules on what the engine will actually run
     if engine == "duckdb":
         table = _run_duckdb(text, settings, timeout)
