@@ -8,6 +8,7 @@ tests/corpus/sql/ hold the escape attempts (all refused) and analysts' queries (
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -249,7 +250,7 @@ def test_peak_memory_of_a_query_with_its_own_huge_limit(tmp_path) -> None:
     Measured: 545 MB peak RSS before the fix (the whole LIMIT built first), ~200 MB after,
     against ~180 MB for `SELECT 1`."""
     home = tmp_path / "wh_data"
-    env = {**__import__("os").environ, "WH_HOME": str(home)}
+    env = {**os.environ, "WH_HOME": str(home)}
     for var in ("WH_CLICKHOUSE_URL", "WH_CLICKHOUSE_HOST"):
         env.pop(var, None)
     wh_cmd = [sys.executable, "-m", "warehouse.cli.main"]

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date, datetime, time, timedelta
-from decimal import Decimal
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
@@ -58,8 +57,7 @@ def _plain(value: Any, type_: pa.DataType) -> Any:
     if value is None:
         return None
     if pa.types.is_map(type_):
-        return {k if isinstance(k, str) else json.dumps(_plain(k, type_.key_type), default=_json_default):
-                _plain(v, type_.item_type) for k, v in value}  # fmt: skip
+        return {_key(k, type_.key_type): _plain(v, type_.item_type) for k, v in value}
     if pa.types.is_struct(type_):
         return {type_.field(j).name: _plain(value.get(type_.field(j).name), type_.field(j).type)
                 for j in range(type_.num_fields)}  # fmt: skip
@@ -68,13 +66,18 @@ def _plain(value: Any, type_: pa.DataType) -> Any:
     return value
 
 
-def _json_default(value: Any) -> Any:
+def _key(key: Any, type_: pa.DataType) -> str:
+    if isinstance(key, (str, bytes)):
+        return _json_default(key)
+    return json.dumps(_plain(key, type_), default=_json_default)
+
+
+def _json_default(value: Any) -> str:
+    """Text for what JSON has no type for: times (ISO 8601), bytes (UTF-8), decimals and durations."""
     if isinstance(value, (datetime, date, time)):
         return value.isoformat()
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
-    if isinstance(value, (Decimal, timedelta)):
-        return str(value)
     return str(value)
 
 
