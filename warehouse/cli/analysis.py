@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
+from datetime import date, datetime, time
 from pathlib import Path
+from typing import Any
 
+import pyarrow as pa
 import typer
 
 from warehouse.cli.common import console, fail, guarded
@@ -30,7 +34,51 @@ def sql(
         raise fail("--max-rows and --timeout must be positive")
     table = guarded(lambda: readonly.run(statement, dialect=dialect, engine=engine, settings=get_settings(),
                                          max_rows=max_rows, timeout=timeout))  # fmt: skip
-    _emit(table, fmt, f"{engine} ({dialect} SQL)", out)
+    if fmt == "csv":
+        table = csv_ready(table)
+    try:
+        _emit(table, fmt, f"{engine} ({dialect} SQL)", out)
+    except (pa.ArrowException, TypeError, ValueError) as exc:
+        raise fail(f"cannot write the result as {fmt}: {exc}; try --format json or parquet") from None
+
+
+def csv_ready(table: pa.Table) -> pa.Table:
+    """CSV has no nested values: list, map and struct columns become JSON text (`[1, 2]`, `{"k": 1}`)."""
+    for i, field in enumerate(table.schema):
+        if pa.types.is_nested(field.type):
+            values = [None if v is None else json.dumps(_plain(v, field.type), default=_json_default)
+                      for v in table.column(i).to_pylist()]  # fmt: skip
+            table = table.set_column(i, pa.field(field.name, pa.string()), pa.array(values, pa.string()))
+    return table
+
+
+def _plain(value: Any, type_: pa.DataType) -> Any:
+    """A nested Arrow value as JSON-ready Python: maps as objects (keys as text), structs as objects."""
+    if value is None:
+        return None
+    if pa.types.is_map(type_):
+        return {_key(k, type_.key_type): _plain(v, type_.item_type) for k, v in value}
+    if pa.types.is_struct(type_):
+        return {type_.field(j).name: _plain(value.get(type_.field(j).name), type_.field(j).type)
+                for j in range(type_.num_fields)}  # fmt: skip
+    if isinstance(type_, (pa.ListType, pa.LargeListType, pa.FixedSizeListType)):
+        return [_plain(v, type_.value_type) for v in value]
+    return value
+
+
+def _key(key: Any, type_: pa.DataType) -> str:
+    if isinstance(key, (str, bytes)):
+        return _json_default(key)
+    return json.dumps(_plain(key, type_), default=_json_default)
+
+
+def _json_default(value: Any) -> str:
+    """Text for what JSON has no type for: times (ISO 8601), bytes (UTF-8), decimals and durations."""
+    if isinstance(value, (datetime, date, time)):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return str(value)
 
 
 def _out_path(out: Path | None, kind: str, key: str) -> Path:
