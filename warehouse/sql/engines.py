@@ -21,7 +21,7 @@ from typing import Any, Literal, Protocol
 
 import pyarrow as pa
 
-from warehouse.config import Settings
+from warehouse.config import ClickHouseAddress, Settings
 from warehouse.errors import ConfigError, QueryError, SinkError
 
 EngineName = Literal["duckdb", "clickhouse"]
@@ -175,26 +175,17 @@ class ClickHouseEngine:
         from clickhouse_connect.driver.exceptions import ClickHouseError
 
         self._errors: tuple[type[BaseException], ...] = (ClickHouseError,)
+        address = settings.clickhouse_address()  # ConfigError (redacted) before anything connects
         self.where = settings.clickhouse_where()
         self.read_only = read_only
         self._chdb_path: str | None = None
         try:
-            if settings.clickhouse_url is not None:
-                self.client = clickhouse_connect.get_client(
-                    dsn=settings.clickhouse_url.get_secret_value()
-                )
-            elif settings.clickhouse_host is not None:
-                self.client = clickhouse_connect.get_client(
-                    host=settings.clickhouse_host,
-                    port=settings.clickhouse_port,
-                    username=settings.clickhouse_user,
-                    password=settings.clickhouse_password.get_secret_value(),
-                    secure=settings.clickhouse_secure,
-                )
+            if address is not None:
+                self.client = _connect(clickhouse_connect, address)
             else:
                 self._open_local(settings, clickhouse_connect)
         except Exception as exc:  # driver errors, network errors from urllib3, chdb's lock
-            if isinstance(exc, SinkError):
+            if isinstance(exc, SinkError | ConfigError):
                 raise
             raise SinkError("clickhouse", f"cannot connect to {self.where}: {_first_line(exc)}") from exc
         self._settings: dict[str, Any] = {"readonly": 1} if read_only and self.is_server else {}
@@ -292,6 +283,18 @@ def _local_server(settings: Settings) -> str | None:
             return url if r.read().strip() == b"Ok." else None
     except OSError:
         return None
+
+
+def _connect(clickhouse_connect: Any, address: ClickHouseAddress) -> Any:
+    host = f"[{address.host}]" if ":" in address.host and not address.host.startswith("[") else address.host
+    return clickhouse_connect.get_client(
+        host=host,
+        port=address.port,
+        username=address.username,
+        password=address.password.get_secret_value(),
+        secure=address.secure,
+        **({"database": address.database} if address.database else {}),
+    )
 
 
 def close_embedded() -> None:
