@@ -174,6 +174,11 @@ class Settings(BaseSettings):
         return self.home / "clickhouse.url"
 
     @property
+    def clickhouse_secret_file(self) -> Path:
+        """Passwords of that server's users (mode 0600; JSON; see warehouse/sql/chserver.py)."""
+        return self.home / "clickhouse.secret"
+
+    @property
     def broker_file(self) -> Path:
         """Where `wh broker` writes its bootstrap address for the other commands."""
         return self.home / "broker.addr"

@@ -170,7 +170,10 @@ _chdb_open: dict[str, Any] = {}  # path -> client; at most one entry (one chdb p
 class ClickHouseEngine:
     name: EngineName = "clickhouse"
 
-    def __init__(self, settings: Settings, *, read_only: bool = False) -> None:
+    def __init__(self, settings: Settings, *, read_only: bool = False, per_query_readonly: bool | None = None) -> None:
+        """`read_only`: connect as the reader (local server) and send `readonly=1` with every
+        query (servers); `per_query_readonly=False` keeps the reader but leaves `readonly` to
+        the caller's own SETTINGS clause (`wh sql`, which sets limits before it)."""
         import clickhouse_connect
         from clickhouse_connect.driver.exceptions import ClickHouseError
 
@@ -188,7 +191,8 @@ class ClickHouseEngine:
             if isinstance(exc, SinkError | ConfigError):
                 raise
             raise SinkError("clickhouse", f"cannot connect to {self.where}: {_first_line(exc)}") from exc
-        self._settings: dict[str, Any] = {"readonly": 1} if read_only and self.is_server else {}
+        readonly = read_only if per_query_readonly is None else per_query_readonly
+        self._settings: dict[str, Any] = {"readonly": 1} if readonly and self.is_server else {}
 
     def _open_local(self, settings: Settings, clickhouse_connect: Any) -> None:
         """Local mode: the server a running `wh ingest` started, else chdb in this process.
@@ -201,8 +205,8 @@ class ClickHouseEngine:
         while True:
             local = _local_server(settings)
             if local is not None:
-                self.client = clickhouse_connect.get_client(dsn=local)
                 self.where = f"{local} (local server over {settings.chdb_path.resolve()})"
+                self.client = _connect(clickhouse_connect, _local_address(settings, local, read_only=self.read_only))
                 return
             path = str(settings.chdb_path.resolve())
             settings.chdb_path.mkdir(parents=True, exist_ok=True)
@@ -283,6 +287,21 @@ def _local_server(settings: Settings) -> str | None:
             return url if r.read().strip() == b"Ok." else None
     except OSError:
         return None
+
+
+def _local_address(settings: Settings, url: str, *, read_only: bool) -> ClickHouseAddress:
+    """The local server as its reader (read-only engines) or writer, with the password that
+    `wh ingest` left in $WH_HOME/clickhouse.secret (mode 0600)."""
+    from urllib.parse import urlsplit
+
+    from warehouse.sql.chserver import read_secret
+
+    credentials = read_secret(settings.clickhouse_secret_file)
+    user, password = credentials.login(read_only=read_only)
+    parts = urlsplit(url)
+    if parts.hostname is None or parts.port is None:
+        raise ConfigError(f"{settings.clickhouse_server_file}: not a local server address")
+    return ClickHouseAddress(scheme="http", host=parts.hostname, port=parts.port, username=user, password=password)
 
 
 def _connect(clickhouse_connect: Any, address: ClickHouseAddress) -> Any:
