@@ -14,8 +14,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -270,6 +268,8 @@ def test_kcat_produces_and_wh_ingests(home: Path, broker: str, topic: str) -> No
 def test_queries_and_status_answer_while_ingest_runs(home: Path, broker: str, topic: str) -> None:
     """Local mode: ingest serves ClickHouse over HTTP and holds DuckDB only per batch."""
     import threading
+    import urllib.error
+    import urllib.request
 
     feed, labels = labelled_feed(24_000, seed=9, bad=0.01)
     env = {**os.environ, "WH_HOME": str(home), "WH_KAFKA_BOOTSTRAP": broker, "WH_KAFKA_TOPIC": topic,
