@@ -2,6 +2,8 @@
 
     WH_HOME                   data directory of the embedded engines (default ./wh_data)
     WH_CLICKHOUSE_URL         http(s)://user:password@host:port/ — use a ClickHouse server
+                              (percent-encode / ? # @ in the password, or leave the password
+                              out of the URL and set WH_CLICKHOUSE_PASSWORD)
     WH_CLICKHOUSE_HOST/PORT/USER/PASSWORD/SECURE   the same, field by field
     WH_BATCH_ROWS             rows per write batch (default 50,000)
     WH_BATCH_SECONDS          ... or this many seconds, whichever first (default 2)
@@ -13,15 +15,122 @@
 Without a ClickHouse address, ClickHouse runs embedded (chdb) under $WH_HOME/clickhouse,
 reached through the same clickhouse-connect Client API as a server. Passwords are
 `SecretStr`: they print as '**********' and never reach logs.
+
+Bad values raise `ConfigError` whose message never holds a secret: `get_settings()` reports
+pydantic's errors without their input values, and WH_CLICKHOUSE_URL is parsed in one place
+(`parse_clickhouse_url`), every message showing it through `redact_url` (user and password
+replaced by `***`, worked out from the raw text, not from a parser that can be fooled by a
+`/`, `#` or `@` in the password).
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from typing import Literal
+from urllib.parse import unquote, urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from warehouse.errors import ConfigError
+
+_DEFAULT_PORTS = {"http": 8123, "https": 8443}
+# A host name, an IPv4 address or a bracketed IPv6 address; nothing else is ever echoed.
+_HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]{2,45}\]")
+_DATABASE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+_URL_FORMAT = "expected http(s)://user:password@host:port/"
+
+
+class ClickHouseAddress(BaseModel):
+    """Where and as whom to connect to a ClickHouse server; `where` is safe to print."""
+
+    model_config = ConfigDict(frozen=True)
+
+    scheme: Literal["http", "https"]
+    host: str
+    port: int
+    username: str
+    password: SecretStr
+    database: str | None = None
+
+    @property
+    def secure(self) -> bool:
+        return self.scheme == "https"
+
+    @property
+    def where(self) -> str:
+        return f"{self.scheme}://{self.host}:{self.port}/{self.database or ''}"
+
+
+def redact_url(raw: str) -> str:
+    """`raw` fit for a message: user and password become `***`, only a plain host[:port] is kept.
+
+    Computed from the text itself: everything between `//` (or the start) and the *last*
+    `@` is hidden, so a password holding `/`, `?`, `#`, `@`, `:` or spaces never shows; a path,
+    query or fragment is never shown (an unencoded `/` or `#` in a password lands there), and
+    without an `@` the authority shows only when it is a plain host with a numeric port.
+    """
+    m = re.match(r"[A-Za-z][A-Za-z0-9+.-]{0,15}://", raw)
+    scheme = m.group(0) if m else ""
+    rest = raw[len(scheme):]
+    at = rest.rfind("@")
+    authority = re.split(r"[/?#\\]", rest[at + 1:], maxsplit=1)[0]
+    safe = re.fullmatch(rf"(?:{_HOST.pattern})(?::\d{{1,5}})?", authority) is not None
+    return scheme + ("***@" if at >= 0 else "") + (authority if safe else "***")
+
+
+def parse_clickhouse_url(raw: str, *, user: str = "default", password: SecretStr | None = None) -> ClickHouseAddress:
+    """WH_CLICKHOUSE_URL as connection parameters; `ConfigError` (redacted) if it is not one.
+
+    The URL's user and password win; without them, `user` / `password` (WH_CLICKHOUSE_USER /
+    WH_CLICKHOUSE_PASSWORD) apply. Percent-encoded characters in the user and password are
+    decoded (`%2F` → `/`).
+    """
+
+    def bad(reason: str) -> ConfigError:
+        return ConfigError(f"WH_CLICKHOUSE_URL {redact_url(raw)} {reason}; {_URL_FORMAT}")
+
+    if any(c.isspace() or not c.isprintable() for c in raw):
+        raise bad("contains spaces or control characters (percent-encode them in the password)")
+    if not re.match(r"(?i)https?://", raw):
+        raise bad("needs a scheme: http:// or https:// in front")
+    userinfo_text = raw.partition("//")[2].rpartition("@")[0]
+    if re.search(r"[/?#]", userinfo_text):
+        raise bad("has a '/', '?' or '#' in the user or password: percent-encode it (%2F, %3F, %23) "
+                  "or set the password in WH_CLICKHOUSE_PASSWORD")  # fmt: skip
+    try:
+        parts = urlsplit(raw)
+        port = parts.port
+    except ValueError:  # its message can quote part of the URL: never shown
+        raise bad("does not parse as a URL (is the port a number from 1 to 65535?)") from None
+    if parts.query or parts.fragment:
+        raise bad("has a query string or fragment (not supported)")
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    host = hostport if hostport.endswith("]") else hostport.rsplit(":", 1)[0]
+    if not _HOST.fullmatch(host):
+        raise bad("has no valid host name")
+    if port is None and hostport != host:
+        raise bad("has an empty port")
+    if port == 0:
+        raise bad("has port 0 (use 1 to 65535)")
+    database = parts.path.strip("/") or None
+    if database is not None and not _DATABASE.fullmatch(database):
+        raise bad("has a path that is not a database name")
+    scheme = parts.scheme.lower()
+    if at:
+        name, colon, secret = userinfo.partition(":")
+        user = unquote(name) or user
+        if colon:
+            password = SecretStr(unquote(secret))
+    return ClickHouseAddress(
+        scheme="https" if scheme == "https" else "http",
+        host=host.lower(),
+        port=port or _DEFAULT_PORTS[scheme],
+        username=user,
+        password=password if password is not None else SecretStr(""),
+        database=database,
+    )
 
 
 class Settings(BaseSettings):
@@ -65,6 +174,11 @@ class Settings(BaseSettings):
         return self.home / "clickhouse.url"
 
     @property
+    def clickhouse_secret_file(self) -> Path:
+        """Passwords of that server's users (mode 0600; JSON; see warehouse/sql/chserver.py)."""
+        return self.home / "clickhouse.secret"
+
+    @property
     def broker_file(self) -> Path:
         """Where `wh broker` writes its bootstrap address for the other commands."""
         return self.home / "broker.addr"
@@ -82,18 +196,70 @@ class Settings(BaseSettings):
             conf["sasl.password"] = self.kafka_password.get_secret_value()
         return conf
 
-    def clickhouse_where(self) -> str:
-        """Where ClickHouse lives, safe to print (no password)."""
+    def clickhouse_address(self) -> ClickHouseAddress | None:
+        """Connection parameters of the configured ClickHouse server (None: local mode).
+
+        `ConfigError` when WH_CLICKHOUSE_URL / WH_CLICKHOUSE_HOST is not usable; the message
+        never holds the password."""
         if self.clickhouse_url is not None:
-            parts = urlsplit(self.clickhouse_url.get_secret_value())
-            host = parts.hostname or ""
-            netloc = f"{host}:{parts.port}" if parts.port else host
-            return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+            return parse_clickhouse_url(self.clickhouse_url.get_secret_value(), user=self.clickhouse_user,
+                                        password=self.clickhouse_password)  # fmt: skip
         if self.clickhouse_host is not None:
-            scheme = "https" if self.clickhouse_secure else "http"
-            return f"{scheme}://{self.clickhouse_host}:{self.clickhouse_port}"
+            host = self.clickhouse_host
+            if not _HOST.fullmatch(host):
+                shown = host if re.fullmatch(r"[A-Za-z0-9._:\[\]-]{1,255}", host) else "***"
+                raise ConfigError(f"WH_CLICKHOUSE_HOST {shown} is not a host name or IP address "
+                                  "(put the user and password in WH_CLICKHOUSE_USER / WH_CLICKHOUSE_PASSWORD)")  # fmt: skip
+            if not 0 < self.clickhouse_port < 65536:
+                raise ConfigError(f"WH_CLICKHOUSE_PORT {self.clickhouse_port} is not a port (1 to 65535)")
+            return ClickHouseAddress(scheme="https" if self.clickhouse_secure else "http", host=host.lower(),
+                                     port=self.clickhouse_port, username=self.clickhouse_user,
+                                     password=self.clickhouse_password)  # fmt: skip
+        return None
+
+    def clickhouse_where(self) -> str:
+        """Where ClickHouse lives, safe to print (no password, even when the address is bad)."""
+        try:
+            address = self.clickhouse_address()
+        except ConfigError:
+            if self.clickhouse_url is not None:
+                return redact_url(self.clickhouse_url.get_secret_value())
+            return "(invalid WH_CLICKHOUSE_HOST)"
+        if address is not None:
+            return address.where
         return f"chdb://{self.chdb_path.resolve()} (embedded)"
+
+    def check(self) -> Settings:
+        """Fail now, with a redacted ConfigError, on values that cannot work (the ClickHouse
+        address, a Kafka bootstrap string holding credentials)."""
+        self.clickhouse_address()
+        if self.kafka_bootstrap is not None:
+            check_bootstrap(self.kafka_bootstrap, "WH_KAFKA_BOOTSTRAP")
+        return self
+
+
+def check_bootstrap(bootstrap: str, source: str = "--bootstrap") -> str:
+    """A Kafka bootstrap list (host:port[,host:port…], optional PROTOCOL:// prefixes) without
+    credentials: librdkafka would log the whole string, so a user:password@ in it is refused
+    (use WH_KAFKA_USERNAME / WH_KAFKA_PASSWORD) and the message shows only the hosts."""
+    entries = bootstrap.split(",")
+    if any("@" in e or any(c.isspace() or not c.isprintable() for c in e) for e in entries):
+        shown = ",".join(redact_url(e.strip()) for e in entries)
+        raise ConfigError(f"{source} {shown}: credentials do not belong in the bootstrap list; "
+                          "set WH_KAFKA_USERNAME / WH_KAFKA_PASSWORD (and WH_KAFKA_SECURITY_PROTOCOL)")  # fmt: skip
+    return bootstrap
 
 
 def get_settings() -> Settings:
-    return Settings()
+    """Settings from the environment, checked; `ConfigError` (no input values in it) if bad."""
+    try:
+        return Settings().check()
+    except ValidationError as exc:
+        # pydantic's message shows each bad input value (`input_value=…`): a password set in
+        # the wrong variable would print. Keep the field names and reasons only, and build the
+        # error outside the `except` so the original is not chained to it either.
+        problems = [
+            f"WH_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+            for e in exc.errors(include_url=False, include_input=False, include_context=False)
+        ]
+    raise ConfigError("bad settings: " + "; ".join(problems))

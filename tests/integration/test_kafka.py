@@ -246,6 +246,8 @@ def test_kcat_produces_and_wh_ingests(home: Path, broker: str, topic: str) -> No
 def test_queries_and_status_answer_while_ingest_runs(home: Path, broker: str, topic: str) -> None:
     """Local mode: ingest serves ClickHouse over HTTP and holds DuckDB only per batch."""
     import threading
+    import urllib.error
+    import urllib.request
 
     feed, labels = labelled_feed(24_000, seed=9, bad=0.01)
     env = {**os.environ, "WH_HOME": str(home), "WH_KAFKA_BOOTSTRAP": broker, "WH_KAFKA_TOPIC": topic,
@@ -267,8 +269,18 @@ def test_queries_and_status_answer_while_ingest_runs(home: Path, broker: str, to
     threading.Thread(target=read_stderr, daemon=True).start()
     try:
         assert first_batch.wait(60), "".join(lines)
+        # the served ClickHouse: address without password, passwords in a 0600 file, no anonymous access
+        url = (home / "clickhouse.url").read_text().strip()
+        assert url.startswith("http://127.0.0.1:") and "@" not in url
+        assert (home / "clickhouse.secret").stat().st_mode & 0o777 == 0o600
+        try:
+            urllib.request.urlopen(f"{url}/?query=SELECT%201", timeout=30)
+            raise AssertionError("the local ClickHouse server answered an unauthenticated query")
+        except urllib.error.HTTPError as exc:
+            assert exc.code in (401, 403), exc.code
         for args in (["query", "zscore", "BTCUSDT", "--engine", "duckdb", "--limit", "3"],
                      ["query", "zscore", "BTCUSDT", "--engine", "clickhouse", "--limit", "3"],
+                     ["sql", "SELECT count() AS n FROM wh.market_ticks", "--engine", "clickhouse"],
                      ["status"]):  # fmt: skip
             t = time.perf_counter()
             r = subprocess.run([*WH, *args], env=env, capture_output=True, text=True, timeout=60)
@@ -286,6 +298,7 @@ def test_queries_and_status_answer_while_ingest_runs(home: Path, broker: str, to
     finally:
         if proc.poll() is None:
             proc.kill()
+    assert not (home / "clickhouse.url").exists() and not (home / "clickhouse.secret").exists()
     for engine, c in counts(Settings(home=home)).items():
         assert c["n"] == c["d"] == good, engine
 

@@ -38,6 +38,13 @@ bench_app = typer.Typer(help="Benchmarks that print ratios against a ceiling mea
 app.add_typer(bench_app, name="bench")
 
 
+@app.callback()
+def _check_settings() -> None:
+    """Bad WH_* settings end every command with one redacted `Error:` line (no traceback,
+    no secret: see warehouse/config.py) before it starts."""
+    guarded(get_settings)
+
+
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 def _policies(items: list[str]) -> dict[str, Policy]:

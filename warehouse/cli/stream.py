@@ -146,16 +146,20 @@ def ingest(
     # only for each batch's write, readers wait for the file for up to WH_LOCK_WAIT_SECONDS.
     server = None
     if "clickhouse" in names and not settings.clickhouse_is_server:
-        from warehouse.sql.chserver import LocalClickHouseServer
+        from warehouse.sql.chserver import LocalClickHouseServer, write_secret
         from warehouse.sql.engines import _local_server, close_embedded
 
         if _local_server(settings) is None:
             close_embedded()
             server = LocalClickHouseServer(settings.home / "clickhouse-server", data_dir=settings.chdb_path)
             guarded(server.start)
-            settings.clickhouse_server_file.write_text(server.url + "\n")
-            err.print(f"embedded ClickHouse served at {server.url} while ingesting")
     try:
+        if server is not None:
+            # passwords first (0600 from creation), then the address (no password) readers look for
+            write_secret(settings.clickhouse_secret_file, server.credentials)
+            settings.clickhouse_server_file.write_text(server.url + "\n")
+            err.print(f"embedded ClickHouse served at {server.url} while ingesting "
+                      f"(users wh_writer / wh_reader, passwords in {settings.clickhouse_secret_file})")  # fmt: skip
         opened = guarded(lambda: open_sinks(names, settings, hold_duckdb=False))
     except BaseException:
         _stop_local_server(settings, server)
@@ -197,8 +201,9 @@ def ingest(
 def _stop_local_server(settings: Any, server: Any) -> None:
     if server is None:
         return
-    if settings.clickhouse_server_file.is_file():
-        settings.clickhouse_server_file.unlink()
+    for f in (settings.clickhouse_server_file, settings.clickhouse_secret_file):
+        if f.is_file():
+            f.unlink()
     server.stop()
 
 

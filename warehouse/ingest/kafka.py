@@ -29,7 +29,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from warehouse.config import Settings
+from warehouse.config import Settings, check_bootstrap
 from warehouse.errors import ConfigError, WarehouseError
 from warehouse.ingest.decode import FIELDS, Mapping, decode
 from warehouse.ingest.files import SourceBatch
@@ -43,7 +43,7 @@ class KafkaError(WarehouseError):
 def bootstrap_servers(settings: Settings, explicit: str | None = None) -> str:
     """--bootstrap, else WH_KAFKA_BOOTSTRAP, else the address `wh broker` left in WH_HOME."""
     if explicit:
-        return explicit
+        return check_bootstrap(explicit)  # no user:password@ in it: librdkafka would log it
     if settings.kafka_bootstrap:
         return settings.kafka_bootstrap
     if settings.broker_file.is_file():

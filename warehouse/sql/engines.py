@@ -21,7 +21,7 @@ from typing import Any, Literal, Protocol
 
 import pyarrow as pa
 
-from warehouse.config import Settings
+from warehouse.config import ClickHouseAddress, Settings
 from warehouse.errors import ConfigError, QueryError, SinkError
 
 EngineName = Literal["duckdb", "clickhouse"]
@@ -170,34 +170,29 @@ _chdb_open: dict[str, Any] = {}  # path -> client; at most one entry (one chdb p
 class ClickHouseEngine:
     name: EngineName = "clickhouse"
 
-    def __init__(self, settings: Settings, *, read_only: bool = False) -> None:
+    def __init__(self, settings: Settings, *, read_only: bool = False, per_query_readonly: bool | None = None) -> None:
+        """`read_only`: connect as the reader (local server) and send `readonly=1` with every
+        query (servers); `per_query_readonly=False` keeps the reader but leaves `readonly` to
+        the caller's own SETTINGS clause (`wh sql`, which sets limits before it)."""
         import clickhouse_connect
         from clickhouse_connect.driver.exceptions import ClickHouseError
 
         self._errors: tuple[type[BaseException], ...] = (ClickHouseError,)
+        address = settings.clickhouse_address()  # ConfigError (redacted) before anything connects
         self.where = settings.clickhouse_where()
         self.read_only = read_only
         self._chdb_path: str | None = None
         try:
-            if settings.clickhouse_url is not None:
-                self.client = clickhouse_connect.get_client(
-                    dsn=settings.clickhouse_url.get_secret_value()
-                )
-            elif settings.clickhouse_host is not None:
-                self.client = clickhouse_connect.get_client(
-                    host=settings.clickhouse_host,
-                    port=settings.clickhouse_port,
-                    username=settings.clickhouse_user,
-                    password=settings.clickhouse_password.get_secret_value(),
-                    secure=settings.clickhouse_secure,
-                )
+            if address is not None:
+                self.client = _connect(clickhouse_connect, address)
             else:
                 self._open_local(settings, clickhouse_connect)
         except Exception as exc:  # driver errors, network errors from urllib3, chdb's lock
-            if isinstance(exc, SinkError):
+            if isinstance(exc, SinkError | ConfigError):
                 raise
             raise SinkError("clickhouse", f"cannot connect to {self.where}: {_first_line(exc)}") from exc
-        self._settings: dict[str, Any] = {"readonly": 1} if read_only and self.is_server else {}
+        readonly = read_only if per_query_readonly is None else per_query_readonly
+        self._settings: dict[str, Any] = {"readonly": 1} if readonly and self.is_server else {}
 
     def _open_local(self, settings: Settings, clickhouse_connect: Any) -> None:
         """Local mode: the server a running `wh ingest` started, else chdb in this process.
@@ -210,8 +205,8 @@ class ClickHouseEngine:
         while True:
             local = _local_server(settings)
             if local is not None:
-                self.client = clickhouse_connect.get_client(dsn=local)
                 self.where = f"{local} (local server over {settings.chdb_path.resolve()})"
+                self.client = _connect(clickhouse_connect, _local_address(settings, local, read_only=self.read_only))
                 return
             path = str(settings.chdb_path.resolve())
             settings.chdb_path.mkdir(parents=True, exist_ok=True)
@@ -292,6 +287,33 @@ def _local_server(settings: Settings) -> str | None:
             return url if r.read().strip() == b"Ok." else None
     except OSError:
         return None
+
+
+def _local_address(settings: Settings, url: str, *, read_only: bool) -> ClickHouseAddress:
+    """The local server as its reader (read-only engines) or writer, with the password that
+    `wh ingest` left in $WH_HOME/clickhouse.secret (mode 0600)."""
+    from urllib.parse import urlsplit
+
+    from warehouse.sql.chserver import read_secret
+
+    credentials = read_secret(settings.clickhouse_secret_file)
+    user, password = credentials.login(read_only=read_only)
+    parts = urlsplit(url)
+    if parts.hostname is None or parts.port is None:
+        raise ConfigError(f"{settings.clickhouse_server_file}: not a local server address")
+    return ClickHouseAddress(scheme="http", host=parts.hostname, port=parts.port, username=user, password=password)
+
+
+def _connect(clickhouse_connect: Any, address: ClickHouseAddress) -> Any:
+    host = f"[{address.host}]" if ":" in address.host and not address.host.startswith("[") else address.host
+    return clickhouse_connect.get_client(
+        host=host,
+        port=address.port,
+        username=address.username,
+        password=address.password.get_secret_value(),
+        secure=address.secure,
+        **({"database": address.database} if address.database else {}),
+    )
 
 
 def close_embedded() -> None:

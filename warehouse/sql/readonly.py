@@ -460,7 +460,8 @@ def _run_clickhouse(text: str, settings: Settings, timeout: float, max_rows: int
     # readonly last: once it is on, the same clause could not change anything else
     clause = (f"\nSETTINGS max_execution_time = {float(timeout)!r}, max_result_rows = {int(max_rows) + 1}, "
               "result_overflow_mode = 'throw', readonly = 1")  # fmt: skip
-    eng = ClickHouseEngine(settings)
+    # the reader of a local server; readonly=1 comes last in the clause, not with every query
+    eng = ClickHouseEngine(settings, read_only=True, per_query_readonly=False)
     try:
         return eng.query(text + clause)
     except QueryError as exc:
