@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from warehouse.cli.common import console, fail, guarded
+from warehouse.cli.common import console, fail, guarded, output_file
 from warehouse.config import get_settings
 
 plot_app = typer.Typer(help="PNG charts: `wh plot zscore SYMBOL`, `wh plot equity TRADER`.", no_args_is_help=True)
@@ -20,14 +20,15 @@ def sql(
     max_rows: int = typer.Option(100_000, "--max-rows", help="refuse results longer than this"),
     timeout: float = typer.Option(60.0, "--timeout", help="seconds before the query is stopped"),
     fmt: str = typer.Option("table", "--format", help="table | csv | json | parquet"),
-    out: Path | None = typer.Option(None, "--out", "-o", help="write the result to this file"),
+    out: Path | None = typer.Option(None, "--out", "-o", help="write the result to this file (missing folders are created)"),
 ) -> None:
     """Run one read-only query over the wh tables: `wh sql "SELECT symbol, count() FROM wh.trades GROUP BY symbol"`."""
-    from warehouse.cli.main import _emit
+    from warehouse.cli.main import _emit, check_output
     from warehouse.sql import readonly
 
     if max_rows < 1 or timeout <= 0:
         raise fail("--max-rows and --timeout must be positive")
+    check_output(fmt, out)
     table = guarded(lambda: readonly.run(statement, dialect=dialect, engine=engine, settings=get_settings(),
                                          max_rows=max_rows, timeout=timeout))  # fmt: skip
     _emit(table, fmt, f"{engine} ({dialect} SQL)", out)
@@ -35,8 +36,7 @@ def sql(
 
 def _out_path(out: Path | None, kind: str, key: str) -> Path:
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        return out
+        return output_file(out)
     folder = get_settings().home / "plots"
     folder.mkdir(parents=True, exist_ok=True)
     return folder / f"{kind}_{re.sub(r'[^A-Za-z0-9_.-]+', '_', key)}.png"
@@ -49,7 +49,7 @@ def plot_zscore(
     limit: int = typer.Option(2000, "--limit", help="newest quotes to draw"),
     exchange: str = typer.Option("", "--exchange", help="venue of the symbol (needed when it trades on several)"),
     engine: str = typer.Option("duckdb", "--engine", "-e", help="duckdb | clickhouse"),
-    out: Path | None = typer.Option(None, "--out", "-o", help="PNG path (default: $WH_HOME/plots/)"),
+    out: Path | None = typer.Option(None, "--out", "-o", help="PNG path (default: $WH_HOME/plots/; missing folders are created)"),
 ) -> None:
     """Bid with its rolling mean and ±2σ band, and the z-score with its ±2 lines."""
     from warehouse import analytics
@@ -71,7 +71,7 @@ def plot_equity(
     trader: str = typer.Argument(..., help="trader id (wh.traders)"),
     interval: int = typer.Option(3600, "--interval", help="seconds between points"),
     engine: str = typer.Option("duckdb", "--engine", "-e", help="duckdb | clickhouse"),
-    out: Path | None = typer.Option(None, "--out", "-o", help="PNG path (default: $WH_HOME/plots/)"),
+    out: Path | None = typer.Option(None, "--out", "-o", help="PNG path (default: $WH_HOME/plots/; missing folders are created)"),
 ) -> None:
     """NAV over time with its running peak, and the drawdown below it."""
     from warehouse import analytics

@@ -13,8 +13,20 @@ import pyarrow as pa
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from warehouse.cli.common import console, err, fail, guarded, parse_pairs, progress_bar
+from warehouse.cli.common import (
+    WarehouseGroup,
+    clip,
+    console,
+    err,
+    fail,
+    guarded,
+    output_file,
+    parse_pairs,
+    print_error,
+    progress_bar,
+)
 from warehouse.config import get_settings
 from warehouse.errors import WarehouseError
 from warehouse.ingest.decode import Mapping
@@ -30,7 +42,7 @@ from warehouse.pipeline import ImportReport, run_import
 from warehouse.records import Kind
 from warehouse.sanitize import RULES, Policy, SanitizeConfig
 
-app = typer.Typer(help="wh — market-data warehouse: ticks in, sanitized, stored, analysed in SQL.",
+app = typer.Typer(help="wh — market-data warehouse: ticks in, sanitized, stored, analysed in SQL.", cls=WarehouseGroup,
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)  # fmt: skip
 bench_app = typer.Typer(help="Benchmarks that print ratios against a ceiling measured in the same run.")
 app.add_typer(bench_app, name="bench")
@@ -139,7 +151,7 @@ def import_(
         try:
             _print_report(one())
         except WarehouseError as exc:
-            err.print(f"[bold red]Error:[/] {str(exc).replace('[', chr(92) + '[')}")
+            print_error(exc)
             failed += 1
     if failed:
         raise typer.Exit(1)
@@ -230,25 +242,36 @@ def migrate(engine: str = typer.Option("all", "--engine", "-e", help="duckdb | c
         console.print(f"{name}: " + (f"applied {', '.join(applied)}" if applied else "up to date"))
 
 
+FORMATS = ("table", "csv", "json", "parquet")
+
+
+def check_output(fmt: str, out: Path | None) -> None:
+    """Refuse a bad --format or --out before the query runs (missing folders are created)."""
+    if fmt not in FORMATS:
+        raise fail(f"--format {fmt!r}: use table, csv, json or parquet")
+    if out is not None:
+        output_file(out)
+    elif fmt == "parquet" and sys.stdout.isatty():
+        raise fail("--format parquet writes binary: give --out PATH.parquet or redirect stdout")
+
+
 def _emit(table: pa.Table, fmt: str, title: str, out: Path | None = None) -> None:
     """Print (or write to `out`) a result as a table, CSV, JSON or Parquet."""
-    if fmt not in ("table", "csv", "json", "parquet"):
-        raise fail(f"--format {fmt!r}: use table, csv, json or parquet")
-    if fmt == "parquet":
-        import pyarrow.parquet as pq
+    check_output(fmt, out)
+    try:
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
 
-        if out is None and sys.stdout.isatty():
-            raise fail("--format parquet writes binary: give --out PATH.parquet or redirect stdout")
-        pq.write_table(table, out if out is not None else sys.stdout.buffer, compression="zstd")
-        if out is not None:
-            err.print(f"{out}: {table.num_rows:,} rows")
-        return
+            pq.write_table(table, out if out is not None else sys.stdout.buffer, compression="zstd")
+        elif out is not None:
+            with open(out, "w", encoding="utf-8") as fh:
+                _print(table, fmt, title, Console(file=fh, width=200, markup=False, highlight=False, emoji=False))
+        else:
+            _print(table, fmt, title, console)
+    except OSError as exc:
+        raise fail(f"--out {str(out)!r}: cannot write: {exc.strerror or exc}") from None
     if out is not None:
-        with open(out, "w", encoding="utf-8") as fh:
-            _print(table, fmt, title, Console(file=fh, width=200))
         err.print(f"{out}: {table.num_rows:,} rows")
-    else:
-        _print(table, fmt, title, console)
 
 
 def _print(table: pa.Table, fmt: str, title: str, where: Console) -> None:
@@ -267,7 +290,7 @@ def _print(table: pa.Table, fmt: str, title: str, where: Console) -> None:
         for name in table.column_names:
             t.add_column(name, justify="right" if not pa.types.is_string(table.schema.field(name).type) else "left")
         for row in table.to_pylist():
-            t.add_row(*["" if v is None else (f"{v:.6f}" if isinstance(v, float) else str(v)) for v in row.values()])
+            t.add_row(*["" if v is None else (f"{v:.6f}" if isinstance(v, float) else clip(str(v))) for v in row.values()])
         where.print(t)
 
 
@@ -275,9 +298,9 @@ def _list_queries() -> None:
     from warehouse.sql import queries
 
     for q in guarded(queries.list_queries):
-        console.print(f"[bold]{q.name}[/] — {q.description}", highlight=False)
+        console.print(Text.assemble((q.name, "bold"), f" — {q.description}"))
         if q.params:
-            console.print("    " + ", ".join(p.describe() for p in q.params), highlight=False, markup=False)
+            console.print("    " + ", ".join(p.describe() for p in q.params))
 
 
 @app.command("query")
@@ -295,7 +318,7 @@ def query(
     at: str | None = typer.Option(None, "--at", help="UTC time of a leaderboard / allocation (ISO)"),
     exchange: str | None = typer.Option(None, "--exchange", help="venue of the symbol (needed when it trades on several)"),
     fmt: str = typer.Option("table", "--format", help="table | csv | json | parquet"),
-    out: Path | None = typer.Option(None, "--out", "-o", help="write the result to this file"),
+    out: Path | None = typer.Option(None, "--out", "-o", help="write the result to this file (missing folders are created)"),
 ) -> None:
     """Run a named query: `wh query zscore BTCUSDT`, `wh query bars ETHUSDT --interval 300`, `wh query --list`."""
     from warehouse import analytics
@@ -305,6 +328,7 @@ def query(
     if list_ or name is None:
         _list_queries()
         return
+    check_output(fmt, out)
     if engine not in ("duckdb", "clickhouse"):
         raise fail(f"--engine {engine!r}: use duckdb or clickhouse")
     q = guarded(lambda: queries.load(name))

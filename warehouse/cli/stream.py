@@ -9,10 +9,11 @@ from typing import Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from warehouse.cli.common import console, err, fail, guarded, progress_bar
+from warehouse.cli.common import console, err, fail, guarded, progress_bar, shorten
 from warehouse.config import get_settings
-from warehouse.errors import WarehouseError
+from warehouse.errors import ConfigError, WarehouseError
 from warehouse.ingest.files import (
     SourceBatch,
     detect_tardis_kind,
@@ -22,6 +23,18 @@ from warehouse.ingest.files import (
     tardis_mapping,
 )
 from warehouse.records import Kind
+
+
+def parse_sinks(text: str) -> list[str]:
+    """`--sinks duckdb,clickhouse` → names, checked before anything is consumed."""
+    from warehouse.sinks.base import check_sink_names
+
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    try:
+        check_sink_names(names)
+    except ConfigError as exc:
+        raise ConfigError(f"--sinks {text!r}: {exc}") from None
+    return names
 
 
 def register(app: typer.Typer) -> None:
@@ -113,7 +126,7 @@ def feed(
                   f"{topic} in {report.seconds:.2f} s = {report.produced / max(report.seconds, 1e-9):,.0f} msg/s; "
                   f"delivered {report.delivered:,}, failed {report.failed:,}")  # fmt: skip
     for e, n in report.errors.items():
-        err.print(f"delivery error ×{n}: {e}")
+        err.print(f"delivery error ×{n}: {shorten(e)}")
     if report.failed:
         raise typer.Exit(1)
 
@@ -138,11 +151,8 @@ def ingest(
     from warehouse.sinks import open_sinks
 
     settings = get_settings()
+    names = guarded(lambda: parse_sinks(sinks))
     addr = guarded(lambda: bootstrap_servers(settings, bootstrap))
-    names = [s.strip() for s in sinks.split(",") if s.strip()]
-    for n in names:
-        if n not in ("duckdb", "clickhouse"):
-            raise fail(f"--sinks: unknown sink {n!r} (duckdb, clickhouse)")
     # Local mode: serve the embedded ClickHouse over HTTP while ingesting, so `wh query`,
     # `wh sql`, `wh status` (and Dagster) in other processes can read it; DuckDB is opened
     # only for each batch's write, readers wait for the file for up to WH_LOCK_WAIT_SECONDS.
@@ -169,7 +179,8 @@ def ingest(
                   f"stored {stored} | rejects {st.rejected:,} | lag {st.lag if st.lag is not None else '?'}")  # fmt: skip
 
     def on_retry(sink: str, attempt: int, delay: float, exc: BaseException) -> None:
-        err.print(f"[yellow]{sink} failed (attempt {attempt + 1}): {exc}; consumption paused, retry in {delay:.1f} s[/]")
+        err.print(Text(f"{sink} failed (attempt {attempt + 1}): {shorten(str(exc))}; consumption paused, "
+                       f"retry in {delay:.1f} s", style="yellow"))  # fmt: skip
 
     ing = Ingestor(opened, bootstrap=addr, topic=topic or settings.kafka_topic, group=group or settings.kafka_group,
                    batch_rows=batch_rows or settings.batch_rows, batch_seconds=batch_seconds or settings.batch_seconds,
@@ -218,7 +229,7 @@ def status(
             eng = open_engine(engine, settings, read_only=True)
         except WarehouseError as exc:
             t.add_row(engine, *["?"] * 4)
-            err.print(f"{engine}: {exc}")
+            err.print(f"{engine}: {shorten(str(exc))}")
             continue
         try:
             from warehouse.sql import queries
@@ -247,4 +258,4 @@ def status(
         console.print(f"Kafka committed for group {group}: "
                       + (", ".join(f"{p}:{o:,}" for p, o in sorted(committed.items())) or "nothing yet"))  # fmt: skip
     except WarehouseError as exc:
-        console.print(f"Kafka: {exc}")
+        console.print(f"Kafka: {shorten(str(exc))}")
