@@ -12,6 +12,7 @@
         ├── UnknownSymbolError     the symbol has no rows
         ├── UnsupportedSQLError    the SQL cannot be translated faithfully to the target engine
         └── RefusedSQLError        `wh sql` refused a statement (not one read-only query) or hit a limit
+    SimulationError                a simulation setting that cannot give a meaningful run (cash, limits, intervals)
 
     OrderRejected                  the simulator refused an order; `.code` is the reject reason
         ├── ExchangeClosed         EXCHANGE_CLOSED: outside the asset class's session
@@ -95,6 +96,10 @@ class UnsupportedSQLError(QueryError):
 
 class RefusedSQLError(QueryError):
     pass
+
+
+class SimulationError(WarehouseError):
+    """Raised before a run starts: NaN cash, for one, passed every risk check and gave NaN NAVs."""
 
 
 class OrderRejected(WarehouseError):
