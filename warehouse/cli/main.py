@@ -104,11 +104,22 @@ def _run(batches: Iterator[SourceBatch], source: str, total: int, label: str, en
     return report
 
 
+def _parquet_names(path: Path) -> list[str]:
+    import pyarrow.parquet as pq
+
+    from warehouse.errors import SourceError
+
+    try:
+        return list(pq.ParquetFile(path).schema_arrow.names)
+    except (pa.ArrowException, OSError) as exc:
+        raise SourceError(f"cannot read Parquet: {exc}", path=str(path)) from None
+
+
 @app.command("import")
 def import_(
     paths: list[Path] = typer.Argument(..., help="Files to import (CSV or Parquet)."),
     fmt: str = typer.Option("tardis", "--format", "-f", help="tardis | csv | parquet"),
-    kind: str = typer.Option("quotes", "--kind", help="csv/parquet: quotes | trades"),
+    kind: str | None = typer.Option(None, "--kind", help="csv/parquet: quotes | trades (default quotes)"),
     map_: list[str] = typer.Option([], "--map", help="csv/parquet: FIELD=COLUMN (e.g. --map bid=best_bid)"),
     const: list[str] = typer.Option([], "--const", help="FIELD=VALUE for every row (e.g. --const symbol=BTCUSDT)"),
     ts_unit: str = typer.Option("us", "--ts-unit", help="numeric timestamps: s | ms | us | ns"),
@@ -118,34 +129,38 @@ def import_(
     policy: list[str] = typer.Option([], "--policy", help="RULE=reject|raise (default reject)"),
 ) -> None:
     """Import tick files: decode, sanitize, store (idempotent: a second import adds nothing)."""
+    from warehouse.errors import SourceError
+    from warehouse.ingest.mapping_check import check_mapping
     from warehouse.sql.engines import engine_names
 
+    if fmt not in ("tardis", "csv", "parquet"):
+        raise fail(f"--format {fmt!r}: use tardis, csv or parquet")
     engines = guarded(lambda: engine_names(engine))
     config = SanitizeConfig(policies=_policies(policy))
+    kinds = {"quotes": Kind.QUOTE, "quote": Kind.QUOTE, "trades": Kind.TRADE, "trade": Kind.TRADE}
+    if kind is not None and kind not in kinds:
+        raise fail(f"--kind {kind!r}: use quotes or trades")
+    cols = parse_pairs(map_, "--map")
+    consts = parse_pairs(const, "--const")
+    if fmt != "tardis":  # the options are checked once, before any file is read
+        guarded(lambda: check_mapping(Mapping(kinds.get(kind or "quotes", Kind.QUOTE), cols, consts,
+                                              ts_unit=ts_unit, ts_format=ts_format)))  # fmt: skip
     failed = 0
     for path in paths:
         def one(path: Path = path) -> ImportReport:
-            from warehouse.errors import SourceError
-
             if not path.is_file():
                 raise SourceError("no such file", path=str(path))
             if fmt == "tardis":
                 k = detect_tardis_kind(path)
                 batches = iter_csv(path, tardis_mapping(k, asset_class))
-            elif fmt in ("csv", "parquet"):
-                k = Kind.QUOTE if kind.startswith("quote") else Kind.TRADE
-                cols = parse_pairs(map_, "--map")
-                consts = parse_pairs(const, "--const")
+            else:
+                k = kinds[kind or "quotes"]
                 if fmt == "parquet" and not cols:
-                    import pyarrow.parquet as pq
-
-                    m = identity_mapping(k, pq.ParquetFile(path).schema_arrow.names)
+                    m = identity_mapping(k, _parquet_names(path))
                     m.constants.update(consts)
                 else:
                     m = Mapping(k, cols, consts, ts_unit=ts_unit, ts_format=ts_format)
                 batches = iter_csv(path, m) if fmt == "csv" else iter_parquet(path, m)
-            else:
-                raise fail(f"--format {fmt!r}: use tardis, csv or parquet")
             return _run(batches, str(path.resolve()), path.stat().st_size, path.name, engines, config)
 
         try:
