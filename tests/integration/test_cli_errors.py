@@ -120,3 +120,135 @@ def test_ingest_refuses_an_empty_sink_list_before_consuming(home: Path) -> None:
         assert committed_offsets(broker.bootstrap, "t6", "g6") == {}  # nothing consumed, nothing lost
     finally:
         broker.close()
+
+
+# -- item 12: tracebacks where an Error line belongs -----------------------------------------
+
+
+@pytest.fixture
+def day(home: Path, tardis: tuple[Path, Path]) -> Path:
+    """The Tardis sample day (4 minutes of BTCUSDT quotes and trades) in DuckDB."""
+    r = wh("import", str(tardis[0]), str(tardis[1]), "--engine", "duckdb")
+    assert r.exit_code == 0, r.output
+    return home
+
+
+REPLAY = ("replay", "-s", "zscore", "--symbols", "BTCUSDT", "--from", "2020-02-22", "--to", "2020-02-23",
+          "--write-to", "none")  # fmt: skip
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (("--snapshot-every", "0"), "snapshot"),
+    (("--cash", "0"), "cash"),
+    (("--cash", "-5"), "cash"),
+    (("--cash", "nan"), "cash"),
+    (("--cash", "inf"), "cash"),
+    (("--sweep", "window="), "--sweep"),
+    (("--speed", "0"), "speed"),
+])  # fmt: skip
+def test_replay_refuses_bad_settings(day: Path, args: tuple[str, ...], needle: str) -> None:
+    refused(wh(*REPLAY, *args), needle)
+
+
+def test_import_refuses_a_timestamp_format_that_cannot_parse_and_bad_constants(home: Path, tmp_path: Path) -> None:
+    path = tmp_path / "generic.csv"
+    path.write_text("ts,sym,bid,ask,bs,as\n2020-01-01 00:00:00,BTC,1,2,1,1\n")
+    base = ["import", str(path), "--format", "csv", "--engine", "duckdb", "--map", "timestamp=ts", "--map", "symbol=sym",
+            "--map", "bid=bid", "--map", "ask=ask", "--map", "bid_size=bs", "--map", "ask_size=as",
+            "--const", "exchange=x", "--const", "asset_class=crypto"]  # fmt: skip
+    refused(wh(*base, "--ts-format", "%Q"), "--ts-format '%Q'")
+    refused(wh(*base, "--ts-format", "%H:%M"), "--ts-format '%H:%M'")  # no date: polars made 1754 of it
+    refused(wh(*base, "--const", "seq=abc"), "seq", "'abc'")
+    refused(wh(*base, "--kind", "quotez"), "--kind")
+    r = wh(*base, "--ts-format", "%Y-%m-%d %H:%M:%S", "--const", "seq=7")
+    assert r.exit_code == 0 and "malformed" not in r.output, r.output
+
+
+@pytest.mark.clickhouse
+def test_bench_zscore_with_clickhouse_unreachable(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WH_CLICKHOUSE_URL", f"http://127.0.0.1:{free_port()}")
+    t = time.perf_counter()
+    refused(wh("bench", "zscore", "--ticks", "2000", "--repeats", "1"), "clickhouse", "cannot connect")
+    assert time.perf_counter() - t < 30
+
+
+def test_output_paths_that_are_folders_are_refused_and_missing_folders_created(day: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "a_folder"
+    folder.mkdir()
+    for args in (("query", "symbols", "-o", str(folder)),
+                 ("query", "symbols", "--format", "parquet", "-o", str(folder)),
+                 ("sql", "SELECT 1 AS x", "-o", str(folder)),
+                 ("plot", "zscore", "BTCUSDT", "-o", str(folder)),
+                 (*REPLAY, "--fills-out", str(folder))):  # fmt: skip
+        refused(wh(*args), "is a directory")
+    assert list(folder.iterdir()) == []
+    deep = tmp_path / "new" / "deeper" / "symbols.csv"
+    r = wh("query", "symbols", "--format", "csv", "-o", str(deep))
+    assert r.exit_code == 0 and deep.read_text().startswith('"symbol"'), r.output
+    blocked = tmp_path / "a_file"
+    blocked.write_text("")
+    refused(wh("query", "symbols", "-o", str(blocked / "x.csv")), "cannot create its folder")
+
+
+def _mount_tmpfs(where: Path, size: str) -> bool:
+    if os.geteuid() != 0:
+        return False
+    where.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+                          capture_output=True).returncode == 0  # fmt: skip
+
+
+@pytest.mark.parametrize("ticks", ["60000", "200000"])  # the commit fails / an insert fails
+def test_a_full_disk_is_reported_with_its_cause(tmp_path: Path, ticks: str) -> None:
+    """DuckDB on a 2 MB tmpfs: the commit (or an insert) fails with 'No space left on device';
+    the old code then raised `cannot rollback - no transaction is active` (or 'Current
+    transaction is aborted') from the rollback/cleanup, a traceback hiding the cause."""
+    disk = tmp_path / "disk"
+    if not _mount_tmpfs(disk, "2m"):
+        pytest.skip("cannot mount a tmpfs here (needs root); test_duckdb_commit_failure covers it by injection")
+    try:
+        p = subprocess.run([*WH, "generate", "--ticks", ticks, "--engine", "duckdb"], capture_output=True, text=True,
+                           env={**os.environ, "WH_HOME": str(disk / "wh")}, timeout=120)  # fmt: skip
+        assert p.returncode == 1, p.stdout + p.stderr
+        assert "Traceback" not in p.stderr, p.stderr[-3000:]
+        line = next(ln for ln in p.stderr.splitlines() if ln.startswith("Error:"))
+        assert "No space left on device" in line and "rollback" not in line, line
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
+
+
+def test_duckdb_commit_failure_keeps_its_cause(tmp_path: Path) -> None:
+    """The same failure injected: COMMIT fails (DuckDB has then ended the transaction), and the
+    rollback that follows must not replace the cause with 'no transaction is active'."""
+    import duckdb
+    import pyarrow as pa
+
+    from warehouse.config import Settings
+    from warehouse.errors import SinkError
+    from warehouse.ingest.synthetic import SyntheticFeed
+    from warehouse.pipeline import run_import
+    from warehouse.sinks.duckdb import DuckDBSink
+
+    class FullDisk:
+        def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+            self._con = con
+
+        def execute(self, sql: str, *args: object):
+            if sql.strip().upper() == "COMMIT":
+                self._con.execute("ROLLBACK")
+                raise duckdb.IOException('Could not write file "warehouse.duckdb.wal": No space left on device')
+            return self._con.execute(sql, *args)
+
+        def __getattr__(self, name: str):
+            return getattr(self._con, name)
+
+    sink = DuckDBSink(Settings(home=tmp_path / "wh"))
+    sink.engine.con = FullDisk(sink.engine.con)  # type: ignore[assignment]
+    with pytest.raises(SinkError) as caught:
+        run_import(SyntheticFeed(ticks=2_000, seed=1).batches(), source="s", sinks=[sink])
+    assert "No space left on device" in str(caught.value) and "rollback" not in str(caught.value)
+    assert "duckdb" in str(caught.value)
+    sink.engine.con = sink.engine.con._con  # type: ignore[attr-defined]
+    assert sink.engine.query("SELECT count(*) AS n FROM wh.market_ticks").column("n")[0].as_py() == 0
+    assert isinstance(pa, object)
+    sink.close()

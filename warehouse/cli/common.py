@@ -10,6 +10,7 @@ given as `rich.text.Text` styles. Error messages and table cells are clipped (`s
 
 from __future__ import annotations
 
+import logging
 import re
 import sys
 from collections.abc import Callable
@@ -24,6 +25,9 @@ from typer.core import TyperGroup
 
 from warehouse.errors import WarehouseError
 
+# clickhouse-connect logs a warning ("Unexpected Http Driver Exception") before raising what
+# the engine layer translates: the CLI prints the translated error once, not both.
+logging.getLogger("clickhouse_connect").addHandler(logging.NullHandler())
 _LITERAL: dict[str, Any] = {"markup": False, "highlight": False, "emoji": False}
 # In a pipe rich assumes 80 columns and cuts table cells (trader ids, prices) with "…"
 console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200, **_LITERAL)

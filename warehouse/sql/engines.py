@@ -218,7 +218,8 @@ class ClickHouseEngine:
         except Exception as exc:  # driver errors, network errors from urllib3, chdb's lock
             if isinstance(exc, SinkError):
                 raise
-            raise SinkError("clickhouse", f"cannot connect to {self.where}: {_first_line(exc)}") from exc
+            raise SinkError("clickhouse", f"cannot connect to {self.where}: {_first_line(exc)} — is the server "
+                            "running? (WH_CLICKHOUSE_URL / WH_CLICKHOUSE_HOST; unset both for the embedded engine)") from exc
         self._settings: dict[str, Any] = {"readonly": 1} if read_only and self.is_server else {}
 
     def _open_local(self, settings: Settings, clickhouse_connect: Any) -> None:
