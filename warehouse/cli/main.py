@@ -32,6 +32,7 @@ from warehouse.errors import WarehouseError
 from warehouse.ingest.decode import Mapping
 from warehouse.ingest.files import (
     SourceBatch,
+    detect_parquet_kind,
     detect_tardis_kind,
     identity_mapping,
     iter_csv,
@@ -119,7 +120,8 @@ def _parquet_names(path: Path) -> list[str]:
 def import_(
     paths: list[Path] = typer.Argument(..., help="Files to import (CSV or Parquet)."),
     fmt: str = typer.Option("tardis", "--format", "-f", help="tardis | csv | parquet"),
-    kind: str | None = typer.Option(None, "--kind", help="csv/parquet: quotes | trades (default quotes)"),
+    kind: str | None = typer.Option(None, "--kind", help="csv/parquet: quotes | trades (default: quotes; Parquet "
+                                                         "without --map: told by its columns)"),
     map_: list[str] = typer.Option([], "--map", help="csv/parquet: FIELD=COLUMN (e.g. --map bid=best_bid)"),
     const: list[str] = typer.Option([], "--const", help="FIELD=VALUE for every row (e.g. --const symbol=BTCUSDT)"),
     ts_unit: str = typer.Option("us", "--ts-unit", help="numeric timestamps: s | ms | us | ns"),
@@ -156,7 +158,10 @@ def import_(
             else:
                 k = kinds[kind or "quotes"]
                 if fmt == "parquet" and not cols:
-                    m = identity_mapping(k, _parquet_names(path))
+                    names = _parquet_names(path)
+                    if kind is None:  # wh generate --out writes quotes.parquet and trades.parquet
+                        k = detect_parquet_kind(names, str(path))
+                    m = identity_mapping(k, names)
                     m.constants.update(consts)
                 else:
                     m = Mapping(k, cols, consts, ts_unit=ts_unit, ts_format=ts_format)

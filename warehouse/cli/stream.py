@@ -16,13 +16,13 @@ from warehouse.config import get_settings
 from warehouse.errors import ConfigError, WarehouseError
 from warehouse.ingest.files import (
     SourceBatch,
+    detect_parquet_kind,
     detect_tardis_kind,
     identity_mapping,
     iter_csv,
     iter_parquet,
     tardis_mapping,
 )
-from warehouse.records import Kind
 
 
 def parse_sinks(text: str) -> list[str]:
@@ -107,10 +107,14 @@ def feed(
         if not path.is_file():
             raise fail(f"--source {source!r}: no such file (use 'synthetic' or a path)")
         if path.suffix == ".parquet":
+            import pyarrow as pa
             import pyarrow.parquet as pq
 
-            pf = pq.ParquetFile(path)
-            kind = Kind.TRADE if "trade_id" in pf.schema_arrow.names else Kind.QUOTE
+            try:
+                pf = pq.ParquetFile(path)
+            except (pa.ArrowException, OSError) as exc:
+                raise fail(f"--source {source!r}: cannot read Parquet: {exc}") from None
+            kind = guarded(lambda: detect_parquet_kind(pf.schema_arrow.names, str(path)))
             batches = iter_parquet(path, identity_mapping(kind, pf.schema_arrow.names))
             total = pf.metadata.num_rows
         else:
