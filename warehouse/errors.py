@@ -10,6 +10,8 @@
     └── QueryError                 a named query failed or got bad parameters
         ├── UnknownQueryError      no such query file
         ├── UnknownSymbolError     the symbol has no rows
+        ├── UnknownVenueError      the symbol does not trade on the exchange given
+        ├── AmbiguousVenueError    the symbol trades on several exchanges and none was given
         ├── UnsupportedSQLError    the SQL cannot be translated faithfully to the target engine
         └── RefusedSQLError        `wh sql` refused a statement (not one read-only query) or hit a limit
     SimulationError                a simulation setting that cannot give a meaningful run (cash, limits, intervals)
@@ -82,6 +84,10 @@ class UnknownQueryError(QueryError):
 
 
 class UnknownSymbolError(QueryError):
+    pass
+
+
+class UnknownVenueError(QueryError):
     pass
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from warehouse.errors import AmbiguousVenueError, UnknownSymbolError
+from warehouse.errors import AmbiguousVenueError, UnknownSymbolError, UnknownVenueError
 from warehouse.sql import queries
 from warehouse.sql.engines import Engine
 
@@ -24,13 +24,21 @@ def run(engine: Engine, name: str, **params: Any) -> pa.Table:
     without an exchange raises AmbiguousVenueError (their quotes are two books, not one)."""
     query = queries.load(name)
     declared = {p.name for p in query.params}
-    if {"symbol", "exchange"} <= declared and params.get("symbol") is not None and not params.get("exchange"):
+    market = {"symbol", "exchange"} <= declared and params.get("symbol") is not None
+    if market and not params.get("exchange"):
         found = venues(engine, str(params["symbol"]))
         if len(found) > 1:
             raise AmbiguousVenueError(f"{params['symbol']} is on {len(found)} exchanges ({', '.join(found)}): "
                                       "name one with --exchange (exchange=…)")  # fmt: skip
         params = {**params, "exchange": found[0] if found else ""}
-    return query.run(engine, params)
+        return query.run(engine, params)
+    table = query.run(engine, params)
+    if market and table.num_rows == 0:  # an exchange was given: is it one the symbol trades on? (only now: no cost otherwise)
+        found = venues(engine, str(params["symbol"]))
+        if found and params["exchange"] not in found:
+            raise UnknownVenueError(f"no exchange {params['exchange']!r} for {params['symbol']}; it trades on: "
+                                    f"{', '.join(found)} (--exchange)")  # fmt: skip
+    return table
 
 
 def venues(engine: Engine, symbol: str) -> list[str]:
