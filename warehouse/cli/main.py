@@ -180,15 +180,15 @@ def import_(
 @app.command()
 def generate(
     instruments: int = typer.Option(165, "--instruments", "-n", help="number of instruments (6 … 165)"),
-    ticks: int = typer.Option(1_000_000, "--ticks", "-t", help="ticks to generate (quotes + trades)"),
+    ticks: int = typer.Option(1_000_000, "--ticks", "-t", min=1, help="ticks to generate (quotes + trades)"),
     seed: int = typer.Option(1, "--seed", "-s"),
     start: str = typer.Option("2024-01-02", "--start", help="UTC start (ISO date/time)"),
     days: float = typer.Option(1.0, "--days", help="time span of the feed"),
-    trade_ratio: float = typer.Option(0.2, "--trade-ratio", help="share of ticks that are trades"),
-    bad_rate: float = typer.Option(0.0, "--bad-rate", help="share of bad ticks (NaN, ≤0, crossed, …)"),
-    dup_rate: float = typer.Option(0.0, "--dup-rate", help="share of ticks delivered twice"),
-    ooo_rate: float = typer.Option(0.0, "--ooo-rate", help="share of ticks with out-of-order event time"),
-    gap_rate: float = typer.Option(0.0, "--gap-rate", help="share of ticks after a sequence gap"),
+    trade_ratio: float = typer.Option(0.2, "--trade-ratio", min=0.0, max=1.0, help="share of ticks that are trades"),
+    bad_rate: float = typer.Option(0.0, "--bad-rate", min=0.0, max=1.0, help="share of bad ticks (NaN, ≤0, crossed, …)"),
+    dup_rate: float = typer.Option(0.0, "--dup-rate", min=0.0, max=1.0, help="share of ticks delivered twice"),
+    ooo_rate: float = typer.Option(0.0, "--ooo-rate", min=0.0, max=1.0, help="share of ticks with out-of-order event time"),
+    gap_rate: float = typer.Option(0.0, "--gap-rate", min=0.0, max=1.0, help="share of ticks after a sequence gap"),
     out: Path | None = typer.Option(None, "--out", help="write Parquet files into this directory instead"),
     engine: str = typer.Option("all", "--engine", "-e", help="duckdb | clickhouse | all"),
 ) -> None:

@@ -79,14 +79,15 @@ def broker(
 
 def feed(
     source: str = typer.Option("synthetic", "--source", help="synthetic, or a Tardis CSV / wh Parquet file"),
-    count: int = typer.Option(100_000, "--count", "-n", help="ticks to publish (synthetic)"),
-    rate: float | None = typer.Option(None, "--rate", help="ticks per second (default: as fast as possible)"),
+    count: int = typer.Option(100_000, "--count", "-n", min=0, help="ticks to publish (synthetic)"),
+    rate: float | None = typer.Option(None, "--rate", min=0.0, help="ticks per second (default or 0: as fast as possible)"),
     topic: str | None = typer.Option(None, "--topic", help="default WH_KAFKA_TOPIC or 'ticks'"),
     seed: int = typer.Option(1, "--seed"),
-    bad_rate: float = typer.Option(0.0, "--bad-rate", help="synthetic: share of bad ticks"),
-    dup_rate: float = typer.Option(0.0, "--dup-rate", help="synthetic: share of duplicated ticks"),
-    ooo_rate: float = typer.Option(0.0, "--ooo-rate", help="synthetic: share of out-of-order ticks"),
-    malformed_every: int = typer.Option(0, "--malformed-every", help="also send a malformed message every N ticks"),
+    bad_rate: float = typer.Option(0.0, "--bad-rate", min=0.0, max=1.0, help="synthetic: share of bad ticks"),
+    dup_rate: float = typer.Option(0.0, "--dup-rate", min=0.0, max=1.0, help="synthetic: share of duplicated ticks"),
+    ooo_rate: float = typer.Option(0.0, "--ooo-rate", min=0.0, max=1.0, help="synthetic: share of out-of-order ticks"),
+    malformed_every: int = typer.Option(0, "--malformed-every", min=0,
+                                        help="also send a malformed message every N ticks (0: never)"),
     bootstrap: str | None = typer.Option(None, "--bootstrap", help="host:port (default: WH_KAFKA_BOOTSTRAP or `wh broker`)"),
 ) -> None:
     """Publish ticks to Kafka as JSON (key = symbol), idempotent producer; reports delivery errors."""
@@ -139,9 +140,9 @@ def ingest(
     topic: str | None = typer.Option(None, "--topic", help="default WH_KAFKA_TOPIC or 'ticks'"),
     group: str | None = typer.Option(None, "--group", help="consumer group (default WH_KAFKA_GROUP or 'wh-ingest')"),
     sinks: str = typer.Option("duckdb,clickhouse", "--sinks", help="comma-separated: duckdb, clickhouse"),
-    batch_rows: int | None = typer.Option(None, "--batch-rows", help="flush after this many messages (default 50,000)"),
-    batch_seconds: float | None = typer.Option(None, "--batch-seconds", help="... or this many seconds (default 2)"),
-    stop_when_idle: float | None = typer.Option(None, "--stop-when-idle", help="exit after this many idle seconds"),
+    batch_rows: int | None = typer.Option(None, "--batch-rows", min=1, help="flush after this many messages (default 50,000)"),
+    batch_seconds: float | None = typer.Option(None, "--batch-seconds", min=0.001, help="... or this many seconds (default 2)"),
+    stop_when_idle: float | None = typer.Option(None, "--stop-when-idle", min=0.0, help="exit after this many idle seconds"),
     bootstrap: str | None = typer.Option(None, "--bootstrap", help="host:port (default: WH_KAFKA_BOOTSTRAP or `wh broker`)"),
     instance_id: str | None = typer.Option(None, "--instance-id",
                                            help="static group membership (group.instance.id): a restart takes its "
