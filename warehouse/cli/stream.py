@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import typer
 from rich.table import Table
@@ -89,6 +89,8 @@ def feed(
     malformed_every: int = typer.Option(0, "--malformed-every", min=0,
                                         help="also send a malformed message every N ticks (0: never)"),
     bootstrap: str | None = typer.Option(None, "--bootstrap", help="host:port (default: WH_KAFKA_BOOTSTRAP or `wh broker`)"),
+    connect_timeout: float = typer.Option(10.0, "--connect-timeout", min=0.1,
+                                          help="seconds to wait for the cluster to answer before giving up"),
 ) -> None:
     """Publish ticks to Kafka as JSON (key = symbol), idempotent producer; reports delivery errors."""
     from warehouse.ingest.kafka import bootstrap_servers, produce
@@ -96,6 +98,7 @@ def feed(
 
     settings = get_settings()
     addr = guarded(lambda: bootstrap_servers(settings, bootstrap))
+    kafka_config = _reachable(addr, settings.kafka_config(), connect_timeout)
     topic = topic or settings.kafka_topic
     batches: Iterator[SourceBatch]
     if source == "synthetic":
@@ -124,7 +127,7 @@ def feed(
             total = 0
     with progress_bar() as progress:
         task = progress.add_task(f"feed → {topic}", total=total or None, rows=0)
-        report = guarded(lambda: produce(addr, topic, batches, extra_config=settings.kafka_config(), rate=rate,
+        report = guarded(lambda: produce(addr, topic, batches, extra_config=kafka_config, rate=rate,
                                          malformed_every=malformed_every,
                                          on_progress=lambda r: progress.update(task, completed=r.produced, rows=r.produced)))  # fmt: skip
     console.print(f"produced {report.produced:,} messages ({report.malformed:,} malformed on purpose) to "
@@ -149,6 +152,8 @@ def ingest(
                                                 "partitions back at once instead of after the session timeout"),
     unsafe_commit_first: bool = typer.Option(False, "--debug-commit-before-write", hidden=True,
                                              help="negative control for tests: commit offsets before writing"),
+    connect_timeout: float = typer.Option(10.0, "--connect-timeout", min=0.1,
+                                          help="seconds to wait for the cluster to answer before giving up"),
 ) -> None:
     """Consume ticks from Kafka into the sinks, exactly once; Ctrl-C flushes, commits and exits 0."""
     from warehouse.ingest.consumer import Ingestor, IngestStats
@@ -158,6 +163,7 @@ def ingest(
     settings = get_settings()
     names = guarded(lambda: parse_sinks(sinks))
     addr = guarded(lambda: bootstrap_servers(settings, bootstrap))
+    kafka_config = _reachable(addr, settings.kafka_config(), connect_timeout)
     # Local mode: serve the embedded ClickHouse over HTTP while ingesting, so `wh query`,
     # `wh sql`, `wh status` (and Dagster) in other processes can read it; DuckDB is opened
     # only for each batch's write, readers wait for the file for up to WH_LOCK_WAIT_SECONDS.
@@ -190,7 +196,7 @@ def ingest(
     ing = Ingestor(opened, bootstrap=addr, topic=topic or settings.kafka_topic, group=group or settings.kafka_group,
                    batch_rows=batch_rows or settings.batch_rows, batch_seconds=batch_seconds or settings.batch_seconds,
                    stop_when_idle=stop_when_idle,
-                   kafka_config={**settings.kafka_config(), **({"group.instance.id": instance_id} if instance_id else {})},
+                   kafka_config={**kafka_config, **({"group.instance.id": instance_id} if instance_id else {})},
                    unsafe_commit_first=unsafe_commit_first,
                    unsafe_delay=float(os.environ.get("WH_DEBUG_DELAY_AFTER_COMMIT", "0")) if unsafe_commit_first else 0.0,
                    on_batch=on_batch, on_retry=on_retry, plan_dir=settings.home / "ingest")  # fmt: skip
@@ -204,6 +210,24 @@ def ingest(
     console.print(f"ingested {stats.messages:,} messages in {stats.batches:,} batches; "
                   + ", ".join(f"{k}: {v:,} new ticks" for k, v in stats.stored.items())
                   + f"; {stats.rejected:,} rejects")  # fmt: skip
+
+
+def _quiet(config: dict[str, str]) -> dict[str, str]:
+    """Client settings whose librdkafka log lines and errors are printed once each, not per retry."""
+    from warehouse.ingest.broker_check import LibrdkafkaLog
+
+    log = LibrdkafkaLog(echo=lambda text: err.print(f"kafka: {shorten(text)}"))
+    # the client takes a logging.Logger and a callable here; the helpers' signatures say str values
+    return cast(dict[str, str], {**config, **log.config()})
+
+
+def _reachable(addr: str, config: dict[str, str], timeout: float) -> dict[str, str]:
+    """Refuse an unreachable cluster before producing or consuming (one Error line, exit 1);
+    the returned settings print each distinct librdkafka message once."""
+    from warehouse.ingest.broker_check import check_broker
+
+    guarded(lambda: check_broker(addr, config, timeout=timeout))
+    return _quiet(config)
 
 
 def _stop_local_server(settings: Any, server: Any) -> None:
@@ -259,7 +283,7 @@ def status(
         from warehouse.ingest.kafka import bootstrap_servers, committed_offsets
 
         addr = bootstrap_servers(settings)
-        committed = committed_offsets(addr, topic, group, settings.kafka_config())
+        committed = committed_offsets(addr, topic, group, _quiet(settings.kafka_config()))
         console.print(f"Kafka committed for group {group}: "
                       + (", ".join(f"{p}:{o:,}" for p, o in sorted(committed.items())) or "nothing yet"))  # fmt: skip
     except WarehouseError as exc:
