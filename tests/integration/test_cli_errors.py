@@ -252,3 +252,135 @@ def test_duckdb_commit_failure_keeps_its_cause(tmp_path: Path) -> None:
     assert sink.engine.query("SELECT count(*) AS n FROM wh.market_ticks").column("n")[0].as_py() == 0
     assert isinstance(pa, object)
     sink.close()
+
+
+# -- item 13: UX ----------------------------------------------------------------------------
+
+
+@pytest.mark.clickhouse
+def test_parquet_from_generate_imports_without_kind(home: Path, tmp_path: Path) -> None:
+    out = tmp_path / "feed"
+    assert wh("generate", "--ticks", "3000", "--seed", "4", "--out", str(out)).exit_code == 0
+    r = wh("import", str(out / "quotes.parquet"), str(out / "trades.parquet"), "--format", "parquet",
+           "--engine", "duckdb")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert "malformed" not in r.output and "missing column" not in r.output, r.output
+    r = wh("query", "symbols", "--format", "csv", "--engine", "duckdb")
+    assert r.exit_code == 0 and "BTCUSDT" in r.output
+    neither = tmp_path / "neither.parquet"
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"a": [1]}), neither)
+    refused(wh("import", str(neither), "--format", "parquet", "--engine", "duckdb"), "--kind")
+
+
+def test_detect_parquet_kind() -> None:
+    from warehouse.errors import SourceError
+    from warehouse.ingest.decode import QUOTE_FIELDS, TRADE_FIELDS
+    from warehouse.ingest.files import detect_parquet_kind
+    from warehouse.records import Kind
+
+    assert detect_parquet_kind(list(QUOTE_FIELDS)) == Kind.QUOTE
+    assert detect_parquet_kind(list(TRADE_FIELDS)) == Kind.TRADE
+    assert detect_parquet_kind(["timestamp", "symbol", "price", "size"]) == Kind.TRADE
+    with pytest.raises(SourceError, match="--kind"):
+        detect_parquet_kind(["a", "b"])
+    with pytest.raises(SourceError, match="--kind"):
+        detect_parquet_kind([*QUOTE_FIELDS, "trade_id", "price", "size"])  # both: ambiguous
+
+
+def test_query_parameter_ranges(day: Path) -> None:
+    refused(wh("query", "zscore", "BTCUSDT", "--window", "0", "--engine", "duckdb"), "window", "[1,")
+    refused(wh("query", "vwap_rolling", "BTCUSDT", "--window", "0", "--engine", "duckdb"), "window")
+    refused(wh("plot", "zscore", "BTCUSDT", "--window", "0"), "window")
+    assert wh("query", "zscore", "BTCUSDT", "--window", "1", "--limit", "3", "--engine", "duckdb").exit_code == 0
+
+
+def test_every_window_and_interval_parameter_has_a_range_from_1() -> None:
+    from warehouse.sql import queries
+    from warehouse.sql.files import queries_dir
+
+    paths = sorted(queries_dir().glob("*.sql")) + sorted((queries_dir() / "internal").glob("*.sql"))
+    for path in paths:
+        for p in queries.parse_query_file(path).params:
+            if p.name in ("window", "interval", "period"):
+                assert p.low is not None and int(p.low) >= 1, (path.name, p)
+
+
+def test_an_exchange_the_symbol_does_not_trade_on_is_named(day: Path) -> None:
+    out = refused(wh("query", "zscore", "BTCUSDT", "--exchange", "nosuch", "--engine", "duckdb"),
+                  "no exchange 'nosuch' for BTCUSDT", "binance-futures")  # fmt: skip
+    assert "unknown symbol" not in out
+    refused(wh("query", "bars", "BTCUSDT", "--exchange", "nosuch", "--engine", "duckdb"),
+            "no exchange 'nosuch' for BTCUSDT")  # fmt: skip
+    refused(wh("query", "zscore", "NOPE", "--engine", "duckdb"), "unknown symbol 'NOPE'")
+
+
+@pytest.mark.parametrize("args", [
+    ("feed", "--count", "-5"), ("feed", "--malformed-every", "-1"), ("feed", "--rate", "-10"),
+    ("generate", "--ticks", "-1"), ("ingest", "--batch-rows", "0", "--stop-when-idle", "1"),
+    ("ingest", "--stop-when-idle", "-1"),
+])  # fmt: skip
+def test_negative_counts_and_rates_are_refused(home: Path, args: tuple[str, ...]) -> None:
+    r = wh(*args, "--bootstrap", "127.0.0.1:1") if args[0] in ("feed", "ingest") else wh(*args)
+    assert r.exit_code == 2, r.output  # click's usage error, before anything runs
+    assert "Invalid value" in r.output and "Traceback" not in r.output, r.output
+
+
+@pytest.mark.kafka
+@pytest.mark.parametrize("command", [["feed", "--count", "1000"], ["ingest", "--stop-when-idle", "1", "--sinks", "duckdb"]])
+def test_an_unreachable_broker_is_said_once(tmp_path: Path, command: list[str]) -> None:
+    """librdkafka printed ~370 reconnect lines before `wh feed` failed at 60 s, and `wh ingest
+    --stop-when-idle` exited 0. Its own stderr is read here (a subprocess: librdkafka writes to
+    the file descriptor, which CliRunner does not capture)."""
+    addr = f"127.0.0.1:{free_port()}"
+    env = {**os.environ, "WH_HOME": str(tmp_path / "wh")}
+    t = time.perf_counter()
+    p = subprocess.run([*WH, *command, "--bootstrap", addr, "--connect-timeout", "2"], capture_output=True, text=True,
+                       env=env, timeout=120)  # fmt: skip
+    elapsed = time.perf_counter() - t
+    assert p.returncode == 1, (p.returncode, p.stdout, p.stderr[-3000:])
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, p.stderr[-3000:]
+    assert lines[0].startswith(f"Error: Kafka at {addr} is unreachable") and "Connection refused" in lines[0], lines
+    assert elapsed < 15, elapsed
+    assert not (tmp_path / "wh" / "warehouse.duckdb").exists()  # refused before opening any sink
+
+
+def test_plot_equity_after_a_short_replay_shows_the_curve(day: Path, tmp_path: Path) -> None:
+    """The 4-minute Tardis day at the old fixed hourly interval was one point (drawn as an
+    invisible line) on an axis running from 2018 to 2022."""
+    import matplotlib.dates as mdates
+
+    from warehouse import analytics
+    from warehouse.analytics.charts import equity_figure
+    from warehouse.config import get_settings
+    from warehouse.sql.engines import open_engine
+
+    r = wh(*REPLAY[:-1], "duckdb")  # --write-to duckdb
+    assert r.exit_code == 0, r.output
+    png = tmp_path / "plots" / "equity.png"
+    r = wh("plot", "equity", "zscore", "-o", str(png))
+    assert r.exit_code == 0, r.output
+    assert png.stat().st_size > 10_000 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    points = int(r.output.split("(")[1].split(" point")[0].replace(",", ""))
+    assert 100 <= points <= 400, r.output
+
+    eng = open_engine("duckdb", get_settings(), read_only=True)
+    try:
+        step = analytics.equity_interval(eng, "zscore")
+        table = analytics.run(eng, "equity_curve", trader="zscore", interval=step)
+        hourly = analytics.run(eng, "equity_curve", trader="zscore", interval=3600)
+    finally:
+        eng.close()
+    assert step < 60 and table.num_rows == points
+    fig = equity_figure(table, trader="zscore", interval=step)
+    lo, hi = fig.axes[1].get_xlim()
+    assert (hi - lo) * 86_400 < 15 * 60  # the x-axis spans minutes, not years
+    one = equity_figure(hourly, trader="zscore", interval=3600)
+    assert hourly.num_rows == 1
+    line = one.axes[0].get_lines()[0]
+    assert line.get_marker() == "o"  # a lone point is drawn as a marker
+    lo, hi = one.axes[0].get_xlim()
+    assert hi - lo <= 2 / 24 and mdates.num2date(lo).year == 2020

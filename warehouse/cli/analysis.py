@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
@@ -56,20 +57,21 @@ def plot_zscore(
     from warehouse.analytics import charts
     from warehouse.sql.engines import open_engine
 
+    path = _out_path(out, "zscore", f"{exchange}_{symbol}" if exchange else symbol)
     eng = guarded(lambda: open_engine(engine, get_settings(), read_only=True))
     try:
         table = guarded(lambda: analytics.zscore(eng, symbol, window=window, limit=limit, exchange=exchange))
     finally:
         eng.close()
-    path = _out_path(out, "zscore", f"{exchange}_{symbol}" if exchange else symbol)
-    charts.zscore_chart(table, symbol=symbol, window=window, path=path)
+    _save(lambda: charts.zscore_chart(table, symbol=symbol, window=window, path=path))
     console.print(str(path))
 
 
 @plot_app.command("equity")
 def plot_equity(
     trader: str = typer.Argument(..., help="trader id (wh.traders)"),
-    interval: int = typer.Option(3600, "--interval", help="seconds between points"),
+    interval: int | None = typer.Option(None, "--interval", min=1,
+                                        help="seconds between points (default: ~300 points over the trader's span)"),
     engine: str = typer.Option("duckdb", "--engine", "-e", help="duckdb | clickhouse"),
     out: Path | None = typer.Option(None, "--out", "-o", help="PNG path (default: $WH_HOME/plots/; missing folders are created)"),
 ) -> None:
@@ -78,16 +80,24 @@ def plot_equity(
     from warehouse.analytics import charts
     from warehouse.sql.engines import open_engine
 
+    path = _out_path(out, "equity", trader)
     eng = guarded(lambda: open_engine(engine, get_settings(), read_only=True))
     try:
-        table = guarded(lambda: analytics.run(eng, "equity_curve", trader=trader, interval=interval))
+        step = interval or guarded(lambda: analytics.equity_interval(eng, trader))
+        table = guarded(lambda: analytics.run(eng, "equity_curve", trader=trader, interval=step))
     finally:
         eng.close()
     if table.num_rows == 0:
         raise fail(f"no equity curve for trader {trader!r}: no fills (see wh query leaderboard)")
-    path = _out_path(out, "equity", trader)
-    charts.equity_chart(table, trader=trader, path=path)
-    console.print(str(path))
+    _save(lambda: charts.equity_chart(table, trader=trader, path=path, interval=step))
+    console.print(f"{path} ({table.num_rows:,} point{'s' if table.num_rows != 1 else ''}, every {step:,} s)")
+
+
+def _save(draw: Callable[[], object]) -> None:
+    try:
+        draw()
+    except OSError as exc:
+        raise fail(f"cannot write the chart: {exc.strerror or exc}") from None
 
 
 def register(app: typer.Typer) -> None:
