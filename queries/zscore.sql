@@ -2,7 +2,7 @@
 -- description: Rolling z-score of the bid: mean and population std of the last `window` quotes of one symbol, newest first
 -- param symbol: String
 -- param exchange: String = ''
--- param window: UInt32 = 60
+-- param window: UInt32 = 60 in [1, 1000000]
 -- param limit: UInt64 = 100
 --
 -- Order: event time, ties by receipt time, then sequence number. Warm-up rows (fewer

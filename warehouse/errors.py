@@ -10,8 +10,11 @@
     └── QueryError                 a named query failed or got bad parameters
         ├── UnknownQueryError      no such query file
         ├── UnknownSymbolError     the symbol has no rows
+        ├── UnknownVenueError      the symbol does not trade on the exchange given
+        ├── AmbiguousVenueError    the symbol trades on several exchanges and none was given
         ├── UnsupportedSQLError    the SQL cannot be translated faithfully to the target engine
         └── RefusedSQLError        `wh sql` refused a statement (not one read-only query) or hit a limit
+    SimulationError                a simulation setting that cannot give a meaningful run (cash, limits, intervals)
 
     OrderRejected                  the simulator refused an order; `.code` is the reject reason
         ├── ExchangeClosed         EXCHANGE_CLOSED: outside the asset class's session
@@ -84,6 +87,10 @@ class UnknownSymbolError(QueryError):
     pass
 
 
+class UnknownVenueError(QueryError):
+    pass
+
+
 class AmbiguousVenueError(QueryError):
     """The symbol is on several exchanges (two books) and the operation needs one: a market
     query, or the simulator over a range where both venues have ticks."""
@@ -95,6 +102,10 @@ class UnsupportedSQLError(QueryError):
 
 class RefusedSQLError(QueryError):
     pass
+
+
+class SimulationError(WarehouseError):
+    """Raised before a run starts: NaN cash, for one, passed every risk check and gave NaN NAVs."""
 
 
 class OrderRejected(WarehouseError):

@@ -1,6 +1,6 @@
 -- name: zscore_all
 -- description: the z-score computation of queries/zscore.sql over every symbol, folded to a checksum (benchmark)
--- param window: UInt32 = 60
+-- param window: UInt32 = 60 in [1, 1000000]
 SELECT count() AS rows, sum(z_score) AS z_sum, countIf(z_score IS NULL) AS z_nulls
 FROM
 (

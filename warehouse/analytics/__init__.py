@@ -6,11 +6,12 @@ per-day tables (1-minute bars, daily leaderboard); charts.py draws query results
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
 
-from warehouse.errors import AmbiguousVenueError, UnknownSymbolError
+from warehouse.errors import AmbiguousVenueError, UnknownSymbolError, UnknownVenueError
 from warehouse.sql import queries
 from warehouse.sql.engines import Engine
 
@@ -24,13 +25,50 @@ def run(engine: Engine, name: str, **params: Any) -> pa.Table:
     without an exchange raises AmbiguousVenueError (their quotes are two books, not one)."""
     query = queries.load(name)
     declared = {p.name for p in query.params}
-    if {"symbol", "exchange"} <= declared and params.get("symbol") is not None and not params.get("exchange"):
+    market = {"symbol", "exchange"} <= declared and params.get("symbol") is not None
+    if market and not params.get("exchange"):
         found = venues(engine, str(params["symbol"]))
         if len(found) > 1:
             raise AmbiguousVenueError(f"{params['symbol']} is on {len(found)} exchanges ({', '.join(found)}): "
                                       "name one with --exchange (exchange=…)")  # fmt: skip
         params = {**params, "exchange": found[0] if found else ""}
-    return query.run(engine, params)
+        return query.run(engine, params)
+    table = query.run(engine, params)
+    if market and table.num_rows == 0:  # an exchange was given: is it one the symbol trades on? (only now: no cost otherwise)
+        found = venues(engine, str(params["symbol"]))
+        if found and params["exchange"] not in found:
+            raise UnknownVenueError(f"no exchange {params['exchange']!r} for {params['symbol']}; it trades on: "
+                                    f"{', '.join(found)} (--exchange)")  # fmt: skip
+    return table
+
+
+# "nice" point intervals in seconds, up to the equity queries' limit (366 days)
+NICE_INTERVALS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200,
+                  86400, 172800, 604800, 1209600, 2592000, 31622400)  # fmt: skip
+
+
+def nice_interval(span_seconds: float, points: int = 300) -> int:
+    """The smallest interval of NICE_INTERVALS that covers `span_seconds` in at most `points` points."""
+    for step in NICE_INTERVALS:
+        if span_seconds / step <= points:
+            return step
+    return NICE_INTERVALS[-1]
+
+
+def trader_span(engine: Engine, trader: str) -> tuple[datetime, datetime] | None:
+    """(first fill, last quote of its instruments or last fill) of `trader`; None without fills."""
+    row = queries.load("trader_span", internal=True).run(engine, {"trader": trader}).to_pylist()[0]
+    if row["first_fill"] is None:
+        return None
+    ends = [t for t in (row["last_fill"], row["last_quote"]) if t is not None]
+    return row["first_fill"], max(ends)
+
+
+def equity_interval(engine: Engine, trader: str, points: int = 300) -> int:
+    """An equity-curve interval giving about `points` points over the trader's span (a 4-minute
+    replay at the default hourly interval was a single point)."""
+    span = trader_span(engine, trader)
+    return nice_interval((span[1] - span[0]).total_seconds() if span else 0.0, points)
 
 
 def venues(engine: Engine, symbol: str) -> list[str]:

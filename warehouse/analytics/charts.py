@@ -21,14 +21,41 @@ def zscore_chart(table: pa.Table, *, symbol: str, window: int, path: Path) -> Pa
     return _save(zscore_figure(table, symbol=symbol, window=window), path)
 
 
-def equity_chart(table: pa.Table, *, trader: str, path: Path) -> Path:
-    return _save(equity_figure(table, trader=trader), path)
+def equity_chart(table: pa.Table, *, trader: str, path: Path, interval: int | None = None) -> Path:
+    return _save(equity_figure(table, trader=trader, interval=interval), path)
 
 
 def _save(fig: Any, path: Path) -> Path:
-    fig.savefig(path, dpi=110)
-    _pyplot().close(fig)
+    """Write exactly `path` (matplotlib would append .png to a name without a known suffix)."""
+    fmt = path.suffix[1:].lower()
+    try:
+        fig.savefig(path, dpi=110, format=fmt if fmt in fig.canvas.get_supported_filetypes() else "png")
+    finally:
+        _pyplot().close(fig)
     return path
+
+
+FEW_POINTS = 60  # up to this many points, each is drawn as a marker too
+
+
+def _time_axis(ax: Any, ts: list[Any], interval: int | None) -> None:
+    """The x-axis spans the data (matplotlib gives one point an axis of years), with date labels
+    that fit the span (seconds for a 4-minute replay, dates for a month)."""
+    import matplotlib.dates as mdates
+
+    lo, hi = min(ts), max(ts)
+    span = (hi - lo).total_seconds()
+    pad = max(span * 0.03, (interval or 60) / 2)
+    ax.set_xlim(_shift(lo, -pad), _shift(hi, pad))
+    locator = mdates.AutoDateLocator(tz="UTC")
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz="UTC"))
+
+
+def _shift(t: Any, seconds: float) -> Any:
+    from datetime import timedelta
+
+    return t + timedelta(seconds=seconds)
 
 
 def zscore_figure(table: pa.Table, *, symbol: str, window: int) -> Any:
@@ -60,27 +87,38 @@ def zscore_figure(table: pa.Table, *, symbol: str, window: int) -> Any:
     return fig
 
 
-def equity_figure(table: pa.Table, *, trader: str) -> Any:
-    """Top: NAV and its running peak. Bottom: drawdown in percent (filled)."""
+def equity_figure(table: pa.Table, *, trader: str, interval: int | None = None) -> Any:
+    """Top: NAV and its running peak. Bottom: drawdown in percent (filled). The x-axis is the
+    data's span; with few points every point is marked (one point alone is otherwise invisible)."""
     plt = _pyplot()
     ts = table.column("ts").to_pylist()
     nav = table.column("nav").to_numpy(zero_copy_only=False)
     peak = table.column("peak").to_numpy(zero_copy_only=False)
     dd = table.column("drawdown").to_numpy(zero_copy_only=False) * 100
+    marker = {"marker": "o", "markersize": 4} if len(ts) <= FEW_POINTS else {}
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(12, 7), sharex=True, height_ratios=(2, 1))
-    top.plot(ts, nav, lw=1.2, color="#1f4e79", label="NAV")
+    top.plot(ts, nav, lw=1.2, color="#1f4e79", label="NAV", **marker)
     top.plot(ts, peak, lw=0.9, color="grey", ls="--", label="running peak")
     top.set_ylabel("NAV (account currency)")
-    top.set_title(f"{trader}: equity curve (cash + positions marked to the warehouse's quotes)")
-    top.legend(loc="upper left")
+    every = f", a point every {_duration(interval)}" if interval else ""
+    top.set_title(f"{trader}: equity curve (cash + positions marked to the warehouse's quotes{every})")
+    top.legend(loc="best")
     top.grid(alpha=0.3)
     top.ticklabel_format(axis="y", style="plain", useOffset=False)
     bottom.fill_between(ts, dd, 0, color="#c00000", alpha=0.35, label="drawdown")
-    bottom.plot(ts, dd, lw=0.8, color="#c00000")
+    bottom.plot(ts, dd, lw=0.8, color="#c00000", **marker)
     bottom.set_ylabel("drawdown (%)")
     bottom.set_xlabel("time (UTC)")
     bottom.set_title(f"max drawdown {dd.min():.2f} %", fontsize=10, loc="left")
     bottom.grid(alpha=0.3)
-    fig.autofmt_xdate()
+    if ts:
+        _time_axis(bottom, ts, interval)
     fig.tight_layout()
     return fig
+
+
+def _duration(seconds: int) -> str:
+    for unit, size in (("d", 86_400), ("h", 3_600), ("min", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"

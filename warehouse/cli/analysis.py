@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import pyarrow as pa
 import typer
 
-from warehouse.cli.common import console, fail, guarded
+from warehouse.cli.common import console, fail, guarded, output_file
 from warehouse.config import get_settings
 
 plot_app = typer.Typer(help="PNG charts: `wh plot zscore SYMBOL`, `wh plot equity TRADER`.", no_args_is_help=True)
@@ -24,14 +25,15 @@ def sql(
     max_rows: int = typer.Option(100_000, "--max-rows", help="refuse results longer than this"),
     timeout: float = typer.Option(60.0, "--timeout", help="seconds before the query is stopped"),
     fmt: str = typer.Option("table", "--format", help="table | csv | json | parquet"),
-    out: Path | None = typer.Option(None, "--out", "-o", help="write the result to this file"),
+    out: Path | None = typer.Option(None, "--out", "-o", help="write the result to this file (missing folders are created)"),
 ) -> None:
     """Run one read-only query over the wh tables: `wh sql "SELECT symbol, count() FROM wh.trades GROUP BY symbol"`."""
-    from warehouse.cli.main import _emit
+    from warehouse.cli.main import _emit, check_output
     from warehouse.sql import readonly
 
     if max_rows < 1 or timeout <= 0:
         raise fail("--max-rows and --timeout must be positive")
+    check_output(fmt, out)
     table = guarded(lambda: readonly.run(statement, dialect=dialect, engine=engine, settings=get_settings(),
                                          max_rows=max_rows, timeout=timeout))  # fmt: skip
     if fmt == "csv":
@@ -83,8 +85,7 @@ def _json_default(value: Any) -> str:
 
 def _out_path(out: Path | None, kind: str, key: str) -> Path:
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        return out
+        return output_file(out)
     folder = get_settings().home / "plots"
     folder.mkdir(parents=True, exist_ok=True)
     return folder / f"{kind}_{re.sub(r'[^A-Za-z0-9_.-]+', '_', key)}.png"
@@ -97,45 +98,54 @@ def plot_zscore(
     limit: int = typer.Option(2000, "--limit", help="newest quotes to draw"),
     exchange: str = typer.Option("", "--exchange", help="venue of the symbol (needed when it trades on several)"),
     engine: str = typer.Option("duckdb", "--engine", "-e", help="duckdb | clickhouse"),
-    out: Path | None = typer.Option(None, "--out", "-o", help="PNG path (default: $WH_HOME/plots/)"),
+    out: Path | None = typer.Option(None, "--out", "-o", help="PNG path (default: $WH_HOME/plots/; missing folders are created)"),
 ) -> None:
     """Bid with its rolling mean and ±2σ band, and the z-score with its ±2 lines."""
     from warehouse import analytics
     from warehouse.analytics import charts
     from warehouse.sql.engines import open_engine
 
+    path = _out_path(out, "zscore", f"{exchange}_{symbol}" if exchange else symbol)
     eng = guarded(lambda: open_engine(engine, get_settings(), read_only=True))
     try:
         table = guarded(lambda: analytics.zscore(eng, symbol, window=window, limit=limit, exchange=exchange))
     finally:
         eng.close()
-    path = _out_path(out, "zscore", f"{exchange}_{symbol}" if exchange else symbol)
-    charts.zscore_chart(table, symbol=symbol, window=window, path=path)
+    _save(lambda: charts.zscore_chart(table, symbol=symbol, window=window, path=path))
     console.print(str(path))
 
 
 @plot_app.command("equity")
 def plot_equity(
     trader: str = typer.Argument(..., help="trader id (wh.traders)"),
-    interval: int = typer.Option(3600, "--interval", help="seconds between points"),
+    interval: int | None = typer.Option(None, "--interval", min=1,
+                                        help="seconds between points (default: ~300 points over the trader's span)"),
     engine: str = typer.Option("duckdb", "--engine", "-e", help="duckdb | clickhouse"),
-    out: Path | None = typer.Option(None, "--out", "-o", help="PNG path (default: $WH_HOME/plots/)"),
+    out: Path | None = typer.Option(None, "--out", "-o", help="PNG path (default: $WH_HOME/plots/; missing folders are created)"),
 ) -> None:
     """NAV over time with its running peak, and the drawdown below it."""
     from warehouse import analytics
     from warehouse.analytics import charts
     from warehouse.sql.engines import open_engine
 
+    path = _out_path(out, "equity", trader)
     eng = guarded(lambda: open_engine(engine, get_settings(), read_only=True))
     try:
-        table = guarded(lambda: analytics.run(eng, "equity_curve", trader=trader, interval=interval))
+        step = interval or guarded(lambda: analytics.equity_interval(eng, trader))
+        table = guarded(lambda: analytics.run(eng, "equity_curve", trader=trader, interval=step))
     finally:
         eng.close()
     if table.num_rows == 0:
         raise fail(f"no equity curve for trader {trader!r}: no fills (see wh query leaderboard)")
-    path = _out_path(out, "equity", trader)
-    charts.equity_chart(table, trader=trader, path=path)
-    console.print(str(path))
+    _save(lambda: charts.equity_chart(table, trader=trader, path=path, interval=step))
+    console.print(f"{path} ({table.num_rows:,} point{'s' if table.num_rows != 1 else ''}, every {step:,} s)")
+
+
+def _save(draw: Callable[[], object]) -> None:
+    try:
+        draw()
+    except OSError as exc:
+        raise fail(f"cannot write the chart: {exc.strerror or exc}") from None
 
 
 def register(app: typer.Typer) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import typer
 
-from warehouse.cli.common import console
+from warehouse.cli.common import console, guarded
 
 
 def _machine() -> str:
@@ -101,13 +101,13 @@ def register(app: typer.Typer) -> None:
 
         work = Path(tempfile.mkdtemp(prefix="wh-bench-"))
         try:
-            parquet = _make_parquet(ticks, work / "feed")
             settings = Settings(home=work / "wh")
+            ch = guarded(lambda: ClickHouseEngine(settings))  # first: an unreachable server fails before the data is made
+            parquet = _make_parquet(ticks, work / "feed")
             duck = DuckDBEngine(settings.duckdb_path)
             migrate(duck)
             duck.con.execute("INSERT INTO wh.market_ticks SELECT * FROM read_parquet(?) "
                              "ORDER BY asset_class, symbol, timestamp", [str(parquet)])  # fmt: skip
-            ch = ClickHouseEngine(settings)
             migrate(ch)
             for batch in pq.ParquetFile(parquet).iter_batches(batch_size=2_000_000):
                 import pyarrow as pa

@@ -1,25 +1,76 @@
-"""What every `wh` command shares: consoles, the error convention, option parsing, progress."""
+"""What every `wh` command shares: consoles, the error convention, option parsing, progress.
+
+Text that comes from files, feeds or the command line (a header, a symbol, a path, an
+exception's message) is printed literally: both consoles have markup, highlighting and
+emoji codes off, so `[bold]` and `:x:` stay as typed, and rich's highlighter (quadratic on
+a long unbroken run: 15 s for a 40 KB header line) never sees it. Styling, where wanted, is
+given as `rich.text.Text` styles. Error messages and table cells are clipped (`shorten`,
+`clip`) so a 50 MB header line cannot become a 50 MB error line.
+"""
 
 from __future__ import annotations
 
+import logging
+import re
 import sys
 from collections.abc import Callable
-from typing import TypeVar
+from pathlib import Path
+from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.text import Text
+from typer.core import TyperGroup
 
 from warehouse.errors import WarehouseError
 
+# clickhouse-connect logs a warning ("Unexpected Http Driver Exception") before raising what
+# the engine layer translates: the CLI prints the translated error once, not both.
+logging.getLogger("clickhouse_connect").addHandler(logging.NullHandler())
+_LITERAL: dict[str, Any] = {"markup": False, "highlight": False, "emoji": False}
 # In a pipe rich assumes 80 columns and cuts table cells (trader ids, prices) with "…"
-console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, soft_wrap=True)
+console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200, **_LITERAL)
+err = Console(stderr=True, soft_wrap=True, **_LITERAL)
 T = TypeVar("T")
 
+MAX_RUN = 200  # characters of one unbroken run (a header without separators, one value)
+MAX_MESSAGE = 1_500  # characters of a whole error message
+MAX_CELL = 300  # characters of one table cell
 
-def fail(message: str) -> typer.Exit:
-    err.print(f"[bold red]Error:[/] {message}", highlight=False, markup=True)
+
+def clip(text: str, limit: int = MAX_CELL) -> str:
+    """`text`, or its first `limit` characters followed by "… (N bytes)"."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text.encode('utf-8', 'replace')):,} bytes)"
+
+
+_RUN = re.compile(rf"[^\s,;()'\"]{{{MAX_RUN + 1},}}")  # a run ends at a space or punctuation
+
+
+def shorten(message: str) -> str:
+    """An error message fit for one line: long unbroken runs clipped to MAX_RUN characters,
+    then the middle cut when still longer than MAX_MESSAGE — the end (how to fix it) is kept."""
+    if len(message) <= MAX_RUN:
+        return message
+    message = _RUN.sub(lambda m: clip(m.group(0), MAX_RUN), message)
+    if len(message) > MAX_MESSAGE:
+        head, tail = MAX_MESSAGE * 2 // 3, MAX_MESSAGE // 3
+        cut = message[head:-tail]
+        message = f"{message[:head]} … ({len(cut.encode('utf-8', 'replace')):,} bytes cut) … {message[-tail:]}"
+    return message
+
+
+def print_error(message: object) -> None:
+    """The one place that prints `Error: …` (literal text, clipped)."""
+    line = Text("Error:", style="bold red")
+    line.append(" " + shorten(str(message)))
+    err.print(line, **_LITERAL)
+
+
+def fail(message: object) -> typer.Exit:
+    print_error(message)
     return typer.Exit(1)
 
 
@@ -27,7 +78,30 @@ def guarded(fn: Callable[[], T]) -> T:
     try:
         return fn()
     except WarehouseError as exc:
-        raise fail(str(exc).replace("[", "\\[")) from None
+        raise fail(exc) from None
+
+
+class WarehouseGroup(TyperGroup):
+    """The `wh` command group: a WarehouseError that no command caught still becomes one
+    `Error: …` line and exit 1 (never a traceback)."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except WarehouseError as exc:
+            raise fail(exc) from None
+
+
+def output_file(path: Path, flag: str = "--out") -> Path:
+    """A file path a command will write: refuse a directory, create missing parent folders."""
+    if path.is_dir():
+        raise fail(f"{flag} {str(path)!r} is a directory: give a file path (e.g. {str(path / 'result')!r} "
+                   "with the format's extension)")  # fmt: skip
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise fail(f"{flag} {str(path)!r}: cannot create its folder: {exc.strerror or exc}") from None
+    return path
 
 
 def parse_pairs(items: list[str], flag: str) -> dict[str, str]:
@@ -42,10 +116,10 @@ def parse_pairs(items: list[str], flag: str) -> dict[str, str]:
 
 def progress_bar() -> Progress:
     return Progress(
-        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.description}", style="bold", markup=False),
         BarColumn(),
-        TextColumn("{task.percentage:>3.0f}%"),
-        TextColumn("{task.fields[rows]:>12,} rows"),
+        TextColumn("{task.percentage:>3.0f}%", markup=False),
+        TextColumn("{task.fields[rows]:>12,} rows", markup=False),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=err,

@@ -13,13 +13,26 @@ import pyarrow as pa
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from warehouse.cli.common import console, err, fail, guarded, parse_pairs, progress_bar
+from warehouse.cli.common import (
+    WarehouseGroup,
+    clip,
+    console,
+    err,
+    fail,
+    guarded,
+    output_file,
+    parse_pairs,
+    print_error,
+    progress_bar,
+)
 from warehouse.config import get_settings
 from warehouse.errors import WarehouseError
 from warehouse.ingest.decode import Mapping
 from warehouse.ingest.files import (
     SourceBatch,
+    detect_parquet_kind,
     detect_tardis_kind,
     expand_paths,
     identity_mapping,
@@ -32,7 +45,7 @@ from warehouse.pipeline import ImportReport, run_import
 from warehouse.records import Kind
 from warehouse.sanitize import RULES, Policy, SanitizeConfig
 
-app = typer.Typer(help="wh — market-data warehouse: ticks in, sanitized, stored, analysed in SQL.",
+app = typer.Typer(help="wh — market-data warehouse: ticks in, sanitized, stored, analysed in SQL.", cls=WarehouseGroup,
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)  # fmt: skip
 bench_app = typer.Typer(help="Benchmarks that print ratios against a ceiling measured in the same run.")
 app.add_typer(bench_app, name="bench")
@@ -105,7 +118,8 @@ def _run(batches: Iterator[SourceBatch], source: str, total: int, label: str, en
 def import_(
     paths: list[Path] = typer.Argument(..., help="Files to import (CSV, .csv.gz/.csv.zst, Parquet); a directory imports its files of the --format."),
     fmt: str = typer.Option("tardis", "--format", "-f", help="tardis | csv | parquet"),
-    kind: str = typer.Option("quotes", "--kind", help="csv/parquet: quotes | trades"),
+    kind: str | None = typer.Option(None, "--kind", help="csv/parquet: quotes | trades (default: quotes; Parquet "
+                                                         "without --map: told by its columns)"),
     map_: list[str] = typer.Option([], "--map", help="csv/parquet: FIELD=COLUMN (e.g. --map bid=best_bid)"),
     const: list[str] = typer.Option([], "--const", help="FIELD=VALUE for every row (e.g. --const symbol=BTCUSDT)"),
     ts_unit: str = typer.Option("us", "--ts-unit", help="numeric timestamps: s | ms | us | ns"),
@@ -115,34 +129,44 @@ def import_(
     policy: list[str] = typer.Option([], "--policy", help="RULE=reject|raise (default reject)"),
 ) -> None:
     """Import tick files: decode, sanitize, store (idempotent: a second import adds nothing)."""
+    from warehouse.ingest.mapping_check import check_mapping
     from warehouse.sql.engines import engine_names
 
+    if fmt not in ("tardis", "csv", "parquet"):
+        raise fail(f"--format {fmt!r}: use tardis, csv or parquet")
     engines = guarded(lambda: engine_names(engine))
     config = SanitizeConfig(policies=_policies(policy))
+    kinds = {"quotes": Kind.QUOTE, "quote": Kind.QUOTE, "trades": Kind.TRADE, "trade": Kind.TRADE}
+    if kind is not None and kind not in kinds:
+        raise fail(f"--kind {kind!r}: use quotes or trades")
+    cols = parse_pairs(map_, "--map")
+    consts = parse_pairs(const, "--const")
+    if fmt != "tardis":  # the options are checked once, before any file is read
+        guarded(lambda: check_mapping(Mapping(kinds.get(kind or "quotes", Kind.QUOTE), cols, consts,
+                                              ts_unit=ts_unit, ts_format=ts_format)))  # fmt: skip
     failed = 0
     for path in guarded(lambda: expand_paths(paths, fmt)):
         def one(path: Path = path) -> ImportReport:
             if fmt == "tardis":
                 k = detect_tardis_kind(path)
                 batches = iter_csv(path, tardis_mapping(k, asset_class))
-            elif fmt in ("csv", "parquet"):
-                k = Kind.QUOTE if kind.startswith("quote") else Kind.TRADE
-                cols = parse_pairs(map_, "--map")
-                consts = parse_pairs(const, "--const")
+            else:
+                k = kinds[kind or "quotes"]
                 if fmt == "parquet" and not cols:
-                    m = identity_mapping(k, parquet_columns(path)[0])
+                    names = parquet_columns(path)[0]
+                    if kind is None:  # wh generate --out writes quotes.parquet and trades.parquet
+                        k = detect_parquet_kind(names, str(path))
+                    m = identity_mapping(k, names)
                     m.constants.update(consts)
                 else:
                     m = Mapping(k, cols, consts, ts_unit=ts_unit, ts_format=ts_format)
                 batches = iter_csv(path, m) if fmt == "csv" else iter_parquet(path, m)
-            else:
-                raise fail(f"--format {fmt!r}: use tardis, csv or parquet")
             return _run(batches, str(path.resolve()), path.stat().st_size, path.name, engines, config)
 
         try:
             _print_report(one())
         except WarehouseError as exc:
-            err.print(f"[bold red]Error:[/] {str(exc).replace('[', chr(92) + '[')}")
+            print_error(exc)
             failed += 1
     if failed:
         raise typer.Exit(1)
@@ -151,15 +175,15 @@ def import_(
 @app.command()
 def generate(
     instruments: int = typer.Option(165, "--instruments", "-n", help="number of instruments (6 … 165)"),
-    ticks: int = typer.Option(1_000_000, "--ticks", "-t", help="ticks to generate (quotes + trades)"),
+    ticks: int = typer.Option(1_000_000, "--ticks", "-t", min=1, help="ticks to generate (quotes + trades)"),
     seed: int = typer.Option(1, "--seed", "-s"),
     start: str = typer.Option("2024-01-02", "--start", help="UTC start (ISO date/time)"),
     days: float = typer.Option(1.0, "--days", help="time span of the feed"),
-    trade_ratio: float = typer.Option(0.2, "--trade-ratio", help="share of ticks that are trades"),
-    bad_rate: float = typer.Option(0.0, "--bad-rate", help="share of bad ticks (NaN, ≤0, crossed, …)"),
-    dup_rate: float = typer.Option(0.0, "--dup-rate", help="share of ticks delivered twice"),
-    ooo_rate: float = typer.Option(0.0, "--ooo-rate", help="share of ticks with out-of-order event time"),
-    gap_rate: float = typer.Option(0.0, "--gap-rate", help="share of ticks after a sequence gap"),
+    trade_ratio: float = typer.Option(0.2, "--trade-ratio", min=0.0, max=1.0, help="share of ticks that are trades"),
+    bad_rate: float = typer.Option(0.0, "--bad-rate", min=0.0, max=1.0, help="share of bad ticks (NaN, ≤0, crossed, …)"),
+    dup_rate: float = typer.Option(0.0, "--dup-rate", min=0.0, max=1.0, help="share of ticks delivered twice"),
+    ooo_rate: float = typer.Option(0.0, "--ooo-rate", min=0.0, max=1.0, help="share of ticks with out-of-order event time"),
+    gap_rate: float = typer.Option(0.0, "--gap-rate", min=0.0, max=1.0, help="share of ticks after a sequence gap"),
     out: Path | None = typer.Option(None, "--out", help="write Parquet files into this directory instead"),
     engine: str = typer.Option("all", "--engine", "-e", help="duckdb | clickhouse | all"),
 ) -> None:
@@ -233,25 +257,36 @@ def migrate(engine: str = typer.Option("all", "--engine", "-e", help="duckdb | c
         console.print(f"{name}: " + (f"applied {', '.join(applied)}" if applied else "up to date"))
 
 
+FORMATS = ("table", "csv", "json", "parquet")
+
+
+def check_output(fmt: str, out: Path | None) -> None:
+    """Refuse a bad --format or --out before the query runs (missing folders are created)."""
+    if fmt not in FORMATS:
+        raise fail(f"--format {fmt!r}: use table, csv, json or parquet")
+    if out is not None:
+        output_file(out)
+    elif fmt == "parquet" and sys.stdout.isatty():
+        raise fail("--format parquet writes binary: give --out PATH.parquet or redirect stdout")
+
+
 def _emit(table: pa.Table, fmt: str, title: str, out: Path | None = None) -> None:
     """Print (or write to `out`) a result as a table, CSV, JSON or Parquet."""
-    if fmt not in ("table", "csv", "json", "parquet"):
-        raise fail(f"--format {fmt!r}: use table, csv, json or parquet")
-    if fmt == "parquet":
-        import pyarrow.parquet as pq
+    check_output(fmt, out)
+    try:
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
 
-        if out is None and sys.stdout.isatty():
-            raise fail("--format parquet writes binary: give --out PATH.parquet or redirect stdout")
-        pq.write_table(table, out if out is not None else sys.stdout.buffer, compression="zstd")
-        if out is not None:
-            err.print(f"{out}: {table.num_rows:,} rows")
-        return
+            pq.write_table(table, out if out is not None else sys.stdout.buffer, compression="zstd")
+        elif out is not None:
+            with open(out, "w", encoding="utf-8") as fh:
+                _print(table, fmt, title, Console(file=fh, width=200, markup=False, highlight=False, emoji=False))
+        else:
+            _print(table, fmt, title, console)
+    except OSError as exc:
+        raise fail(f"--out {str(out)!r}: cannot write: {exc.strerror or exc}") from None
     if out is not None:
-        with open(out, "w", encoding="utf-8") as fh:
-            _print(table, fmt, title, Console(file=fh, width=200))
         err.print(f"{out}: {table.num_rows:,} rows")
-    else:
-        _print(table, fmt, title, console)
 
 
 def _print(table: pa.Table, fmt: str, title: str, where: Console) -> None:
@@ -270,7 +305,7 @@ def _print(table: pa.Table, fmt: str, title: str, where: Console) -> None:
         for name in table.column_names:
             t.add_column(name, justify="right" if not pa.types.is_string(table.schema.field(name).type) else "left")
         for row in table.to_pylist():
-            t.add_row(*["" if v is None else (f"{v:.6f}" if isinstance(v, float) else str(v)) for v in row.values()])
+            t.add_row(*["" if v is None else (f"{v:.6f}" if isinstance(v, float) else clip(str(v))) for v in row.values()])
         where.print(t)
 
 
@@ -278,9 +313,9 @@ def _list_queries() -> None:
     from warehouse.sql import queries
 
     for q in guarded(queries.list_queries):
-        console.print(f"[bold]{q.name}[/] — {q.description}", highlight=False)
+        console.print(Text.assemble((q.name, "bold"), f" — {q.description}"))
         if q.params:
-            console.print("    " + ", ".join(p.describe() for p in q.params), highlight=False, markup=False)
+            console.print("    " + ", ".join(p.describe() for p in q.params))
 
 
 @app.command("query")
@@ -298,7 +333,7 @@ def query(
     at: str | None = typer.Option(None, "--at", help="UTC time of a leaderboard / allocation (ISO)"),
     exchange: str | None = typer.Option(None, "--exchange", help="venue of the symbol (needed when it trades on several)"),
     fmt: str = typer.Option("table", "--format", help="table | csv | json | parquet"),
-    out: Path | None = typer.Option(None, "--out", "-o", help="write the result to this file"),
+    out: Path | None = typer.Option(None, "--out", "-o", help="write the result to this file (missing folders are created)"),
 ) -> None:
     """Run a named query: `wh query zscore BTCUSDT`, `wh query bars ETHUSDT --interval 300`, `wh query --list`."""
     from warehouse import analytics
@@ -308,6 +343,7 @@ def query(
     if list_ or name is None:
         _list_queries()
         return
+    check_output(fmt, out)
     if engine not in ("duckdb", "clickhouse"):
         raise fail(f"--engine {engine!r}: use duckdb or clickhouse")
     q = guarded(lambda: queries.load(name))

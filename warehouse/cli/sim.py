@@ -10,7 +10,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from warehouse.cli.common import console, fail, guarded, parse_pairs, progress_bar
+from warehouse.cli.common import console, fail, guarded, output_file, parse_pairs, progress_bar
 from warehouse.config import get_settings
 
 
@@ -46,7 +46,8 @@ def replay(
     cash: float = typer.Option(1_000_000.0, "--cash", help="starting balance per trader (VCR)"),
     snapshot_every: int = typer.Option(3600, "--snapshot-every", help="seconds of event time between portfolio snapshots"),
     write_to: str = typer.Option("all", "--write-to", help="duckdb | clickhouse | all | none: where the ledger goes"),
-    fills_out: Path | None = typer.Option(None, "--fills-out", help="also write the fills to this Parquet file"),
+    fills_out: Path | None = typer.Option(None, "--fills-out",
+                                          help="also write the fills to this Parquet file (missing folders are created)"),
 ) -> None:
     """Replay history into a strategy through the simulator; orders, fills and snapshots go into wh.*."""
     import pyarrow.parquet as pq
@@ -61,7 +62,12 @@ def replay(
     if cls is None:
         raise fail(f"--strategy {strategy!r}: choose {', '.join(STRATEGIES)}")
     base = {k: _value(v) for k, v in parse_pairs(params, "--params").items()}
-    axes = {k: [_value(x) for x in v.split(",") if x] for k, v in parse_pairs(sweep, "--sweep").items()}
+    axes = {k: [_value(x.strip()) for x in v.split(",") if x.strip()] for k, v in parse_pairs(sweep, "--sweep").items()}
+    for k, values in axes.items():
+        if not values:
+            raise fail(f"--sweep {k}=: no values; give NAME=V1,V2,… (e.g. --sweep {k}=30,60,120)")
+    if fills_out is not None:
+        output_file(fills_out, "--fills-out")
     combos = [dict(zip(axes, c, strict=True)) for c in itertools.product(*axes.values())] if axes else [{}]
     name = trader or strategy
     try:
@@ -107,8 +113,10 @@ def replay(
         finally:
             eng.close()
     if fills_out is not None:
-        fills_out.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(tables["fills"], fills_out, compression="zstd")
+        try:
+            pq.write_table(tables["fills"], fills_out, compression="zstd")
+        except OSError as exc:
+            raise fail(f"--fills-out {str(fills_out)!r}: cannot write: {exc.strerror or exc}") from None
     st = result.stats
     console.print(f"replayed {st.ticks:,} ticks ({st.quotes:,} quotes, {st.trades:,} trades) of {len(wanted)} "
                   f"symbol(s) from {engine}, {clock} clock")  # fmt: skip

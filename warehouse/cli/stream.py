@@ -5,16 +5,18 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from warehouse.cli.common import console, err, fail, guarded, progress_bar
+from warehouse.cli.common import console, err, fail, guarded, progress_bar, shorten
 from warehouse.config import get_settings
-from warehouse.errors import WarehouseError
+from warehouse.errors import ConfigError, WarehouseError
 from warehouse.ingest.files import (
     SourceBatch,
+    detect_parquet_kind,
     detect_tardis_kind,
     identity_mapping,
     iter_csv,
@@ -22,7 +24,18 @@ from warehouse.ingest.files import (
     parquet_columns,
     tardis_mapping,
 )
-from warehouse.records import Kind
+
+
+def parse_sinks(text: str) -> list[str]:
+    """`--sinks duckdb,clickhouse` → names, checked before anything is consumed."""
+    from warehouse.sinks.base import check_sink_names
+
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    try:
+        check_sink_names(names)
+    except ConfigError as exc:
+        raise ConfigError(f"--sinks {text!r}: {exc}") from None
+    return names
 
 
 def register(app: typer.Typer) -> None:
@@ -67,15 +80,18 @@ def broker(
 
 def feed(
     source: str = typer.Option("synthetic", "--source", help="synthetic, or a Tardis CSV / wh Parquet file"),
-    count: int = typer.Option(100_000, "--count", "-n", help="ticks to publish (synthetic)"),
-    rate: float | None = typer.Option(None, "--rate", help="ticks per second (default: as fast as possible)"),
+    count: int = typer.Option(100_000, "--count", "-n", min=0, help="ticks to publish (synthetic)"),
+    rate: float | None = typer.Option(None, "--rate", min=0.0, help="ticks per second (default or 0: as fast as possible)"),
     topic: str | None = typer.Option(None, "--topic", help="default WH_KAFKA_TOPIC or 'ticks'"),
     seed: int = typer.Option(1, "--seed"),
-    bad_rate: float = typer.Option(0.0, "--bad-rate", help="synthetic: share of bad ticks"),
-    dup_rate: float = typer.Option(0.0, "--dup-rate", help="synthetic: share of duplicated ticks"),
-    ooo_rate: float = typer.Option(0.0, "--ooo-rate", help="synthetic: share of out-of-order ticks"),
-    malformed_every: int = typer.Option(0, "--malformed-every", help="also send a malformed message every N ticks"),
+    bad_rate: float = typer.Option(0.0, "--bad-rate", min=0.0, max=1.0, help="synthetic: share of bad ticks"),
+    dup_rate: float = typer.Option(0.0, "--dup-rate", min=0.0, max=1.0, help="synthetic: share of duplicated ticks"),
+    ooo_rate: float = typer.Option(0.0, "--ooo-rate", min=0.0, max=1.0, help="synthetic: share of out-of-order ticks"),
+    malformed_every: int = typer.Option(0, "--malformed-every", min=0,
+                                        help="also send a malformed message every N ticks (0: never)"),
     bootstrap: str | None = typer.Option(None, "--bootstrap", help="host:port (default: WH_KAFKA_BOOTSTRAP or `wh broker`)"),
+    connect_timeout: float = typer.Option(10.0, "--connect-timeout", min=0.1,
+                                          help="seconds to wait for the cluster to answer before giving up"),
 ) -> None:
     """Publish ticks to Kafka as JSON (key = symbol), idempotent producer; reports delivery errors."""
     from warehouse.ingest.kafka import bootstrap_servers, produce
@@ -83,6 +99,7 @@ def feed(
 
     settings = get_settings()
     addr = guarded(lambda: bootstrap_servers(settings, bootstrap))
+    kafka_config = _reachable(addr, settings.kafka_config(), connect_timeout)
     topic = topic or settings.kafka_topic
     batches: Iterator[SourceBatch]
     if source == "synthetic":
@@ -96,7 +113,7 @@ def feed(
             raise fail(f"--source {source!r}: no such file (use 'synthetic' or a path)")
         if path.suffix == ".parquet":
             names, total = guarded(lambda: parquet_columns(path))
-            kind = Kind.TRADE if "trade_id" in names else Kind.QUOTE
+            kind = guarded(lambda: detect_parquet_kind(names, str(path)))
             batches = iter_parquet(path, identity_mapping(kind, names))
         else:
             kind = guarded(lambda: detect_tardis_kind(path))
@@ -104,14 +121,14 @@ def feed(
             total = 0
     with progress_bar() as progress:
         task = progress.add_task(f"feed → {topic}", total=total or None, rows=0)
-        report = guarded(lambda: produce(addr, topic, batches, extra_config=settings.kafka_config(), rate=rate,
+        report = guarded(lambda: produce(addr, topic, batches, extra_config=kafka_config, rate=rate,
                                          malformed_every=malformed_every,
                                          on_progress=lambda r: progress.update(task, completed=r.produced, rows=r.produced)))  # fmt: skip
     console.print(f"produced {report.produced:,} messages ({report.malformed:,} malformed on purpose) to "
                   f"{topic} in {report.seconds:.2f} s = {report.produced / max(report.seconds, 1e-9):,.0f} msg/s; "
                   f"delivered {report.delivered:,}, failed {report.failed:,}")  # fmt: skip
     for e, n in report.errors.items():
-        err.print(f"delivery error ×{n}: {e}")
+        err.print(f"delivery error ×{n}: {shorten(e)}")
     if report.failed:
         raise typer.Exit(1)
 
@@ -120,15 +137,17 @@ def ingest(
     topic: str | None = typer.Option(None, "--topic", help="default WH_KAFKA_TOPIC or 'ticks'"),
     group: str | None = typer.Option(None, "--group", help="consumer group (default WH_KAFKA_GROUP or 'wh-ingest')"),
     sinks: str = typer.Option("duckdb,clickhouse", "--sinks", help="comma-separated: duckdb, clickhouse"),
-    batch_rows: int | None = typer.Option(None, "--batch-rows", help="flush after this many messages (default 50,000)"),
-    batch_seconds: float | None = typer.Option(None, "--batch-seconds", help="... or this many seconds (default 2)"),
-    stop_when_idle: float | None = typer.Option(None, "--stop-when-idle", help="exit after this many idle seconds"),
+    batch_rows: int | None = typer.Option(None, "--batch-rows", min=1, help="flush after this many messages (default 50,000)"),
+    batch_seconds: float | None = typer.Option(None, "--batch-seconds", min=0.001, help="... or this many seconds (default 2)"),
+    stop_when_idle: float | None = typer.Option(None, "--stop-when-idle", min=0.0, help="exit after this many idle seconds"),
     bootstrap: str | None = typer.Option(None, "--bootstrap", help="host:port (default: WH_KAFKA_BOOTSTRAP or `wh broker`)"),
     instance_id: str | None = typer.Option(None, "--instance-id",
                                            help="static group membership (group.instance.id): a restart takes its "
                                                 "partitions back at once instead of after the session timeout"),
     unsafe_commit_first: bool = typer.Option(False, "--debug-commit-before-write", hidden=True,
                                              help="negative control for tests: commit offsets before writing"),
+    connect_timeout: float = typer.Option(10.0, "--connect-timeout", min=0.1,
+                                          help="seconds to wait for the cluster to answer before giving up"),
 ) -> None:
     """Consume ticks from Kafka into the sinks, exactly once; Ctrl-C flushes, commits and exits 0."""
     from warehouse.ingest.consumer import Ingestor, IngestStats
@@ -136,11 +155,9 @@ def ingest(
     from warehouse.sinks import open_sinks
 
     settings = get_settings()
+    names = guarded(lambda: parse_sinks(sinks))
     addr = guarded(lambda: bootstrap_servers(settings, bootstrap))
-    names = [s.strip() for s in sinks.split(",") if s.strip()]
-    for n in names:
-        if n not in ("duckdb", "clickhouse"):
-            raise fail(f"--sinks: unknown sink {n!r} (duckdb, clickhouse)")
+    kafka_config = _reachable(addr, settings.kafka_config(), connect_timeout)
     # Local mode: serve the embedded ClickHouse over HTTP while ingesting, so `wh query`,
     # `wh sql`, `wh status` (and Dagster) in other processes can read it; DuckDB is opened
     # only for each batch's write, readers wait for the file for up to WH_LOCK_WAIT_SECONDS.
@@ -171,7 +188,8 @@ def ingest(
                   f"stored {stored} | rejects {st.rejected:,} | lag {st.lag if st.lag is not None else '?'}")  # fmt: skip
 
     def on_retry(sink: str, attempt: int, delay: float, exc: BaseException) -> None:
-        err.print(f"[yellow]{sink} failed (attempt {attempt + 1}): {exc}; consumption paused, retry in {delay:.1f} s[/]")
+        err.print(Text(f"{sink} failed (attempt {attempt + 1}): {shorten(str(exc))}; consumption paused, "
+                       f"retry in {delay:.1f} s", style="yellow"))  # fmt: skip
 
     def on_loss(partition: int, first: int, last: int) -> None:
         err.print(f"warning: {topic or settings.kafka_topic}/{partition}: offsets {first:,}–{last:,} "
@@ -181,7 +199,7 @@ def ingest(
     ing = Ingestor(opened, bootstrap=addr, topic=topic or settings.kafka_topic, group=group or settings.kafka_group,
                    batch_rows=batch_rows or settings.batch_rows, batch_seconds=batch_seconds or settings.batch_seconds,
                    stop_when_idle=stop_when_idle,
-                   kafka_config={**settings.kafka_config(), **({"group.instance.id": instance_id} if instance_id else {})},
+                   kafka_config={**kafka_config, **({"group.instance.id": instance_id} if instance_id else {})},
                    unsafe_commit_first=unsafe_commit_first,
                    unsafe_delay=float(os.environ.get("WH_DEBUG_DELAY_AFTER_COMMIT", "0")) if unsafe_commit_first else 0.0,
                    on_batch=on_batch, on_retry=on_retry, on_loss=on_loss, plan_dir=settings.home / "ingest")  # fmt: skip
@@ -196,6 +214,24 @@ def ingest(
                   + ", ".join(f"{k}: {v:,} new ticks" for k, v in stats.stored.items())
                   + f"; {stats.rejected:,} rejects"
                   + (f"; {stats.lost:,} messages LOST to broker retention (wh.stream_losses)" if stats.lost else ""))  # fmt: skip
+
+
+def _quiet(config: dict[str, str]) -> dict[str, str]:
+    """Client settings whose librdkafka log lines and errors are printed once each, not per retry."""
+    from warehouse.ingest.broker_check import LibrdkafkaLog
+
+    log = LibrdkafkaLog(echo=lambda text: err.print(f"kafka: {shorten(text)}"))
+    # the client takes a logging.Logger and a callable here; the helpers' signatures say str values
+    return cast(dict[str, str], {**config, **log.config()})
+
+
+def _reachable(addr: str, config: dict[str, str], timeout: float) -> dict[str, str]:
+    """Refuse an unreachable cluster before producing or consuming (one Error line, exit 1);
+    the returned settings print each distinct librdkafka message once."""
+    from warehouse.ingest.broker_check import check_broker
+
+    guarded(lambda: check_broker(addr, config, timeout=timeout))
+    return _quiet(config)
 
 
 def _stop_local_server(settings: Any, server: Any) -> None:
@@ -228,7 +264,7 @@ def status(
             eng = open_engine(engine, settings, read_only=True)
         except WarehouseError as exc:
             t.add_row(engine, *["?"] * 4)
-            err.print(f"{engine}: {exc}")
+            err.print(f"{engine}: {shorten(str(exc))}")
             continue
         try:
             from warehouse.sql import queries
@@ -266,8 +302,8 @@ def status(
         from warehouse.ingest.kafka import bootstrap_servers, committed_offsets
 
         addr = bootstrap_servers(settings)
-        committed = committed_offsets(addr, topic, group, settings.kafka_config())
+        committed = committed_offsets(addr, topic, group, _quiet(settings.kafka_config()))
         console.print(f"Kafka committed for group {group}: "
                       + (", ".join(f"{p}:{o:,}" for p, o in sorted(committed.items())) or "nothing yet"))  # fmt: skip
     except WarehouseError as exc:
-        console.print(f"Kafka: {exc}")
+        console.print(f"Kafka: {shorten(str(exc))}")

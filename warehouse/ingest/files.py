@@ -174,3 +174,21 @@ def identity_mapping(kind: Kind, names: list[str]) -> Mapping:
 
     cols = {f: f for f in FIELDS[kind] if f in names}
     return Mapping(kind, cols, ts_unit="ns")
+
+
+def detect_parquet_kind(names: list[str], path: str | None = None) -> Kind:
+    """Quotes or trades, from a Parquet file's column names (as `wh generate --out` writes them:
+    the internal field names). Refuses a file that has both or neither shape."""
+    from warehouse.ingest.decode import QUOTE_FIELDS, TRADE_FIELDS
+
+    cols = set(names)
+    quotes = {"bid", "ask"} <= cols
+    trades = {"price", "size"} <= cols or "trade_id" in cols
+    if quotes != trades:
+        return Kind.QUOTE if quotes else Kind.TRADE
+    shape = "both quote (bid, ask) and trade (price, size, trade_id)" if quotes else "neither quote nor trade"
+    raise SourceError(
+        f"{shape} columns (found: {', '.join(names) or 'none'}); say which with --kind quotes|trades "
+        f"and map the columns with --map FIELD=COLUMN (fields: {', '.join(QUOTE_FIELDS)} | {', '.join(TRADE_FIELDS)})",
+        path=path,
+    )

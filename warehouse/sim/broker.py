@@ -43,6 +43,7 @@ from warehouse.errors import (
     LiquidityHalt,
     OrderRejected,
     PostOnlyWouldTake,
+    SimulationError,
     StrategyHalted,
 )
 from warehouse.sessions import is_open
@@ -131,6 +132,18 @@ class Limits:
     max_orders_per_minute: int = 120
     max_notional_per_minute: float = 5_000_000.0
 
+    def __post_init__(self) -> None:
+        for name, value in vars(self).items():
+            positive_number(value, name)
+
+
+def positive_number(value: float, name: str) -> float:
+    """`value` if it is a finite number > 0, else SimulationError (NaN compares false with
+    everything, so a NaN limit or balance would pass every check)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+        raise SimulationError(f"{name} must be a finite number > 0, got {value!r}")
+    return value
+
 
 class Market:
     """Shared state of a run: the last quote and the volume profile of every symbol."""
@@ -179,7 +192,7 @@ class Account:
                  limits: Limits | None = None, rules: dict[str, AssetRules] | None = None) -> None:  # fmt: skip
         self.trader = trader
         self.market = market
-        self.initial_cash = initial_cash
+        self.initial_cash = positive_number(initial_cash, "initial cash (--cash)")
         self.cash = initial_cash
         self.positions: dict[str, float] = {}
         self.asset_class: dict[str, str] = {}
@@ -290,8 +303,9 @@ class Account:
         new_pos = pos + order.side * order.qty
         nav = self.nav()
         if abs(new_pos) > abs(pos) and abs(new_pos * mid) > lim.max_concentration * nav:
-            raise ConcentrationLimit(f"{order.symbol} would be {abs(new_pos * mid) / nav:.1%} of NAV "
-                                     f"(limit {lim.max_concentration:.0%})", order_id=order.order_id)  # fmt: skip
+            share = f"{abs(new_pos * mid) / nav:.1%} of NAV" if nav > 0 else f"{abs(new_pos * mid):,.0f} with NAV {nav:,.2f}"
+            raise ConcentrationLimit(f"{order.symbol} would be {share} (limit {lim.max_concentration:.0%})",
+                                     order_id=order.order_id)  # fmt: skip
         gross = self.gross_exposure()
         new_gross = gross - abs(pos * mid) + abs(new_pos * mid)
         if new_gross > gross and new_gross > lim.max_leverage * nav:

@@ -20,10 +20,10 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from warehouse.errors import AmbiguousVenueError
+from warehouse.errors import AmbiguousVenueError, SimulationError
 from warehouse.records import FILL_SCHEMA, ORDER_SCHEMA, SNAPSHOT_SCHEMA, TRADER_SCHEMA
 from warehouse.replay import QUOTE, TRADE, Clock, ReplayStats, replay
-from warehouse.sim.broker import BUY, Account, Limits, Market, Quote, Trade
+from warehouse.sim.broker import BUY, Account, Limits, Market, Quote, Trade, positive_number
 from warehouse.sim.costs import NS
 from warehouse.sim.strategies import Strategy
 from warehouse.sql.engines import Engine
@@ -111,8 +111,16 @@ def simulate(
     id, strategy); see the module docstring. The simulator knows an instrument by its symbol, so
     a symbol with ticks from two exchanges in the range is refused (AmbiguousVenueError):
     BTCUSDT on binance and on binance-futures are two books, not one."""
+    if not traders:
+        raise SimulationError("no trader to simulate")
     if len({t for t, _ in traders}) != len(traders):
-        raise ValueError("trader ids must be unique within a run")
+        raise SimulationError("trader ids must be unique within a run")
+    if isinstance(snapshot_every_s, bool) or not isinstance(snapshot_every_s, int) or snapshot_every_s < 1:
+        raise SimulationError(f"snapshot interval (--snapshot-every) must be a whole number of seconds ≥ 1, "
+                              f"got {snapshot_every_s!r}")  # fmt: skip
+    if speed is not None:
+        positive_number(speed, "speed (--speed, a multiple of real time)")
+    positive_number(initial_cash, "initial cash (--cash)")
     market = Market()
     accounts = {t: Account(t, market, initial_cash=initial_cash, limits=limits) for t, _ in traders}
     strategies = dict(traders)

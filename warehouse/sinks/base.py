@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from warehouse.config import Settings
+from warehouse.errors import ConfigError
 from warehouse.records import KEY_COLUMNS, SCHEMAS, dedup_key_exprs
 from warehouse.sql import queries
 from warehouse.sql.engines import Engine
@@ -225,10 +226,27 @@ def sort_for_storage(table: str, data: pa.Table) -> pa.Table:
     return ordered.to_arrow()  # DuckDB takes polars' string views as they are
 
 
+SINK_NAMES = ("duckdb", "clickhouse")
+
+
+def check_sink_names(names: list[str]) -> None:
+    """Refuse an empty list, an unknown name or a repeated one (ConfigError). A consumer with
+    no sink would commit offsets for messages stored nowhere: the data would be gone for its group."""
+    if not names:
+        raise ConfigError(f"no sink given; name one or both of {', '.join(SINK_NAMES)}")
+    for n in names:
+        if n not in SINK_NAMES:
+            raise ConfigError(f"unknown sink {n!r}; choose from {', '.join(SINK_NAMES)}")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ConfigError(f"{', '.join(twice)} given twice; name each sink once")
+
+
 def open_sinks(names: list[str], settings: Settings, *, hold_duckdb: bool = True) -> list[Sink]:
     from warehouse.sinks.clickhouse import ClickHouseSink
     from warehouse.sinks.duckdb import DuckDBSink
 
+    check_sink_names(names)
     sinks: list[Sink] = []
     try:
         for name in names:

@@ -13,6 +13,7 @@ re-open: ~0.1 s).
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Mapping
@@ -134,9 +135,9 @@ class DuckDBEngine:
             cols = ", ".join(f'"{c}"' for c in data.column_names)
             self.con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {view}")
         except self._duckdb.Error as exc:
-            raise SinkError("duckdb", f"insert into {table} failed: {exc}") from exc
+            raise SinkError("duckdb", f"insert into {table} failed: {exc}{self._hint(exc)}") from exc
         finally:
-            self.con.unregister(view)
+            self._unregister(view)
 
     def upsert(self, table: str, data: pa.Table) -> None:
         """INSERT OR REPLACE by the table's primary key."""
@@ -146,18 +147,39 @@ class DuckDBEngine:
             cols = ", ".join(f'"{c}"' for c in data.column_names)
             self.con.execute(f"INSERT OR REPLACE INTO {table} ({cols}) SELECT {cols} FROM {view}")
         except self._duckdb.Error as exc:
-            raise SinkError("duckdb", f"upsert into {table} failed: {exc}") from exc
+            raise SinkError("duckdb", f"upsert into {table} failed: {exc}{self._hint(exc)}") from exc
         finally:
+            self._unregister(view)
+
+    def _unregister(self, view: str) -> None:
+        """After a failed statement DuckDB refuses everything but ROLLBACK ("Current transaction
+        is aborted"): that must not replace the statement's own error."""
+        with contextlib.suppress(self._duckdb.Error):
             self.con.unregister(view)
 
+    def _hint(self, exc: BaseException) -> str:
+        if "No space left" in str(exc):
+            return f" — the disk holding {self.path.parent} is full: free space and run again (this batch was not stored)"
+        return ""
+
     def begin(self) -> None:
-        self.con.execute("BEGIN TRANSACTION")
+        try:
+            self.con.execute("BEGIN TRANSACTION")
+        except self._duckdb.Error as exc:
+            raise SinkError("duckdb", f"cannot begin a transaction: {exc}") from exc
 
     def commit(self) -> None:
-        self.con.execute("COMMIT")
+        try:
+            self.con.execute("COMMIT")
+        except self._duckdb.Error as exc:
+            raise SinkError("duckdb", f"commit failed: {exc}{self._hint(exc)}") from exc
 
     def rollback(self) -> None:
-        self.con.execute("ROLLBACK")
+        """Roll back after an error; never raises. A failed COMMIT has already ended the
+        transaction (DuckDB then says `cannot rollback - no transaction is active`), and that
+        message would hide the error being handled (a full disk, for one)."""
+        with contextlib.suppress(self._duckdb.Error):
+            self.con.execute("ROLLBACK")
 
     def close(self) -> None:
         self.con.close()
@@ -190,7 +212,8 @@ class ClickHouseEngine:
         except Exception as exc:  # driver errors, network errors from urllib3, chdb's lock
             if isinstance(exc, SinkError | ConfigError):
                 raise
-            raise SinkError("clickhouse", f"cannot connect to {self.where}: {_first_line(exc)}") from exc
+            raise SinkError("clickhouse", f"cannot connect to {self.where}: {_first_line(exc)} — is the server "
+                            "running? (WH_CLICKHOUSE_URL / WH_CLICKHOUSE_HOST; unset both for the embedded engine)") from exc
         readonly = read_only if per_query_readonly is None else per_query_readonly
         self._settings: dict[str, Any] = {"readonly": 1} if readonly and self.is_server else {}
 
