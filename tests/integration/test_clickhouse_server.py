@@ -171,9 +171,18 @@ def test_engines_use_the_reader_or_writer_from_the_secret_file(local_server, tmp
     # `wh sql` goes through the reader too, with its own limits in the SETTINGS clause
     from warehouse.sql import readonly
 
-    table = readonly.run("SELECT currentUser() AS u", dialect="clickhouse", engine="clickhouse", settings=settings,
+    # (currentUser() is not on wh sql's allowlist: the engine wh sql opens is asked directly)
+    users: list[str] = []
+    real_query = ClickHouseEngine.query
+
+    def spy(self: ClickHouseEngine, sql: str, params: object = None) -> object:
+        users.append(real_query(self, "SELECT currentUser() AS u").to_pylist()[0]["u"])
+        return real_query(self, sql, params)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ClickHouseEngine, "query", spy)
+    table = readonly.run("SELECT 1 AS one", dialect="clickhouse", engine="clickhouse", settings=settings,
                          max_rows=10, timeout=30)  # fmt: skip
-    assert table.to_pylist() == [{"u": "wh_reader"}]
+    assert table.to_pylist() == [{"one": 1}] and users == ["wh_reader"]
 
 
 def test_secret_file_is_0600_from_creation(tmp_path: Path) -> None:

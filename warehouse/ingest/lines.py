@@ -36,6 +36,7 @@ from warehouse.records import bounded_raw
 
 BLOCK_BYTES = 8 << 20
 MAX_LINE_BYTES = 1 << 20
+csv.field_size_limit(max(csv.field_size_limit(), MAX_LINE_BYTES))  # a cell may be as long as a line
 BOM = b"\xef\xbb\xbf"
 _MAGIC = {b"\x1f\x8b": "gzip", b"\x28\xb5\x2f\xfd": "zstd"}
 
@@ -144,7 +145,10 @@ def read_header(path: Path, *, max_line: int = MAX_LINE_BYTES) -> list[str]:
         raise SourceError("the header line is not UTF-8 text (is this a CSV file?)", path=str(path)) from None
     if not text.strip():
         raise SourceError("empty file (no header line)", path=str(path))
-    cells = next(csv.reader([text]))
+    try:
+        cells = next(csv.reader([text]))
+    except csv.Error as exc:
+        raise SourceError(f"the header line is not CSV ({exc})", path=str(path)) from None
     return [c.strip() for c in cells]
 
 
