@@ -17,7 +17,7 @@ from __future__ import annotations
 import base64
 import logging
 import subprocess
-import time
+import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -163,6 +163,12 @@ class LocalKafkaServer:
             raise ConfigError(f"formatting Kafka's storage failed:\n{(r.stderr or r.stdout)[-2000:]}")
 
     def start(self, timeout: float = 90.0) -> None:
+        self.launch()
+        self.wait_ready(timeout)
+
+    def launch(self) -> None:
+        """Format if needed, spawn the broker and return at once (call from the main thread:
+        the child's parent-death signal fires when the *thread* that spawned it ends)."""
         self.java = find_java(KAFKA_MIN_JAVA, env_var="WH_KAFKA_JAVA_HOME", what=f"Kafka {KAFKA_VERSION}",
                               home=self._java_home)  # fmt: skip
         if self.jars is None:
@@ -175,20 +181,15 @@ class LocalKafkaServer:
             self.progress(f"starting Kafka {KAFKA_VERSION} (KRaft, Java {self.java.major}) on {self.bootstrap}")
         self.process.spawn(self._java_cmd("kafka.Kafka", str(self.root / "server.properties"), heap=JVM_ARGS),
                            cwd=self.root)  # fmt: skip
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                self.process.check_alive()
-            except ConfigError as exc:
-                raise ConfigError(f"{exc}\n{self.server_log} ends:\n{log_tail(self.server_log)}") from None
-            if port_answers(self.port) and broker_answers(
-                self.bootstrap, timeout=max(0.5, min(5.0, deadline - time.monotonic()))
-            ):
-                self.process.ready()
-                return
-            time.sleep(0.2)
-        self.stop()
-        raise ConfigError(f"Kafka did not answer on {self.bootstrap} within {timeout:.0f} s; see {self.server_log}")
+
+    def _answers(self) -> bool:
+        return port_answers(self.port) and broker_answers(self.bootstrap, timeout=5.0)
+
+    def wait_ready(self, timeout: float = 90.0, cancel: threading.Event | None = None) -> bool:
+        try:
+            return self.process.wait_until(self._answers, timeout=timeout, what=self.bootstrap, cancel=cancel)
+        except ConfigError as exc:
+            raise ConfigError(f"{exc}\n{self.server_log} ends:\n{log_tail(self.server_log)}") from None
 
     def stop(self, timeout: float = 30.0) -> int | None:
         return self.process.stop(timeout)

@@ -17,8 +17,9 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -180,9 +181,23 @@ class ServerProcess:
                 f"{self.name} exited with code {self.proc.returncode}; its log {self.log_path} ends:\n{log_tail(self.log_path)}"
             )
 
-    def ready(self) -> None:
-        if self.started_at is not None:
-            self.startup_seconds = time.monotonic() - self.started_at
+    def wait_until(self, answers: Callable[[], bool], *, timeout: float, what: str,
+                   cancel: threading.Event | None = None) -> bool:  # fmt: skip
+        """Poll `answers` until True (→ True), the process exits or `timeout` passes (→ stopped,
+        ConfigError), or `cancel` is set (→ False: a stop was requested meanwhile)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            if answers():
+                if self.started_at is not None:
+                    self.startup_seconds = time.monotonic() - self.started_at
+                return True
+            if cancel is not None and cancel.wait(0.2):
+                return False
+            if cancel is None:
+                time.sleep(0.2)
+        self.stop()
+        raise ConfigError(f"{self.name} did not answer {what} within {timeout:.0f} s; see {self.log_path}")
 
     def stop(self, timeout: float = 30.0) -> int | None:
         """SIGTERM to the group (the JVM runs its shutdown hooks), SIGKILL after `timeout`."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-import time
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -105,6 +105,12 @@ class LocalQuestDBServer:
         return self.jars
 
     def start(self, timeout: float = 90.0) -> None:
+        self.launch()
+        self.wait_ready(timeout)
+
+    def launch(self) -> None:
+        """Spawn the server and return at once (call from the main thread: the child's
+        parent-death signal fires when the *thread* that spawned it ends)."""
         self.java = questdb_java(self._java_home)
         jars = self.jars or self.fetch()
         jar = next((p for p in jars.jars if p.name == f"questdb-{QUESTDB_VERSION}.jar"), None)
@@ -114,8 +120,10 @@ class LocalQuestDBServer:
             )
         self.root.mkdir(parents=True, exist_ok=True)
         self.ports = stable_ports(self.root / "wh-ports.json", PORTS, self._given)
-        env = {
-            **os.environ,
+        # QDB_<KEY> variables override server.conf (a developer's own ones pass through);
+        # QDB_CLIENT_CONF is the Python client's, not a server key
+        env = {k: v for k, v in os.environ.items() if k != "QDB_CLIENT_CONF"}
+        env |= {
             "QDB_HTTP_BIND_TO": f"127.0.0.1:{self.ports['http']}",
             "QDB_PG_NET_BIND_TO": f"127.0.0.1:{self.ports['pg']}",
             "QDB_LINE_TCP_NET_BIND_TO": f"127.0.0.1:{self.ports['ilp_tcp']}",
@@ -128,17 +136,9 @@ class LocalQuestDBServer:
         if self.progress:
             self.progress(f"starting QuestDB {QUESTDB_VERSION} (Java {self.java.major}) on {self.http_url}")
         self.process.spawn(argv, cwd=self.root, env=env)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.process.check_alive()
-            if self._answers():
-                self.process.ready()
-                return
-            time.sleep(0.2)
-        self.stop()
-        raise ConfigError(
-            f"QuestDB did not answer {self.http_url}/exec within {timeout:.0f} s; see {self.process.log_path}"
-        )
+
+    def wait_ready(self, timeout: float = 90.0, cancel: threading.Event | None = None) -> bool:
+        return self.process.wait_until(self._answers, timeout=timeout, what=f"{self.http_url}/exec", cancel=cancel)
 
     def _answers(self) -> bool:
         try:
