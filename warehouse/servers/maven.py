@@ -26,7 +26,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 from warehouse.errors import ConfigError
-from warehouse.servers.process import find_java
+from warehouse.servers.process import ToolMissing, find_java
 
 # Maven 3.8's default dependency plugin is 2.8 (2013); pin a current one.
 DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
@@ -92,7 +92,7 @@ def _complete(directory: Path, coords: list[str]) -> tuple[Path, ...] | None:
 def find_mvn() -> str:
     mvn = os.environ.get("WH_MVN") or shutil.which("mvn")
     if not mvn:
-        raise ConfigError(
+        raise ToolMissing(
             "Maven (mvn) is not installed: it fetches the pinned server jars from Maven Central once, "
             f"into {cache_root()}. Install it (Debian: apt-get install maven) or set WH_MVN to its path"
         )

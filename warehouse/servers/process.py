@@ -29,6 +29,10 @@ from warehouse.errors import ConfigError
 JVM_DIR = Path("/usr/lib/jvm")
 
 
+class ToolMissing(ConfigError):
+    """Java or Maven is not installed (the tests skip on this outside CI; nothing else is a skip)."""
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -134,7 +138,7 @@ def find_java(min_major: int, *, env_var: str, what: str, home: Path | None = No
         if major >= min_major:
             return Java(Path(exe), major)
     found = f"found only {', '.join(seen)}" if seen else "found no Java"
-    raise ConfigError(
+    raise ToolMissing(
         f"{what} needs Java {min_major} or newer; {found}. Install a JDK "
         f"(Debian: apt-get install openjdk-{max(min_major, 17)}-jre-headless) or set {env_var} to its home"
     )
