@@ -76,7 +76,7 @@ def _questdb_from_env() -> QuestDB | None:
         return QuestDB(url.rstrip("/"))
     conf = os.environ.get("QDB_CLIENT_CONF")
     if conf:
-        m = re.match(r"(https?)::(?:.*;)?addr=([^;]+);", conf)
+        m = re.match(r"(https?)::(?:.*;)?addr=([^;]+)", conf)
         if m is None:
             pytest.fail(f"QDB_CLIENT_CONF={conf!r}: the tests need an http:: (or https::) conf with addr=", pytrace=False)
         return QuestDB(f"{m.group(1)}://{m.group(2)}")

@@ -8,6 +8,7 @@ tests/integration/servers.py for when they skip (never under CI).
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import socket
 import stat
@@ -171,10 +172,14 @@ def test_wh_servers_prints_env_lines_and_stops_on_sigterm(tmp_path: Path) -> Non
     threading.Thread(target=read, daemon=True).start()
     try:
         assert done.wait(180), (lines, "".join(stderr))
-        values = dict(line.split("=", 1) for line in lines)
+        values = {k: shlex.split(v)[0] for k, v in (line.split("=", 1) for line in lines)}
         assert set(values) == {"QDB_CLIENT_CONF", "WH_QUESTDB_HTTP", "WH_QUESTDB_PG", "WH_KAFKA_BOOTSTRAP"}
         http_port = int(values["WH_QUESTDB_HTTP"].rsplit(":", 1)[1])
         assert values["QDB_CLIENT_CONF"] == f"http::addr=127.0.0.1:{http_port};"
+        assert lines[0] == f"QDB_CLIENT_CONF='http::addr=127.0.0.1:{http_port};'"  # a shell keeps the ';'
+        sourced = subprocess.run(["sh", "-c", f'set -a; . "{env_file}"; echo "$QDB_CLIENT_CONF"'],
+                                 capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+        assert sourced == values["QDB_CLIENT_CONF"]
         assert env_file.read_text().splitlines() == lines
         assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from warehouse.cli.servers import write_env_file
+from warehouse.cli.servers import env_lines, write_env_file
 from warehouse.servers import maven, process
 from warehouse.servers.kafka import kafka_uuid
 from warehouse.servers.process import ToolMissing
@@ -41,7 +41,7 @@ def test_resolve_once_then_from_cache_without_maven(fake_mvn: Path, monkeypatch:
     assert first.downloaded and [p.name for p in first.jars] == ["dep-1.jar", "server-1.2.3.jar"]
     assert first.directory == Path(str(fake_mvn.parent / "cache" / "jars" / "server-1.2.3"))
     assert json.loads((first.directory / ".complete").read_text()) == [a.coords for a in ART]
-    assert any("server-1.2.3.jar (3 B)" in s for s in said)
+    assert said[0].startswith("fetching org.example:server:1.2.3") and "2 jars" in said[-1]
     assert "copy-dependencies" in fake_mvn.read_text() and "-DincludeScope=runtime" in fake_mvn.read_text()
     # a second call does nothing: no Maven needed at all
     monkeypatch.setenv("WH_MVN", "")
@@ -107,3 +107,21 @@ def test_kafka_cluster_id_is_a_kafka_uuid() -> None:
     cid = kafka_uuid()
     assert len(cid) == 22 and "=" not in cid
     assert len(base64.urlsafe_b64decode(cid + "==")) == 16
+
+
+def test_kafka_cluster_ids_never_start_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    import uuid
+
+    draws = iter([uuid.UUID(bytes=b"\xfb" + bytes(15)), uuid.UUID(bytes=bytes(16))])  # '-wA…' then 'AAA…'
+    monkeypatch.setattr(uuid, "uuid4", lambda: next(draws))
+    assert kafka_uuid() == "AAAAAAAAAAAAAAAAAAAAAA"
+
+
+def test_env_lines_survive_a_shell() -> None:
+    import subprocess
+
+    lines = env_lines({"QDB_CLIENT_CONF": "http::addr=127.0.0.1:9000;", "WH_KAFKA_BOOTSTRAP": "127.0.0.1:9092"})
+    assert lines == ["QDB_CLIENT_CONF='http::addr=127.0.0.1:9000;'", "WH_KAFKA_BOOTSTRAP=127.0.0.1:9092"]
+    out = subprocess.run(["sh", "-c", "\n".join([*lines, 'echo "$QDB_CLIENT_CONF|$WH_KAFKA_BOOTSTRAP"'])],
+                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert out == "http::addr=127.0.0.1:9000;|127.0.0.1:9092\n"

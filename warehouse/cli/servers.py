@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 from pathlib import Path
 
 import typer
@@ -15,6 +16,13 @@ from warehouse.errors import WarehouseError
 
 def register(app: typer.Typer) -> None:
     app.command()(servers)
+
+
+def env_lines(env: dict[str, str]) -> list[str]:
+    """`KEY=value`, the value shell-quoted where needed: `QDB_CLIENT_CONF='http::addr=…;'` —
+    unquoted, a shell that sources the line ends the command at the `;` and drops it.
+    The quoted form also reads right in python-dotenv/pydantic-settings `.env` files."""
+    return [f"{k}={shlex.quote(v)}" for k, v in env.items()]
 
 
 def write_env_file(path: Path, lines: list[str]) -> None:
@@ -42,7 +50,8 @@ def servers(
     The first run fetches their pinned jars from Maven Central (needs `mvn` and Java) into
     ~/.cache/wh/jars (WH_CACHE_DIR). Once both answer, one environment line per address is
     printed on stdout and written to the env file (QDB_CLIENT_CONF, WH_QUESTDB_HTTP,
-    WH_QUESTDB_PG, WH_KAFKA_BOOTSTRAP); `set -a; . $WH_HOME/servers.env; set +a` exports them.
+    WH_QUESTDB_PG, WH_KAFKA_BOOTSTRAP), values shell-quoted where needed;
+    `set -a; . $WH_HOME/servers.env; set +a` exports them.
     Ctrl-C or SIGTERM stops both cleanly (exit 0) and removes the env file. Data stays in
     the data directory, and the ports are reused next time when free.
     """
@@ -81,7 +90,7 @@ def servers(
                 launched.append(srv)
             ready = all(srv.wait_ready(timeout, cancel=stop) for srv in launched) and len(launched) == len(started)
             if ready and not stop.is_set():
-                lines = [line for _, srv in started for line in srv.env_lines()]
+                lines = env_lines({k: v for _, srv in started for k, v in srv.env().items()})
                 for name, srv in started:
                     rss = srv.rss_bytes() or 0
                     say(f"{name} answers ({srv.startup_seconds or 0:.1f} s after start, RSS {rss / 2**20:.0f} MiB)")

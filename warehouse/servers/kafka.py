@@ -45,8 +45,13 @@ JVM_ARGS = ["-Xms128m", "-Xmx1g", "-server", "-XX:+UseG1GC", "-XX:MaxGCPauseMill
 
 
 def kafka_uuid() -> str:
-    """A cluster id as `kafka-storage.sh random-uuid` prints it: 16 random bytes, URL-safe base64."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    """A cluster id as `kafka-storage.sh random-uuid` prints it: 16 random bytes, URL-safe base64,
+    never starting with '-' (Kafka's Uuid.randomUuid() redraws those: the tools' argument parser
+    would take the id for an option — measured: "argument --cluster-id/-t: expected one argument")."""
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cid.startswith("-"):
+            return cid
 
 
 def _quiet_logger() -> logging.Logger:
@@ -99,8 +104,8 @@ class LocalKafkaServer:
     def server_log(self) -> Path:
         return self.root / "logs" / "server.log"
 
-    def env_lines(self) -> list[str]:
-        return [f"WH_KAFKA_BOOTSTRAP={self.bootstrap}"]
+    def env(self) -> dict[str, str]:
+        return {"WH_KAFKA_BOOTSTRAP": self.bootstrap}
 
     def fetch(self) -> maven.Jars:
         self.jars = maven.resolve(KAFKA_ARTIFACTS, progress=self.progress)
@@ -153,9 +158,10 @@ class LocalKafkaServer:
         if (self.root / "data" / "meta.properties").is_file():
             return
         id_file = self.root / "cluster.id"
-        if not id_file.is_file():
+        if not id_file.is_file() or id_file.read_text().startswith("-"):
             id_file.write_text(kafka_uuid() + "\n")
-        cmd = self._java_cmd("kafka.tools.StorageTool", "format", "--standalone", "-t", id_file.read_text().strip(),
+        cluster_id = id_file.read_text().strip()
+        cmd = self._java_cmd("kafka.tools.StorageTool", "format", "--standalone", f"--cluster-id={cluster_id}",
                              "-c", str(self.root / "server.properties"), heap=["-Xmx256m"])  # fmt: skip
         r = subprocess.run(cmd, cwd=self.root, capture_output=True, text=True, timeout=120)
         (self.root / "logs" / "format.log").write_text(r.stdout + r.stderr)

@@ -152,10 +152,13 @@ def _run_maven(argv: list[str], cwd: Path, progress: Callable[[str], None] | Non
         for raw in proc.stdout:
             line = raw.rstrip()
             lines.append(line)
-            # "[INFO] Downloaded from central: https://…/questdb-9.3.4.jar (30 MB at 12 MB/s)"
+            # "[INFO] Downloaded from central: https://…/questdb-9.3.4.jar (30 MB at 12 MB/s)";
+            # the many small ones (Maven's own plugin on a first run) are only counted
             if progress and "Downloaded from" in line and ".jar " in line:
                 url, _, size = line.partition(" (")
-                progress(f"  {url.rsplit('/', 1)[-1]} ({size.split(' at ')[0]})")
+                size = size.split(" at ")[0]
+                if size.endswith(" MB"):
+                    progress(f"  {url.rsplit('/', 1)[-1]} ({size})")
             if time.monotonic() > deadline:
                 raise ConfigError(f"Maven did not finish within {timeout:.0f} s")
         code = proc.wait()

@@ -95,9 +95,8 @@ class LocalQuestDBServer:
         """For `questdb.Sender.from_conf` (ILP over HTTP: errors are reported, unlike TCP)."""
         return f"http::addr=127.0.0.1:{self.ports['http']};"
 
-    def env_lines(self) -> list[str]:
-        return [f"QDB_CLIENT_CONF={self.client_conf}", f"WH_QUESTDB_HTTP={self.http_url}",
-                f"WH_QUESTDB_PG={self.pg_address}"]  # fmt: skip
+    def env(self) -> dict[str, str]:
+        return {"QDB_CLIENT_CONF": self.client_conf, "WH_QUESTDB_HTTP": self.http_url, "WH_QUESTDB_PG": self.pg_address}
 
     # lifecycle -------------------------------------------------------------------------
     def fetch(self) -> maven.Jars:
