@@ -125,7 +125,7 @@ class LocalKafkaServer:
             "controller.listener.names=CONTROLLER\n"
             "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT\n"
             f"log.dirs={data}\n"
-            "num.partitions=1\n"
+            "num.partitions=4\n"  # as the embedded mock broker auto-creates them (Kafka's sample: 1)
             "offsets.topic.replication.factor=1\n"
             "transaction.state.log.replication.factor=1\n"
             "transaction.state.log.min.isr=1\n"
