@@ -52,6 +52,19 @@ def test_resolve_once_then_from_cache_without_maven(fake_mvn: Path, monkeypatch:
     assert not [p for p in first.directory.parent.iterdir() if p.name.startswith(".")]  # no temp folders left
 
 
+def test_another_process_publishing_first_wins(fake_mvn: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two resolvers at once (pytest workers): the second rename fails, its copy is dropped."""
+    final = fake_mvn.parent / "cache" / "jars" / "server-1.2.3"
+    script = Path(str(fake_mvn.parent / "mvn"))
+    script.write_text(script.read_text() + (
+        f'mkdir -p {final} && echo theirs > {final}/server-1.2.3.jar && '
+        f"echo '{json.dumps([a.coords for a in ART])}' > {final}/.complete\n"
+    ))  # fmt: skip
+    got = maven.resolve(ART)
+    assert [p.name for p in got.jars] == ["server-1.2.3.jar"] and got.jars[0].read_text() == "theirs\n"
+    assert not [p for p in final.parent.iterdir() if p.name.startswith(".")]
+
+
 def test_changed_pins_are_resolved_again(fake_mvn: Path) -> None:
     maven.resolve(ART)
     other = maven.resolve([ART[0], maven.Artifact("org.example", "log<ger>", "10")])

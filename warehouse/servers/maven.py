@@ -126,13 +126,14 @@ def resolve(artifacts: Sequence[Artifact], *, progress: Callable[[str], None] | 
         if not out_dir.is_dir() or not any(out_dir.glob("*.jar")):
             raise ConfigError(f"Maven resolved no jars for {main.coords}:\n" + "\n".join(lines[-15:]))
         (out_dir / MARKER).write_text(json.dumps(coords) + "\n")
-        if directory.exists():
-            jars = _complete(directory, coords)
-            if jars is not None:  # another process finished first: use its folder
-                return Jars(directory, jars, downloaded=True, seconds=time.monotonic() - t0)
-            stale = work / "stale"
-            directory.rename(stale)  # other pins, or unfinished: replaced as a whole
-        out_dir.rename(directory)
+        if directory.exists() and _complete(directory, coords) is None:
+            with contextlib.suppress(OSError):  # other pins, or unfinished: replaced as a whole
+                directory.rename(work / "stale")
+        try:
+            out_dir.rename(directory)
+        except OSError:  # another process published the same folder first: use it
+            if _complete(directory, coords) is None:
+                raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
     jars = _complete(directory, coords) or ()
