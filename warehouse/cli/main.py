@@ -476,6 +476,9 @@ _bench_analytics.register_analytics(bench_app)
 from warehouse.cli import bench_replay as _bench_replay  # noqa: E402  (registers `wh bench replay`)
 
 _bench_replay.register_replay(bench_app)
+from warehouse.cli import servers as _servers  # noqa: E402  (registers `wh servers`)
+
+_servers.register(app)
 
 
 def main() -> None:  # pragma: no cover

@@ -1,0 +1,164 @@
+"""Real QuestDB and Kafka servers for the integration tests (not the embedded mock broker).
+
+Each fixture first takes an address from the environment — QuestDB: WH_TEST_QUESTDB_HTTP
+(http://host:port) or QDB_CLIENT_CONF (http::addr=host:port;); Kafka: WH_TEST_KAFKA_BOOTSTRAP —
+and otherwise starts its own server for the module (warehouse/servers: jars from Maven
+Central, cached). Without Java or Maven the tests skip with that reason, except under CI
+(`CI` set), where a server that is not there is a failure: CI must never pass by skipping.
+
+    questdb = questdb_fixture()     # in a test module: a module-scoped fixture named `questdb`
+    kafka = kafka_fixture()
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+import pytest
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Skip outside CI; under CI a missing server fails the run."""
+    if in_ci():
+        pytest.fail(f"{reason} (CI is set: a missing server is a failure, not a skip)", pytrace=False)
+    pytest.skip(reason)
+
+
+def _report(name: str, srv: Any) -> None:
+    jars = srv.jars
+    fetched = f"jars {jars.size_bytes / 1e6:.1f} MB {'downloaded' if jars.downloaded else 'cached'} in {jars.seconds:.1f} s"
+    rss = (srv.rss_bytes() or 0) / 2**20
+    print(f"\n[servers] {name}: {fetched}; answered {srv.startup_seconds:.1f} s after start; RSS {rss:.0f} MiB",
+          file=sys.stderr)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class QuestDB:
+    http_url: str  # http://127.0.0.1:PORT — /exec and ILP over HTTP
+
+    @property
+    def client_conf(self) -> str:
+        return f"http::addr={urllib.parse.urlsplit(self.http_url).netloc};"
+
+    def exec(self, sql: str, timeout: float = 30.0) -> dict[str, Any]:
+        from warehouse.servers.questdb import http_exec
+
+        return http_exec(f"{self.http_url}/exec?{urllib.parse.urlencode({'query': sql})}", timeout=timeout)
+
+    def poll(self, sql: str, until: Any, timeout: float = 30.0) -> list[list[Any]]:
+        """WAL tables apply commits asynchronously: re-run `sql` until its rows satisfy `until`."""
+        deadline = time.monotonic() + timeout
+        rows: list[list[Any]] = []
+        while time.monotonic() < deadline:
+            rows = self.exec(sql)["dataset"]
+            if until(rows):
+                return rows
+            time.sleep(0.1)
+        raise AssertionError(f"not visible within {timeout} s: {sql} → {rows}")
+
+
+def _questdb_from_env() -> QuestDB | None:
+    url = os.environ.get("WH_TEST_QUESTDB_HTTP")
+    if url:
+        return QuestDB(url.rstrip("/"))
+    conf = os.environ.get("QDB_CLIENT_CONF")
+    if conf:
+        m = re.match(r"(https?)::(?:.*;)?addr=([^;]+)", conf)
+        if m is None:
+            pytest.fail(f"QDB_CLIENT_CONF={conf!r}: the tests need an http:: (or https::) conf with addr=", pytrace=False)
+        return QuestDB(f"{m.group(1)}://{m.group(2)}")
+    return None
+
+
+def _answers_http(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/exec?query=SELECT%201", timeout=5) as r:
+            return bool(json.loads(r.read()).get("dataset") == [[1]])
+    except (OSError, ValueError):
+        return False
+
+
+def questdb_fixture() -> Any:
+    @pytest.fixture(scope="module")
+    def questdb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[QuestDB]:
+        external = _questdb_from_env()
+        if external is not None:
+            if not _answers_http(external.http_url):
+                pytest.fail(f"QuestDB from the environment does not answer at {external.http_url}", pytrace=False)
+            yield external
+            return
+        from warehouse.servers.process import ToolMissing
+        from warehouse.servers.questdb import LocalQuestDBServer
+
+        srv = LocalQuestDBServer(tmp_path_factory.mktemp("questdb"))
+        try:
+            srv.fetch()
+            srv.start(timeout=120)
+        except ToolMissing as exc:
+            unavailable(f"no QuestDB: {exc}")
+        _report("QuestDB", srv)
+        try:
+            yield QuestDB(srv.http_url)
+        finally:
+            srv.stop()
+
+    return questdb
+
+
+def kafka_fixture() -> Any:
+    @pytest.fixture(scope="module")
+    def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+        from warehouse.servers.kafka import broker_answers
+
+        external = os.environ.get("WH_TEST_KAFKA_BOOTSTRAP")
+        if external:
+            if not broker_answers(external, timeout=10):
+                pytest.fail(f"Kafka from WH_TEST_KAFKA_BOOTSTRAP does not answer at {external}", pytrace=False)
+            yield external
+            return
+        from warehouse.servers.kafka import LocalKafkaServer
+        from warehouse.servers.process import ToolMissing
+
+        srv = LocalKafkaServer(tmp_path_factory.mktemp("kafka"))
+        try:
+            srv.fetch()
+            srv.start(timeout=120)
+        except ToolMissing as exc:
+            unavailable(f"no Apache Kafka: {exc}")
+        _report("Kafka", srv)
+        try:
+            yield srv.bootstrap
+        finally:
+            srv.stop()
+
+    return kafka
+
+
+def require_server_tools() -> None:
+    """For tests that start servers themselves (`wh servers`): the jars fetched (or cached) and
+    the Javas found, else skip/fail like the fixtures."""
+    from warehouse.servers import maven
+    from warehouse.servers.kafka import KAFKA_ARTIFACTS, KAFKA_MIN_JAVA, KAFKA_VERSION
+    from warehouse.servers.process import ToolMissing, find_java
+    from warehouse.servers.questdb import QUESTDB_ARTIFACT, QUESTDB_MIN_JAVA, QUESTDB_VERSION
+
+    try:
+        find_java(QUESTDB_MIN_JAVA, env_var="WH_QUESTDB_JAVA_HOME", what=f"QuestDB {QUESTDB_VERSION}")
+        find_java(KAFKA_MIN_JAVA, env_var="WH_KAFKA_JAVA_HOME", what=f"Kafka {KAFKA_VERSION}")
+        maven.resolve([QUESTDB_ARTIFACT])
+        maven.resolve(KAFKA_ARTIFACTS)
+    except ToolMissing as exc:
+        unavailable(str(exc))
