@@ -1,7 +1,7 @@
 """Real QuestDB and Kafka servers for the integration tests (not the embedded mock broker).
 
 Each fixture first takes an address from the environment — QuestDB: WH_TEST_QUESTDB_HTTP
-(http://host:port) or QDB_CLIENT_CONF (http::addr=host:port;); Kafka: WH_TEST_KAFKA_BOOTSTRAP —
+(http://host:port) or QDB_CLIENT_CONF (http::addr=host:port;); Kafka: WH_TEST_REAL_KAFKA_BOOTSTRAP —
 and otherwise starts its own server for the module (warehouse/servers: jars from Maven
 Central, cached). Without Java or Maven the tests skip with that reason, except under CI
 (`CI` set), where a server that is not there is a failure: CI must never pass by skipping.
@@ -123,10 +123,10 @@ def kafka_fixture() -> Any:
     def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         from warehouse.servers.kafka import broker_answers
 
-        external = os.environ.get("WH_TEST_KAFKA_BOOTSTRAP")
+        external = os.environ.get("WH_TEST_REAL_KAFKA_BOOTSTRAP")
         if external:
             if not broker_answers(external, timeout=10):
-                pytest.fail(f"Kafka from WH_TEST_KAFKA_BOOTSTRAP does not answer at {external}", pytrace=False)
+                pytest.fail(f"Kafka from WH_TEST_REAL_KAFKA_BOOTSTRAP does not answer at {external}", pytrace=False)
             yield external
             return
         from warehouse.servers.kafka import LocalKafkaServer
