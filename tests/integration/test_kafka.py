@@ -202,6 +202,7 @@ def _crash_run(home: Path, broker: str, topic: str, kills: int, ticks: int, unsa
     return counts(Settings(home=home)), good
 
 
+@pytest.mark.slow
 def test_sigkill_ten_times_loses_and_doubles_nothing(home: Path, broker: str, topic: str) -> None:
     result, good = _crash_run(home, broker, topic, kills=10, ticks=60_000, unsafe=False, seed=31)
     for engine, c in result.items():
@@ -209,6 +210,7 @@ def test_sigkill_ten_times_loses_and_doubles_nothing(home: Path, broker: str, to
         assert c["r"] == c["rd"], engine
 
 
+@pytest.mark.slow
 def test_negative_control_commit_before_write_fails_the_same_check(home: Path, broker: str, topic: str) -> None:
     result, good = _crash_run(home, broker, topic, kills=10, ticks=60_000, unsafe=True, seed=32)
     assert any(c["n"] != good or c["d"] != good for c in result.values()), result
@@ -381,9 +383,9 @@ def _verdicts(home: Path) -> dict[str, tuple[int, set[tuple[str, int, str]]]]:
     return out
 
 
-def _stateful_feed(topic: str, broker: str) -> int:
-    # dense (10k ticks in 5 minutes) with every stateful fault: duplicates, late ticks, spikes
-    feed = SyntheticFeed(ticks=12_000, seed=44, chunk=3_000, duration_s=300.0,
+def _stateful_feed(topic: str, broker: str, ticks: int = 12_000) -> int:
+    # dense (ticks within 5 minutes) with every stateful fault: duplicates, late ticks, spikes
+    feed = SyntheticFeed(ticks=ticks, seed=44, chunk=3_000, duration_s=300.0,
                          faults=FaultRates(bad=0.02, duplicate=0.03, out_of_order=0.03, gap=0.01))  # fmt: skip
     report = produce(broker, topic, feed.batches())
     assert report.failed == 0
@@ -398,7 +400,7 @@ def test_restarts_change_no_verdict(home: Path, tmp_path: Path, broker: str, top
     from warehouse.ingest.consumer import Ingestor
     from warehouse.sinks import open_sinks
 
-    _stateful_feed(topic, broker)
+    _stateful_feed(topic, broker, ticks=6_000)
     reference = tmp_path / "reference"
     ingest_in_process(Settings(home=reference), broker, topic, batch_rows=50_000, group=f"ref-{topic}")
     settings = Settings(home=home)
@@ -407,7 +409,7 @@ def test_restarts_change_no_verdict(home: Path, tmp_path: Path, broker: str, top
         stop = threading.Event()
         sinks = open_sinks(["duckdb", "clickhouse"], settings)
         try:
-            ing = Ingestor(sinks, bootstrap=broker, topic=topic, group=f"g-{topic}", batch_rows=700 + 137 * runs,
+            ing = Ingestor(sinks, bootstrap=broker, topic=topic, group=f"g-{topic}", batch_rows=600 + 137 * runs,
                            batch_seconds=5.0, stop_when_idle=2.0, on_batch=lambda _s, stop=stop: stop.set())  # fmt: skip
             stats = ing.run(stop)
         finally:

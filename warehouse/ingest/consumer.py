@@ -48,7 +48,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from warehouse.errors import WarehouseError
+from warehouse.errors import ConfigError, WarehouseError
 from warehouse.ingest.kafka import KafkaError, decode_messages
 from warehouse.pipeline import to_write_batch
 from warehouse.records import STREAM_LOSS_SCHEMA, Kind
@@ -111,6 +111,9 @@ class Ingestor:
         on_loss: Callable[[int, int, int], None] | None = None,
         plan_dir: Path | None = None,
     ) -> None:
+        if not sinks:
+            raise ConfigError("no sinks: give at least one of duckdb, clickhouse (consuming into nothing would "
+                              "commit offsets for data that is stored nowhere)")
         # sinks that keep offsets with their rows are written last (see module docstring)
         self.sinks = sorted(sinks, key=lambda s: s.keeps_offsets)
         self.offset_sink = next((s for s in reversed(self.sinks) if s.keeps_offsets), None)
