@@ -369,7 +369,9 @@ def test_plot_equity_after_a_short_replay_shows_the_curve(day: Path, tmp_path: P
     r = wh("plot", "equity", "zscore", "-o", str(png))
     assert r.exit_code == 0, r.output
     assert png.stat().st_size > 10_000 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    points = int(r.output.split("(")[1].split(" point")[0].replace(",", ""))
+    import re
+
+    points = int(re.search(r"([\d,]+) points?, every", r.output).group(1).replace(",", ""))  # type: ignore[union-attr]
     assert 100 <= points <= 400, r.output
 
     eng = open_engine("duckdb", get_settings(), read_only=True)

@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 
 from warehouse.errors import QueryError
 from warehouse.records import LEDGER_SCHEMAS
-from warehouse.sql.engines import DuckDBEngine, Engine
+from warehouse.sql.engines import Engine
 
 
 def write_ledger(engine: Engine, tables: dict[str, pa.Table]) -> dict[str, int]:
@@ -27,20 +27,11 @@ def write_ledger(engine: Engine, tables: dict[str, pa.Table]) -> dict[str, int]:
     conformed = {name: data.select(LEDGER_SCHEMAS[name].names).cast(LEDGER_SCHEMAS[name])
                  for name, data in tables.items()}  # fmt: skip
     ids = sorted(traders)
-    if isinstance(engine, DuckDBEngine):
-        engine.begin()
-        try:
-            for name in LEDGER_SCHEMAS:  # names from the allowlist, values bound
-                engine.command(f"DELETE FROM wh.{name} WHERE list_contains($traders, trader)", {"traders": ids})
-            for name, data in conformed.items():
-                engine.insert(f"wh.{name}", data)
-            engine.commit()
-        except BaseException:
-            engine.rollback()
-            raise
-    else:
+    # one transaction where the engine has them; elsewhere delete then insert — a reader in
+    # between sees the trader without rows, never twice
+    with engine.transaction():
         for name in LEDGER_SCHEMAS:
-            engine.command(f"DELETE FROM wh.{name} WHERE has({{traders:Array(String)}}, trader)", {"traders": ids})
+            engine.delete_in(f"wh.{name}", "trader", ids)
         for name, data in conformed.items():
             engine.insert(f"wh.{name}", data)
     return {name: data.num_rows for name, data in conformed.items()}

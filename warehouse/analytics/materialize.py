@@ -3,9 +3,8 @@
 Each day is computed by a named query (queries/internal/bars_1m_day.sql, queries/leaderboard.sql
 at the day's end) and swapped in whole, so re-running a day replaces it:
 
-* DuckDB: DELETE the day and INSERT it in one transaction.
-* ClickHouse: the day goes into `<table>_stage`, then `ALTER TABLE … REPLACE PARTITION` moves
-  it in atomically (partitions are days). One refresh at a time per table (the stage is shared).
+the engine's `replace_day` swaps it in atomically (DuckDB: DELETE + INSERT in one
+transaction; ClickHouse: build in `<table>_stage`, then `REPLACE PARTITION`).
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ import pyarrow as pa
 from warehouse.errors import ConfigError
 from warehouse.records import MATERIALIZED_SCHEMAS
 from warehouse.sql import queries
-from warehouse.sql.engines import DuckDBEngine, Engine
+from warehouse.sql.engines import Engine
 
 ALL_ROWS = 2**62
 
@@ -69,29 +68,5 @@ def refresh(engine: Engine, name: str, day: date) -> int:
         raise ConfigError(f"unknown materialized table {name!r}; choose {', '.join(TARGETS)}")
     schema = MATERIALIZED_SCHEMAS[name]
     data = target.build(engine, day).select(schema.names).cast(schema)
-    table = f"wh.{target.table}"  # from the allowlist above, never from input
-    since, until = _bounds(day)
-    if isinstance(engine, DuckDBEngine):
-        engine.begin()
-        try:
-            if target.day_column == "day":
-                engine.command(f"DELETE FROM {table} WHERE day = $day", {"day": day})
-            else:
-                engine.command(f"DELETE FROM {table} WHERE {target.day_column} >= $since AND "
-                               f"{target.day_column} < $until",
-                               {"since": since.replace(tzinfo=None), "until": until.replace(tzinfo=None)})  # fmt: skip
-            engine.insert(table, data)
-            engine.commit()
-        except BaseException:
-            engine.rollback()
-            raise
-        return data.num_rows
-    partition = day.strftime("%Y%m%d")  # PARTITION BY toYYYYMMDD(...): digits only
-    if data.num_rows == 0:
-        engine.command(f"ALTER TABLE {table} DROP PARTITION ID '{partition}'")
-        return 0
-    engine.command(f"TRUNCATE TABLE {table}_stage")
-    engine.insert(f"{table}_stage", data)
-    engine.command(f"ALTER TABLE {table} REPLACE PARTITION ID '{partition}' FROM {table}_stage")
-    engine.command(f"TRUNCATE TABLE {table}_stage")
+    engine.replace_day(f"wh.{target.table}", target.day_column, day, data)
     return data.num_rows

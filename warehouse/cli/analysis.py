@@ -12,7 +12,7 @@ from typing import Any
 import pyarrow as pa
 import typer
 
-from warehouse.cli.common import console, fail, guarded, output_file
+from warehouse.cli.common import console, err, fail, guarded, output_file
 from warehouse.config import get_settings
 
 plot_app = typer.Typer(help="PNG charts: `wh plot zscore SYMBOL`, `wh plot equity TRADER`.", no_args_is_help=True)
@@ -138,7 +138,8 @@ def plot_equity(
     if table.num_rows == 0:
         raise fail(f"no equity curve for trader {trader!r}: no fills (see wh query leaderboard)")
     _save(lambda: charts.equity_chart(table, trader=trader, path=path, interval=step))
-    console.print(f"{path} ({table.num_rows:,} point{'s' if table.num_rows != 1 else ''}, every {step:,} s)")
+    err.print(f"{table.num_rows:,} point{'s' if table.num_rows != 1 else ''}, every {step:,} s")
+    console.print(str(path))  # stdout: the path alone, for scripts
 
 
 def _save(draw: Callable[[], object]) -> None:

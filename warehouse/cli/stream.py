@@ -28,7 +28,7 @@ from warehouse.ingest.files import (
 
 def parse_sinks(text: str) -> list[str]:
     """`--sinks duckdb,clickhouse` → names, checked before anything is consumed."""
-    from warehouse.sinks.base import check_sink_names
+    from warehouse.sinks import check_sink_names
 
     names = [s.strip() for s in text.split(",") if s.strip()]
     try:
@@ -164,9 +164,9 @@ def ingest(
     server = None
     if "clickhouse" in names and not settings.clickhouse_is_server:
         from warehouse.sql.chserver import LocalClickHouseServer, write_secret
-        from warehouse.sql.engines import _local_server, close_embedded
+        from warehouse.sql.engines.clickhouse import close_embedded, local_server
 
-        if _local_server(settings) is None:
+        if local_server(settings) is None:
             close_embedded()
             server = LocalClickHouseServer(settings.home / "clickhouse-server", data_dir=settings.chdb_path)
             guarded(server.start)

@@ -12,8 +12,6 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from warehouse.config import Settings
-from warehouse.errors import ConfigError
 from warehouse.records import KEY_COLUMNS, SCHEMAS, dedup_key_exprs
 from warehouse.sql import queries
 from warehouse.sql.engines import Engine
@@ -224,40 +222,3 @@ def sort_for_storage(table: str, data: pa.Table) -> pa.Table:
         .drop("_g")
     )
     return ordered.to_arrow()  # DuckDB takes polars' string views as they are
-
-
-SINK_NAMES = ("duckdb", "clickhouse")
-
-
-def check_sink_names(names: list[str]) -> None:
-    """Refuse an empty list, an unknown name or a repeated one (ConfigError). A consumer with
-    no sink would commit offsets for messages stored nowhere: the data would be gone for its group."""
-    if not names:
-        raise ConfigError(f"no sink given; name one or both of {', '.join(SINK_NAMES)}")
-    for n in names:
-        if n not in SINK_NAMES:
-            raise ConfigError(f"unknown sink {n!r}; choose from {', '.join(SINK_NAMES)}")
-    twice = sorted({n for n in names if names.count(n) > 1})
-    if twice:
-        raise ConfigError(f"{', '.join(twice)} given twice; name each sink once")
-
-
-def open_sinks(names: list[str], settings: Settings, *, hold_duckdb: bool = True) -> list[Sink]:
-    from warehouse.sinks.clickhouse import ClickHouseSink
-    from warehouse.sinks.duckdb import DuckDBSink
-
-    check_sink_names(names)
-    sinks: list[Sink] = []
-    try:
-        for name in names:
-            if name == "duckdb":
-                sinks.append(DuckDBSink(settings, hold=hold_duckdb))
-            elif name == "clickhouse":
-                sinks.append(ClickHouseSink(settings))
-            else:
-                raise KeyError(name)
-    except BaseException:
-        for s in sinks:
-            s.close()
-        raise
-    return sinks

@@ -27,8 +27,7 @@ class ClickHouseSink(SinkBase):
 
     def _append(self, table: str, data: pa.Table, position: StreamPosition | None = None) -> None:
         # A retry of the same stream batch (same edges) is dropped by the server too.
-        settings = {"insert_deduplication_token": position.token(table)} if position else None
-        self.engine.insert(f"wh.{table}", data, settings)
+        self.engine.insert(f"wh.{table}", data, dedup_token=position.token(table) if position else None)
 
     def close(self) -> None:
         self.engine.close()
