@@ -17,6 +17,7 @@ Quote sizes are nullable: a feed that publishes no sizes stores NULL (never a ma
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 
 import polars as pl
@@ -31,6 +32,25 @@ SIDES: tuple[str, ...] = ("buy", "sell", "unknown")
 class Kind(StrEnum):
     QUOTE = "quote"
     TRADE = "trade"
+
+
+@dataclass
+class SourceBatch:
+    """What every source yields: typed rows in the internal layout (times int64 ns, plus
+    `_offset` — line number, row ordinal or Kafka offset — and optionally `_raw`, `_source`,
+    `_recv_fallback`), the rows it could not decode (REJECT_FRAME layout), and progress."""
+
+    kind: Kind
+    rows: pl.DataFrame
+    rejects: pl.DataFrame  # _offset, rule, reason, _raw, exchange, symbol, timestamp (+ _source)
+    progress: int  # bytes (files) or rows (synthetic) consumed so far
+
+
+# Rows a decoder could not read, before they become wh.rejects rows (pipeline/step.py)
+REJECT_FRAME: dict[str, pl.DataType] = {
+    "_offset": pl.Int64(), "rule": pl.String(), "reason": pl.String(), "_raw": pl.String(),
+    "exchange": pl.String(), "symbol": pl.String(), "timestamp": pl.Int64(),
+}  # fmt: skip
 
 
 QUOTE_SCHEMA = pa.schema(

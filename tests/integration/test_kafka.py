@@ -361,7 +361,7 @@ def test_clickhouse_drops_a_retried_insert_with_the_same_token(home: Path) -> No
     table = rows.with_columns(pl.col("timestamp", "received_at").cast(pl.Datetime("ns", "UTC"))).to_arrow().cast(QUOTE_SCHEMA)
     token = StreamPosition("g", "t", {0: (0, 0)}).token("market_ticks")
     for _ in range(2):
-        eng.insert("wh.market_ticks", table, {"insert_deduplication_token": token})
+        eng.insert("wh.market_ticks", table, dedup_token=token)
     assert eng.query("SELECT count() AS n FROM wh.market_ticks").column("n")[0].as_py() == 1
 
 

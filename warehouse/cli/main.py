@@ -31,7 +31,6 @@ from warehouse.config import get_settings
 from warehouse.errors import WarehouseError
 from warehouse.ingest.decode import Mapping
 from warehouse.ingest.files import (
-    SourceBatch,
     detect_parquet_kind,
     detect_tardis_kind,
     expand_paths,
@@ -42,7 +41,7 @@ from warehouse.ingest.files import (
     tardis_mapping,
 )
 from warehouse.pipeline import ImportReport, run_import
-from warehouse.records import Kind
+from warehouse.records import Kind, SourceBatch
 from warehouse.sanitize import RULES, Policy, SanitizeConfig
 
 app = typer.Typer(help="wh — market-data warehouse: ticks in, sanitized, stored, analysed in SQL.", cls=WarehouseGroup,

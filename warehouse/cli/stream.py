@@ -15,7 +15,6 @@ from warehouse.cli.common import console, err, fail, guarded, progress_bar, shor
 from warehouse.config import get_settings
 from warehouse.errors import ConfigError, WarehouseError
 from warehouse.ingest.files import (
-    SourceBatch,
     detect_parquet_kind,
     detect_tardis_kind,
     identity_mapping,
@@ -24,6 +23,7 @@ from warehouse.ingest.files import (
     parquet_columns,
     tardis_mapping,
 )
+from warehouse.records import SourceBatch
 
 
 def parse_sinks(text: str) -> list[str]:

@@ -45,14 +45,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import polars as pl
 import pyarrow as pa
 
 from warehouse.errors import ConfigError, WarehouseError
 from warehouse.ingest.kafka import KafkaError, decode_messages
-from warehouse.pipeline import to_write_batch
-from warehouse.records import STREAM_LOSS_SCHEMA, Kind
-from warehouse.sanitize import SanitizeConfig, Sanitizer
+from warehouse.pipeline.step import BatchStep
+from warehouse.records import STREAM_LOSS_SCHEMA
+from warehouse.sanitize import SanitizeConfig
 from warehouse.sinks.base import Sink, StreamPosition, WriteBatch
 
 
@@ -78,15 +77,6 @@ class IngestStats:
 def backoff(attempt: int, base: float, cap: float, rng: random.Random) -> float:
     """min(Tmax, Tbase·2^attempt) + jitter in [0, Tbase)."""
     return min(cap, base * 2**attempt) + rng.uniform(0, base)
-
-
-def merge(batches: list[WriteBatch]) -> WriteBatch:
-    out: dict[str, list[pa.Table]] = {}
-    for wb in batches:
-        for table, data in wb.items():
-            if data.num_rows:
-                out.setdefault(table, []).append(data)
-    return {t: pa.concat_tables(parts) for t, parts in out.items()}
 
 
 class Ingestor:
@@ -120,8 +110,7 @@ class Ingestor:
         self.bootstrap, self.topic, self.group = bootstrap, topic, group
         self.batch_rows, self.batch_seconds, self.stop_when_idle = batch_rows, batch_seconds, stop_when_idle
         self.kafka_config = kafka_config or {}
-        self.sanitize_config = sanitize
-        self.sanitizers = {k: Sanitizer(k, sanitize) for k in Kind}
+        self.step = BatchStep(f"kafka:{topic}", sanitize)  # the one batch step every driver runs
         self.unsafe = unsafe_commit_first
         self.unsafe_delay = unsafe_delay
         self.retry_base, self.retry_max = retry_base, retry_max
@@ -288,17 +277,6 @@ class Ingestor:
         return self.stats
 
     # -- the sanitizer's state across restarts -------------------------------------------
-    def _snapshot(self) -> dict[str, bytes]:
-        return {f"{kind}/{name}": data for kind, san in self.sanitizers.items() for name, data in san.snapshot().items()}
-
-    def _restore(self, state: dict[str, bytes]) -> None:
-        for kind, san in self.sanitizers.items():
-            prefix = f"{kind}/"
-            san.restore({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
-
-    def _reset_rules(self) -> None:
-        self.sanitizers = {k: Sanitizer(k, self.sanitize_config) for k in Kind}
-
     def _warm_start(self) -> None:
         """Resume the stateful rules (duplicate, out_of_order, spike, gaps) exactly where the
         stored offsets are: the state was written with them, in one transaction."""
@@ -306,7 +284,7 @@ class Ingestor:
             return
         state = self.offset_sink.stored_state(self.group, self.topic)
         if state:
-            self._restore(state)
+            self.step.restore(state)
             self._committed_state = state
 
     # -- reproducible batch edges --------------------------------------------------------
@@ -372,18 +350,11 @@ class Ingestor:
         if self.unsafe:
             self._commit(ranges)
             time.sleep(self.unsafe_delay)
-        parts = []
-        rejected = 0
-        for batch in decode_messages(self.topic, values, partitions, offsets, received):
-            result = self.sanitizers[batch.kind].process(batch.rows)
-            rejects = pl.concat([batch.rejects, result.rejects], how="diagonal_relaxed")
-            rejected += rejects.height
-            parts.append(to_write_batch(batch.kind, result.accepted, rejects, result.gaps, f"kafka:{self.topic}"))
         losses, self._losses = self._losses, []
-        if losses:
-            parts.append({"stream_losses": pa.Table.from_pylist(losses, schema=STREAM_LOSS_SCHEMA)})
-        wb = merge(parts)
-        state = self._snapshot()  # stored by the sink that keeps offsets; kept here to undo a failed batch
+        extra = {"stream_losses": pa.Table.from_pylist(losses, schema=STREAM_LOSS_SCHEMA)} if losses else None
+        result = self.step(decode_messages(self.topic, values, partitions, offsets, received), extra)
+        wb, rejected = result.batch, result.rows_rejected
+        state = self.step.snapshot()  # stored by the sink that keeps offsets; kept here to undo a failed batch
         position = StreamPosition(self.group, self.topic, ranges, state=state)
         try:
             for sink in self.sinks:
@@ -393,10 +364,7 @@ class Ingestor:
                 )
         except BaseException:
             # not stored: these messages will be read again, so the rules must not remember them
-            if self._committed_state:
-                self._restore(self._committed_state)
-            else:
-                self._reset_rules()
+            self.step.restore(self._committed_state)  # empty: back to "nothing seen"
             self._losses = losses + self._losses
             raise
         self._committed_state = state

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
@@ -22,7 +21,7 @@ import pyarrow.parquet as pq
 from warehouse.errors import SourceError
 from warehouse.ingest.decode import Mapping, decode, raw_csv
 from warehouse.ingest.lines import REJECT_COLUMNS, Block, ByteSource, frames, parse_block, read_header
-from warehouse.records import Kind
+from warehouse.records import Kind, SourceBatch
 
 TARDIS_QUOTES = ["exchange", "symbol", "timestamp", "local_timestamp",
                  "ask_amount", "ask_price", "bid_price", "bid_amount"]  # fmt: skip
@@ -40,14 +39,6 @@ def tardis_mapping(kind: Kind, asset_class: str = "crypto") -> Mapping:
     else:
         cols = {**common, "trade_id": "id", "side": "side", "price": "price", "size": "amount"}
     return Mapping(kind, cols, {"asset_class": asset_class}, ts_unit="us")
-
-
-@dataclass
-class SourceBatch:
-    kind: Kind
-    rows: pl.DataFrame  # internal layout + _offset, _raw
-    rejects: pl.DataFrame  # _offset, rule, reason, _raw, exchange, symbol, timestamp
-    progress: int  # bytes (files) or rows (synthetic) consumed so far
 
 
 def detect_tardis_kind(path: Path) -> Kind:

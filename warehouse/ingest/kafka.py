@@ -32,8 +32,7 @@ import pyarrow as pa
 from warehouse.config import Settings, check_bootstrap
 from warehouse.errors import ConfigError, WarehouseError
 from warehouse.ingest.decode import FIELDS, Mapping, decode
-from warehouse.ingest.files import SourceBatch
-from warehouse.records import Kind, bounded_raw
+from warehouse.records import Kind, SourceBatch, bounded_raw
 
 
 class KafkaError(WarehouseError):

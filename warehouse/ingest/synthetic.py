@@ -26,8 +26,7 @@ from datetime import UTC, datetime
 import numpy as np
 import polars as pl
 
-from warehouse.ingest.files import SourceBatch
-from warehouse.records import Kind, fmt_str
+from warehouse.records import Kind, SourceBatch, fmt_str
 from warehouse.sanitize.rules import NS, SanitizeConfig
 from warehouse.sessions import is_open
 

@@ -1,4 +1,5 @@
-"""One import: source batches → sanitizer → every sink, with counts for the report."""
+"""The file driver: source batches (files, the synthetic feed) → the batch step → every sink,
+with counts for the report. Used by `wh import`, `wh generate`, `wh demo` and Dagster."""
 
 from __future__ import annotations
 
@@ -7,22 +8,10 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-import polars as pl
-
-from warehouse.ingest.files import SourceBatch
-from warehouse.records import (
-    GAP_SCHEMA,
-    REJECT_SCHEMA,
-    SCHEMA_FOR_KIND,
-    TABLE_FOR_KIND,
-    Kind,
-    bounded_raw_expr,
-    conform,
-)
-from warehouse.sanitize import SanitizeConfig, Sanitizer
-from warehouse.sinks.base import Sink, WriteBatch, WriteCounts
-
-_TS_NS_UTC = pl.Datetime("ns", "UTC")
+from warehouse.pipeline.step import BatchStep, store
+from warehouse.records import SourceBatch
+from warehouse.sanitize import SanitizeConfig
+from warehouse.sinks.base import Sink, WriteCounts
 
 
 @dataclass
@@ -51,50 +40,6 @@ class ImportReport:
         return 0 if c is None else c.existing.get("market_ticks", 0) + c.existing.get("trades", 0)
 
 
-def to_write_batch(
-    kind: Kind, accepted: pl.DataFrame, rejects: pl.DataFrame, gaps: pl.DataFrame, source: str
-) -> WriteBatch:
-    now = time.time_ns()
-    ticks = conform(
-        accepted.with_columns(pl.col("timestamp").cast(_TS_NS_UTC), pl.col("received_at").cast(_TS_NS_UTC)),
-        SCHEMA_FOR_KIND[kind],
-    )
-    rej = conform(
-        rejects.select(
-            pl.lit(now).cast(_TS_NS_UTC).alias("rejected_at"),
-            (pl.col("_source") if "_source" in rejects.columns else pl.lit(source)).alias("source"),
-            pl.col("_offset").alias("source_offset"),
-            pl.lit(str(kind)).alias("kind"),
-            "rule",
-            "reason",
-            "exchange",
-            "symbol",
-            pl.col("timestamp").cast(_TS_NS_UTC),
-            bounded_raw_expr("_raw").alias("raw"),
-        ),
-        REJECT_SCHEMA,
-    )
-    gap = conform(
-        gaps.select(
-            pl.lit(now).cast(_TS_NS_UTC).alias("detected_at"),
-            pl.lit(source).alias("source"),
-            pl.lit(str(kind)).alias("kind"),
-            "exchange",
-            "symbol",
-            "from_seq",
-            "to_seq",
-            "missing",
-            pl.col("timestamp").cast(_TS_NS_UTC),
-        ),
-        GAP_SCHEMA,
-    )
-    return {TABLE_FOR_KIND[kind]: ticks, "rejects": rej, "gaps": gap}
-
-
-def _write_all(sinks: list[Sink], wb: WriteBatch) -> list[WriteCounts]:
-    return [sink.write(wb) for sink in sinks]
-
-
 def run_import(
     batches: Iterable[SourceBatch],
     *,
@@ -111,7 +56,7 @@ def run_import(
     """
     start = time.perf_counter()
     report = ImportReport(source, sinks={s.name: WriteCounts() for s in sinks})
-    sanitizers: dict[Kind, Sanitizer] = {}
+    step = BatchStep(source, config)
 
     def finish(pending: tuple[Future[list[WriteCounts]], SourceBatch]) -> None:
         future, done_batch = pending
@@ -124,18 +69,15 @@ def run_import(
         pending: tuple[Future[list[WriteCounts]], SourceBatch] | None = None
         try:
             for batch in batches:
-                kind = batch.kind
-                san = sanitizers.setdefault(kind, Sanitizer(kind, config))
-                result = san.process(batch.rows)
-                rejects = pl.concat([batch.rejects, result.rejects], how="diagonal_relaxed")
-                report.read[str(kind)] = report.read.get(str(kind), 0) + batch.rows.height + batch.rejects.height
-                for rule, n in rejects.group_by("rule").len().iter_rows():
+                result = step([batch])
+                for kind, n in result.read.items():
+                    report.read[kind] = report.read.get(kind, 0) + n
+                for rule, n in result.rejected.items():
                     report.rejected[rule] = report.rejected.get(rule, 0) + n
-                report.gaps += result.gaps.height
-                wb = to_write_batch(kind, result.accepted, rejects, result.gaps, source)
+                report.gaps += result.gaps
                 if pending is not None:
                     finish(pending)
-                pending = (pool.submit(_write_all, sinks, wb), batch)
+                pending = (pool.submit(store, sinks, result.batch), batch)
             if pending is not None:
                 finish(pending)
                 pending = None
