@@ -115,7 +115,11 @@ def _run(batches: Iterator[SourceBatch], source: str, total: int, label: str, en
 
 @app.command("import")
 def import_(
-    paths: list[Path] = typer.Argument(..., help="Files to import (CSV, .csv.gz/.csv.zst, Parquet); a directory imports its files of the --format."),
+    paths: list[Path] = typer.Argument(None, help="Files to import (CSV, .csv.gz/.csv.zst, Parquet); a directory imports "
+                                                  "its files of the --format (default with --pipeline: the spec's files)"),
+    pipeline: str | None = typer.Option(None, "--pipeline", "-p",
+                                        help="pipeline spec (pipelines/NAME.yaml, or a path) giving the format, mapping, "
+                                             "rules and sinks; the format options below are then taken from it"),
     fmt: str = typer.Option("tardis", "--format", "-f", help="tardis | csv | parquet"),
     kind: str | None = typer.Option(None, "--kind", help="csv/parquet: quotes | trades (default: quotes; Parquet "
                                                          "without --map: told by its columns)"),
@@ -124,17 +128,34 @@ def import_(
     ts_unit: str = typer.Option("us", "--ts-unit", help="numeric timestamps: s | ms | us | ns"),
     ts_format: str | None = typer.Option(None, "--ts-format", help="strftime format of textual timestamps"),
     asset_class: str = typer.Option("crypto", "--asset-class", help="tardis: asset class of the file"),
-    engine: str = typer.Option("all", "--engine", "-e", help="duckdb | clickhouse | all"),
+    engine: str | None = typer.Option(None, "--engine", "-e", help="duckdb | clickhouse | all (default: all, or the "
+                                                                    "spec's sinks)"),
     policy: list[str] = typer.Option([], "--policy", help="RULE=reject|raise (default reject)"),
 ) -> None:
     """Import tick files: decode, sanitize, store (idempotent: a second import adds nothing)."""
     from warehouse.ingest.mapping_check import check_mapping
+    from warehouse.pipeline.spec import load_spec
     from warehouse.sql.engines import engine_names
 
+    spec = guarded(lambda: load_spec(pipeline or "files"))
+    src = spec.source.files
+    if src is None:
+        raise fail(f"--pipeline {pipeline}: the spec reads Kafka, not files; use `wh ingest --pipeline {pipeline}`")
+    if pipeline is not None:  # the spec says how to read
+        fmt, kind, ts_unit, ts_format, asset_class = src.format, src.kind, src.ts_unit, src.ts_format, src.asset_class
+        map_ = [*(f"{k}={v}" for k, v in src.map.items()), *map_]
+        const = [*(f"{k}={v}" for k, v in src.const.items()), *const]
+    if not paths:
+        if pipeline is None:
+            raise fail("give the files to import (or --pipeline NAME to import the files its spec names)")
+        paths = src.files(get_settings().home)
+        if not paths:
+            raise fail(f"--pipeline {pipeline}: no files match {src.path!r} under {get_settings().home}")
     if fmt not in ("tardis", "csv", "parquet"):
         raise fail(f"--format {fmt!r}: use tardis, csv or parquet")
-    engines = guarded(lambda: engine_names(engine))
-    config = SanitizeConfig(policies=_policies(policy))
+    engines = guarded(lambda: engine_names(engine)) if engine is not None else [str(n) for n in spec.sinks]
+    config = spec.sanitize.config()
+    config.policies.update(_policies(policy))
     kinds = {"quotes": Kind.QUOTE, "quote": Kind.QUOTE, "trades": Kind.TRADE, "trade": Kind.TRADE}
     if kind is not None and kind not in kinds:
         raise fail(f"--kind {kind!r}: use quotes or trades")

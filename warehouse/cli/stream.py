@@ -136,7 +136,10 @@ def feed(
 def ingest(
     topic: str | None = typer.Option(None, "--topic", help="default WH_KAFKA_TOPIC or 'ticks'"),
     group: str | None = typer.Option(None, "--group", help="consumer group (default WH_KAFKA_GROUP or 'wh-ingest')"),
-    sinks: str = typer.Option("duckdb,clickhouse", "--sinks", help="comma-separated: duckdb, clickhouse"),
+    pipeline: str | None = typer.Option(None, "--pipeline", "-p",
+                                        help="pipeline spec (pipelines/NAME.yaml, or a path): topic, group, rules, "
+                                             "sinks, batch size; options given here win (default: pipelines/ticks.yaml)"),
+    sinks: str | None = typer.Option(None, "--sinks", help="comma-separated: duckdb, clickhouse (default: the spec's)"),
     batch_rows: int | None = typer.Option(None, "--batch-rows", min=1, help="flush after this many messages (default 50,000)"),
     batch_seconds: float | None = typer.Option(None, "--batch-seconds", min=0.001, help="... or this many seconds (default 2)"),
     stop_when_idle: float | None = typer.Option(None, "--stop-when-idle", min=0.0, help="exit after this many idle seconds"),
@@ -152,10 +155,19 @@ def ingest(
     """Consume ticks from Kafka into the sinks, exactly once; Ctrl-C flushes, commits and exits 0."""
     from warehouse.ingest.consumer import Ingestor, IngestStats
     from warehouse.ingest.kafka import bootstrap_servers, stop_signals
+    from warehouse.pipeline.spec import load_spec
     from warehouse.sinks import open_sinks
 
     settings = get_settings()
-    names = guarded(lambda: parse_sinks(sinks))
+    spec = guarded(lambda: load_spec(pipeline or "ticks"))
+    if spec.source.kafka is None:
+        raise fail(f"--pipeline {pipeline}: the spec reads files, not Kafka; use `wh import --pipeline {pipeline}`")
+    explicit = pipeline is not None  # a named spec wins over WH_KAFKA_* / WH_BATCH_*; flags win over both
+    topic = topic or (spec.source.kafka.topic if explicit else settings.kafka_topic)
+    group = group or (spec.source.kafka.group if explicit else settings.kafka_group)
+    batch_rows = batch_rows or (spec.batch.rows if explicit else settings.batch_rows)
+    batch_seconds = batch_seconds or (spec.batch.seconds if explicit else settings.batch_seconds)
+    names: list[str] = guarded(lambda: parse_sinks(sinks)) if sinks is not None else [str(n) for n in spec.sinks]
     addr = guarded(lambda: bootstrap_servers(settings, bootstrap))
     kafka_config = _reachable(addr, settings.kafka_config(), connect_timeout)
     # Local mode: serve the embedded ClickHouse over HTTP while ingesting, so `wh query`,
@@ -196,9 +208,8 @@ def ingest(
                   f"({last - first + 1:,} messages) were expired by the broker before this group read them; "
                   "recorded in wh.stream_losses (wh status shows it)", markup=False, highlight=False)  # fmt: skip
 
-    ing = Ingestor(opened, bootstrap=addr, topic=topic or settings.kafka_topic, group=group or settings.kafka_group,
-                   batch_rows=batch_rows or settings.batch_rows, batch_seconds=batch_seconds or settings.batch_seconds,
-                   stop_when_idle=stop_when_idle,
+    ing = Ingestor(opened, bootstrap=addr, topic=topic, group=group, batch_rows=batch_rows, batch_seconds=batch_seconds,
+                   stop_when_idle=stop_when_idle, sanitize=spec.sanitize.config(),
                    kafka_config={**kafka_config, **({"group.instance.id": instance_id} if instance_id else {})},
                    unsafe_commit_first=unsafe_commit_first,
                    unsafe_delay=float(os.environ.get("WH_DEBUG_DELAY_AFTER_COMMIT", "0")) if unsafe_commit_first else 0.0,
