@@ -2,6 +2,9 @@
 
     WarehouseError                 root: the CLI prints "Error: <message>" and exits 1
     ├── ConfigError                bad settings / environment
+    │   └── ToolMissing            Java or Maven missing for the local servers (tests skip on it outside CI)
+    ├── KafkaError                 the Kafka cluster refused or failed (produce, fatal consumer error)
+    │   └── BrokerUnreachableError no metadata from the bootstrap servers within the timeout
     ├── SourceError                a file or feed that cannot be read at all (whole-file problem)
     │   └── MissingColumnError     a required column is absent
     ├── SanitizeError              a rule whose policy is "raise" fired
@@ -13,7 +16,8 @@
         ├── UnknownVenueError      the symbol does not trade on the exchange given
         ├── AmbiguousVenueError    the symbol trades on several exchanges and none was given
         ├── UnsupportedSQLError    the SQL cannot be translated faithfully to the target engine
-        └── RefusedSQLError        `wh sql` refused a statement (not one read-only query) or hit a limit
+        ├── RefusedSQLError        `wh sql` refused a statement (not one read-only query) or hit a limit
+        └── ReplayOrderError       the receipt clock met a tick received more than max_skew before its event time
     SimulationError                a simulation setting that cannot give a meaningful run (cash, limits, intervals)
 
     OrderRejected                  the simulator refused an order; `.code` is the reject reason
@@ -71,6 +75,18 @@ class SinkError(WarehouseError):
         super().__init__(f"{engine}: {message}")
 
 
+class ToolMissing(ConfigError):
+    """Java or Maven is not installed (the tests skip on this outside CI; nothing else is a skip)."""
+
+
+class KafkaError(WarehouseError):
+    pass
+
+
+class BrokerUnreachableError(KafkaError):
+    """No metadata from the bootstrap servers within the timeout."""
+
+
 class MigrationError(WarehouseError):
     pass
 
@@ -102,6 +118,10 @@ class UnsupportedSQLError(QueryError):
 
 class RefusedSQLError(QueryError):
     pass
+
+
+class ReplayOrderError(QueryError):
+    """The receipt clock met a tick received more than max_skew before its event time."""
 
 
 class SimulationError(WarehouseError):

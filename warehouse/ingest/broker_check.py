@@ -18,12 +18,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from warehouse.ingest.kafka import KafkaError
-
-
-class BrokerUnreachableError(KafkaError):
-    """No metadata from the bootstrap servers within the timeout."""
-
+from warehouse.errors import BrokerUnreachableError
 
 _NOISE = re.compile(r"\s*\(after \d+ms in state \w+(?:, \d+ identical error\(s\) suppressed)?\)")
 _counter = 0

@@ -47,8 +47,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from warehouse.errors import ConfigError, WarehouseError
-from warehouse.ingest.kafka import KafkaError, decode_messages
+from warehouse.errors import ConfigError, KafkaError, WarehouseError
+from warehouse.ingest.kafka import decode_messages
 from warehouse.pipeline.step import BatchStep
 from warehouse.records import STREAM_LOSS_SCHEMA
 from warehouse.sanitize import SanitizeConfig

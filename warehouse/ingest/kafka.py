@@ -30,13 +30,9 @@ import polars as pl
 import pyarrow as pa
 
 from warehouse.config import Settings, check_bootstrap
-from warehouse.errors import ConfigError, WarehouseError
+from warehouse.errors import ConfigError, KafkaError
 from warehouse.ingest.decode import FIELDS, Mapping, decode
 from warehouse.records import Kind, SourceBatch, bounded_raw
-
-
-class KafkaError(WarehouseError):
-    pass
 
 
 def bootstrap_servers(settings: Settings, explicit: str | None = None) -> str:

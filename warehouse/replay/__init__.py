@@ -35,7 +35,7 @@ from typing import Literal
 import polars as pl
 import pyarrow as pa
 
-from warehouse.errors import QueryError
+from warehouse.errors import QueryError, ReplayOrderError
 from warehouse.sql import queries
 from warehouse.sql.engines import Engine
 
@@ -56,8 +56,6 @@ KEYS: dict[str, list[str]] = {
 }
 
 
-class ReplayOrderError(QueryError):
-    """The receipt clock met a tick received more than max_skew before its event time."""
 
 
 @dataclass

@@ -24,13 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from warehouse.errors import ConfigError
+from warehouse.errors import ConfigError, ToolMissing
 
 JVM_DIR = Path("/usr/lib/jvm")
 
 
-class ToolMissing(ConfigError):
-    """Java or Maven is not installed (the tests skip on this outside CI; nothing else is a skip)."""
 
 
 def free_port() -> int:
