@@ -83,6 +83,15 @@ TRADE_SCHEMA = pa.schema(
     ]
 )
 
+def internal_fields(schema: pa.Schema) -> dict[str, pl.DataType]:
+    """A tick schema as the pipeline holds it in memory: times as int64 ns (UTC), the rest
+    as the Arrow schema says. Decoders, the wire format and the replay all use these."""
+    out: dict[str, pl.DataType] = {}
+    for f in schema:
+        out[f.name] = pl.Int64() if pa.types.is_timestamp(f.type) else pl.from_arrow(pa.array([], f.type)).dtype  # type: ignore[union-attr]
+    return out
+
+
 REJECT_SCHEMA = pa.schema(
     [
         pa.field("rejected_at", TS, nullable=False),

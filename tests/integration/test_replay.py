@@ -92,7 +92,7 @@ def _reference(quotes: pa.Table, trades: pa.Table, clock: str) -> pd.DataFrame:
     rows = []
     for df, kind in ((q, 0), (t, 1)):
         d = pd.DataFrame({
-            "ts_event": df["timestamp"].astype("int64"), "ts_recv": df["received_at"].astype("int64"),
+            "timestamp": df["timestamp"].astype("int64"), "received_at": df["received_at"].astype("int64"),
             "seq": df["seq"].fillna(-1).astype("int64"), "kind": kind, "exchange": df["exchange"],
             "symbol": df["symbol"], "trade_id": df.get("trade_id"), "bid": df.get("bid"), "ask": df.get("ask"),
             "bid_size": df.get("bid_size"), "ask_size": df.get("ask_size"), "price": df.get("price"),
@@ -100,7 +100,7 @@ def _reference(quotes: pa.Table, trades: pa.Table, clock: str) -> pd.DataFrame:
         })  # fmt: skip
         rows.append(d)
     ref = pd.concat(rows, ignore_index=True)
-    lead = ["ts_event", "ts_recv"] if clock == "event" else ["ts_recv", "ts_event"]
+    lead = ["timestamp", "received_at"] if clock == "event" else ["received_at", "timestamp"]
     keys = [*lead, "seq", "kind", "exchange", "symbol", "trade_id", "bid", "ask", "bid_size", "ask_size", "price",
             "size", "side"]  # fmt: skip
     return ref.sort_values(keys, kind="stable", na_position="last").reset_index(drop=True)
@@ -122,14 +122,14 @@ def test_replay_is_in_strict_clock_order_across_symbols_and_identical_on_both_en
     _store(quotes, trades)
     for clock in ("event", "receipt"):
         ref = _reference(quotes, trades, clock)
-        assert ref.duplicated(["ts_event"]).sum() > 1000  # plenty of equal timestamps across symbols and kinds
+        assert ref.duplicated(["timestamp"]).sum() > 1000  # plenty of equal timestamps across symbols and kinds
         got = {e: _replayed(e, clock, batch_rows=777, slice_rows=400) for e in ENGINES}
         assert got["duckdb"].equals(got["clickhouse"]), clock
         g = got["duckdb"]
         assert g.height == len(ref)
-        for c in ("ts_event", "ts_recv", "seq", "kind", "symbol"):
+        for c in ("timestamp", "received_at", "seq", "kind", "symbol"):
             assert g[c].to_list() == ref[c].tolist(), (clock, c)
-        lead = g["ts_event" if clock == "event" else "ts_recv"].to_numpy()
+        lead = g["timestamp" if clock == "event" else "received_at"].to_numpy()
         assert (np.diff(lead) >= 0).all()
 
 
@@ -145,7 +145,7 @@ def test_receipt_clock_refuses_ticks_received_long_before_their_event(home) -> N
     with pytest.raises(ReplayOrderError, match="max_skew"):
         _replayed("duckdb", "receipt", slice_rows=50)  # small slices: the early receipt is in a later slice
     whole = _replayed("duckdb", "receipt")  # one slice holds everything: sorted, no violation possible
-    assert (np.diff(whole["ts_recv"].to_numpy()) >= 0).all()
+    assert (np.diff(whole["received_at"].to_numpy()) >= 0).all()
     assert _replayed("duckdb", "event", slice_rows=50).height == quotes.num_rows + trades.num_rows
 
 
@@ -163,7 +163,7 @@ def test_speed_multiple_paces_the_replay(home) -> None:
         seen = []
         for b in replay(eng, ["AAA", "BBB", "CCC", "DDD"], datetime(2024, 3, 4, tzinfo=UTC),
                         datetime(2024, 3, 5, tzinfo=UTC), speed=4.0):  # fmt: skip
-            seen += [(time.monotonic() - start, ts) for ts in b["ts_event"].to_list()]
+            seen += [(time.monotonic() - start, ts) for ts in b["timestamp"].to_list()]
     finally:
         eng.close()
     assert len(seen) == 9

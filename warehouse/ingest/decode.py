@@ -18,33 +18,11 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from warehouse.errors import MissingColumnError, SourceError
-from warehouse.records import Kind, fmt_str
+from warehouse.records import QUOTE_SCHEMA, TRADE_SCHEMA, Kind, fmt_str, internal_fields
 
-# internal field → polars dtype after decoding (times are int64 ns)
-QUOTE_FIELDS: dict[str, pl.DataType] = {
-    "timestamp": pl.Int64(),
-    "received_at": pl.Int64(),
-    "exchange": pl.String(),
-    "symbol": pl.String(),
-    "asset_class": pl.String(),
-    "bid": pl.Float64(),
-    "ask": pl.Float64(),
-    "bid_size": pl.Float64(),
-    "ask_size": pl.Float64(),
-    "seq": pl.Int64(),
-}
-TRADE_FIELDS: dict[str, pl.DataType] = {
-    "timestamp": pl.Int64(),
-    "received_at": pl.Int64(),
-    "exchange": pl.String(),
-    "symbol": pl.String(),
-    "asset_class": pl.String(),
-    "trade_id": pl.String(),
-    "side": pl.String(),
-    "price": pl.Float64(),
-    "size": pl.Float64(),
-    "seq": pl.Int64(),
-}
+# internal field → polars dtype after decoding (times are int64 ns): from records.py
+QUOTE_FIELDS: dict[str, pl.DataType] = internal_fields(QUOTE_SCHEMA)
+TRADE_FIELDS: dict[str, pl.DataType] = internal_fields(TRADE_SCHEMA)
 FIELDS = {Kind.QUOTE: QUOTE_FIELDS, Kind.TRADE: TRADE_FIELDS}
 OPTIONAL = {"seq", "received_at", "side", "bid_size", "ask_size"}
 # text fields must be printable: a control character (newline, NUL, …) makes the row malformed

@@ -240,12 +240,12 @@ def _decode_json(values: pl.Series, dtype: pl.Struct) -> tuple[pl.Series, np.nda
         return pl.concat([a, b]), np.concatenate([abad, bbad])
 
 
+# the wire schema: `type` plus every quote and trade field, times as int64 ns (records.py)
 _WIRE = pa.schema(
-    [("type", pa.string()), ("timestamp", pa.int64()), ("received_at", pa.int64()), ("exchange", pa.string()),
-     ("symbol", pa.string()), ("asset_class", pa.string()), ("bid", pa.float64()), ("ask", pa.float64()),
-     ("bid_size", pa.float64()), ("ask_size", pa.float64()), ("trade_id", pa.string()), ("side", pa.string()),
-     ("price", pa.float64()), ("size", pa.float64()), ("seq", pa.int64())]
-)  # fmt: skip
+    [("type", pa.string())]
+    + [(name, pa.string() if dtype == pl.String() else pl.Series([], dtype=dtype).to_arrow().type)
+       for name, dtype in {**FIELDS[Kind.QUOTE], **FIELDS[Kind.TRADE]}.items()]
+)
 
 
 def _read_wire(values: list[bytes]) -> pa.Table | None:

@@ -3,8 +3,10 @@
 `replay(engine, symbols, since, until)` yields polars DataFrames of ticks (quotes and
 trades interleaved, schema `TICK_SCHEMA`) in the order of the clock's key:
 
-    event clock:   (ts_event, ts_recv, seq, kind, exchange, symbol, trade_id, prices, sizes)
-    receipt clock: (ts_recv, ts_event, seq, kind, …)
+    event clock:   (timestamp, received_at, seq, kind, exchange, symbol, trade_id, prices, sizes)
+    receipt clock: (received_at, timestamp, seq, kind, …)
+
+The columns are the tables' own (records.py), times as int64 ns.
 
 kind 0 = quote, 1 = trade (a quote and a trade with equal times: the quote first). The key
 covers every column, so the sequence is a function of the stored rows alone: the same
@@ -36,23 +38,24 @@ import polars as pl
 import pyarrow as pa
 
 from warehouse.errors import QueryError, ReplayOrderError
+from warehouse.records import QUOTE_SCHEMA, TRADE_SCHEMA, internal_fields
 from warehouse.sql import queries
 from warehouse.sql.engines import Engine
 
 Clock = Literal["event", "receipt"]
 NS = 1_000_000_000
 
+# the tables' column names (records.py), times as int64 ns, plus `kind` (0 quote, 1 trade)
+_FIELDS = {**internal_fields(QUOTE_SCHEMA), **internal_fields(TRADE_SCHEMA)}
 TICK_SCHEMA: dict[str, pl.DataType] = {
-    "ts_event": pl.Int64(), "ts_recv": pl.Int64(), "seq": pl.Int64(), "kind": pl.Int8(),
-    "exchange": pl.String(), "symbol": pl.String(), "asset_class": pl.String(),
-    "bid": pl.Float64(), "ask": pl.Float64(), "bid_size": pl.Float64(), "ask_size": pl.Float64(),
-    "trade_id": pl.String(), "side": pl.String(), "price": pl.Float64(), "size": pl.Float64(),
+    "timestamp": pl.Int64(), "received_at": pl.Int64(), "seq": pl.Int64(), "kind": pl.Int8(),
+    **{k: v for k, v in _FIELDS.items() if k not in ("timestamp", "received_at", "seq")},
 }  # fmt: skip
 QUOTE, TRADE = 0, 1
 _TAIL = ["kind", "exchange", "symbol", "trade_id", "bid", "ask", "bid_size", "ask_size", "price", "size", "side"]
 KEYS: dict[str, list[str]] = {
-    "event": ["ts_event", "ts_recv", "seq", *_TAIL],
-    "receipt": ["ts_recv", "ts_event", "seq", *_TAIL],
+    "event": ["timestamp", "received_at", "seq", *_TAIL],
+    "receipt": ["received_at", "timestamp", "seq", *_TAIL],
 }
 
 
@@ -86,6 +89,8 @@ def _dt(ns: int) -> datetime:
 def _frame(table: pa.Table, kind: int) -> pl.DataFrame:
     df = pl.from_arrow(table)
     assert isinstance(df, pl.DataFrame)
+    # the slice queries name their int64 times apart from the DateTime64 columns they filter on
+    df = df.rename({"ts_event": "timestamp", "ts_recv": "received_at"}, strict=False)
     df = df.with_columns([pl.col(c).cast(pl.String) for c in ("exchange", "symbol", "asset_class")
                           if c in df.columns] + [pl.lit(kind, pl.Int8).alias("kind")])  # fmt: skip
     missing = [pl.lit(None, t).alias(c) for c, t in TICK_SCHEMA.items() if c not in df.columns]
@@ -152,8 +157,8 @@ def replay(
             st.slices += 1
         run = _merge(pl.concat(parts, how="vertical"), key)
         if clock == "receipt" and span is not None:
-            ready = run.filter(pl.col("ts_recv") < stop - max_skew_ns)
-            held = run.filter(pl.col("ts_recv") >= stop - max_skew_ns)
+            ready = run.filter(pl.col("received_at") < stop - max_skew_ns)
+            held = run.filter(pl.col("received_at") >= stop - max_skew_ns)
             run = ready
         else:
             held = pl.DataFrame(schema=TICK_SCHEMA)

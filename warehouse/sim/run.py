@@ -131,7 +131,7 @@ def simulate(
     started = False
     for batch in replay(engine, symbols, since, until, clock=clock, speed=speed, stats=result.stats,
                         batch_rows=batch_rows, exchange=exchange):  # fmt: skip
-        ts_all = batch["ts_event"].to_numpy()
+        ts_all = batch["timestamp"].to_numpy()
         if not started:
             mixed = {s: v for s, v in result.stats.venues.items() if len(v) > 1}
             if mixed:
@@ -172,13 +172,13 @@ def _fast_forward(batch: pl.DataFrame, market: Market) -> None:
     quotes = batch.filter(pl.col("kind") == QUOTE)
     if quotes.height:
         last = quotes.group_by("symbol", maintain_order=True).last()
-        for row in last.select("ts_event", "symbol", "asset_class", "bid", "ask", "bid_size", "ask_size").iter_rows():
+        for row in last.select("timestamp", "symbol", "asset_class", "bid", "ask", "bid_size", "ask_size").iter_rows():
             market.on_quote(Quote(*row))
     trades = batch.filter(pl.col("kind") == TRADE)
     if trades.height:
         # only the minutes a later v_avg can still see: the profile's window before the batch's end
-        minute = pl.col("ts_event") // (60 * NS)
-        horizon = int(batch["ts_event"][-1]) // (60 * NS) - market.window
+        minute = pl.col("timestamp") // (60 * NS)
+        horizon = int(batch["timestamp"][-1]) // (60 * NS) - market.window
         with_m = trades.select("symbol", minute.alias("m"), "size")
         firsts = dict(with_m.group_by("symbol").agg(pl.col("m").min()).iter_rows())
         recent = (with_m.filter(pl.col("m") > horizon).group_by("symbol", "m").agg(pl.col("size").sum())
@@ -190,12 +190,12 @@ def _fast_forward(batch: pl.DataFrame, market: Market) -> None:
         for symbol, first in firsts.items():
             if symbol not in seen:
                 market._profile(symbol).absorb(first, [], [])
-    market.now = int(batch["ts_event"][-1])
+    market.now = int(batch["timestamp"][-1])
 
 
 def _ticks(batch: pl.DataFrame, market: Market, traders: Sequence[tuple[str, Strategy]],
            accounts: dict[str, Account], result: SimResult, next_snap: int | None, step: int) -> int | None:  # fmt: skip
-    cols = [batch[c].to_list() for c in ("kind", "ts_event", "symbol", "asset_class", "bid", "ask", "bid_size",
+    cols = [batch[c].to_list() for c in ("kind", "timestamp", "symbol", "asset_class", "bid", "ask", "bid_size",
                                          "ask_size", "price", "size", "side")]  # fmt: skip
     live = [(t, s, accounts[t]) for t, s in traders]
     for kind, ts, symbol, ac, bid, ask, bs, asz, price, size, side in zip(*cols, strict=True):
