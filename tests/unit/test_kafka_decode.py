@@ -3,7 +3,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from warehouse.ingest.kafka import _read_wire, decode_messages, encode
+from warehouse.ingest.kafka import decode_messages, encode
+from warehouse.ingest.kafka.wire import _read_wire
 from warehouse.ingest.synthetic import SyntheticFeed
 from warehouse.records import Kind
 

@@ -1,4 +1,4 @@
-"""Kafka: an embedded broker, the JSON tick producer, and vectorized decoding of messages.
+"""Decoding: a batch of message values → quote and trade batches plus one reject per bad message.
 
 Wire format: one tick per message, JSON, key = symbol (all ticks of a symbol land in one
 partition, in order). Fields are the internal names plus `type` ("quote" | "trade"):
@@ -7,216 +7,23 @@ partition, in order). Fields are the internal names plus `type` ("quote" | "trad
      "symbol":"BTCUSDT","asset_class":"crypto","bid":9681.92,"ask":9682.0,
      "bid_size":0.67,"ask_size":0.84,"seq":17}
 
-Times are integer nanoseconds since the epoch (UTC). Decoding is vectorized with polars
-(`json_path_match` finds rows that are JSON objects with a type, `json_decode` reads
-them as text, `decode` types them with the same rules as files); a message that is not
-valid JSON (NaN, Infinity and 1e400 are not valid JSON numbers) is a `malformed` reject
-keeping its raw bytes, its topic/partition and offset.
+Times are integer nanoseconds since the epoch (UTC). Decoding is vectorized: Arrow's JSON
+reader for a clean batch, else polars (`json_path_match` finds rows that are JSON objects
+with a type, `json_decode` reads them as text, `decode` types them with the same rules as
+files); a message that is not UTF-8 or not valid JSON (NaN, Infinity and 1e400 are not
+valid JSON numbers) is a `malformed` reject keeping its bytes, topic/partition and offset.
 """
 
 from __future__ import annotations
 
 import io
-import signal
-import threading
-import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from warehouse.config import Settings, check_bootstrap
-from warehouse.errors import ConfigError, KafkaError
 from warehouse.ingest.decode import FIELDS, Mapping, decode
 from warehouse.records import Kind, SourceBatch, bounded_raw
-
-
-def bootstrap_servers(settings: Settings, explicit: str | None = None) -> str:
-    """--bootstrap, else WH_KAFKA_BOOTSTRAP, else the address `wh broker` left in WH_HOME."""
-    if explicit:
-        return check_bootstrap(explicit)  # no user:password@ in it: librdkafka would log it
-    if settings.kafka_bootstrap:
-        return settings.kafka_bootstrap
-    if settings.broker_file.is_file():
-        addr = settings.broker_file.read_text().strip()
-        if addr:
-            return addr
-    raise ConfigError(
-        "no Kafka cluster: start one with `wh broker` (in another terminal) or set WH_KAFKA_BOOTSTRAP"
-    )
-
-
-# -- the embedded broker --------------------------------------------------------------
-
-
-class MockBroker:
-    """librdkafka's mock cluster: real Kafka protocol on 127.0.0.1, in this process.
-
-    Measured limits: ~5 MB kept per partition (older messages are dropped), topics are
-    auto-created with 4 partitions, CreateTopics times out. Fine for demos and tests;
-    use a real cluster (WH_KAFKA_BOOTSTRAP) for volume.
-    """
-
-    def __init__(self, brokers: int = 1) -> None:
-        from confluent_kafka import Producer
-
-        self._client = Producer({"test.mock.num.brokers": brokers, "log_level": 3})
-        md = self._client.list_topics(timeout=10)
-        b = md.brokers[min(md.brokers)]
-        self.bootstrap = f"{b.host}:{b.port}"
-
-    def close(self) -> None:
-        self._client.flush(1)
-
-
-class PortForwarder:
-    """Accepts on a chosen port and pipes to the broker (the mock picks its own port).
-
-    Kafka clients bootstrap here, then follow the broker's advertised address.
-    """
-
-    def __init__(self, port: int, target: str) -> None:
-        import socket
-
-        self.target = target.rsplit(":", 1)
-        self.sock = socket.create_server(("127.0.0.1", port))
-        self._stop = threading.Event()
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        import socket
-
-        self.sock.settimeout(0.5)
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            upstream = socket.create_connection((self.target[0], int(self.target[1])))
-            for a, b in ((conn, upstream), (upstream, conn)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(src: Any, dst: Any) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                with suppress(OSError):
-                    s.close()
-
-    def close(self) -> None:
-        self._stop.set()
-        self.sock.close()
-
-
-# -- encoding and the producer --------------------------------------------------------
-
-
-def encode(rows: pl.DataFrame, kind: Kind) -> pl.Series:
-    """Rows in the internal layout → JSON messages (vectorized), one per row."""
-    fields = [f for f in FIELDS[kind] if f in rows.columns]
-    return rows.select(pl.struct(pl.lit(str(kind)).alias("type"), *fields).struct.json_encode()).to_series()
-
-
-@dataclass
-class FeedReport:
-    produced: int = 0
-    delivered: int = 0
-    failed: int = 0
-    malformed: int = 0
-    errors: dict[str, int] = field(default_factory=dict)
-    seconds: float = 0.0
-
-
-MALFORMED_SAMPLES = (b"{not json", b'{"type":"quote","bid":NaN}', b"", b"[1,2,3]", b'{"type":"trade","price":1e400}')
-
-
-def produce(
-    bootstrap: str,
-    topic: str,
-    batches: Iterable[SourceBatch],
-    *,
-    extra_config: dict[str, str] | None = None,
-    rate: float | None = None,
-    malformed_every: int = 0,
-    on_progress: Callable[[FeedReport], None] | None = None,
-) -> FeedReport:
-    """Publish ticks, key = symbol, idempotent producer; every delivery error is counted."""
-    from confluent_kafka import KafkaException, Producer
-
-    report = FeedReport()
-    lock = threading.Lock()
-
-    def delivered(err: Any, msg: Any) -> None:
-        with lock:
-            if err is None:
-                report.delivered += 1
-            else:
-                report.failed += 1
-                report.errors[str(err)] = report.errors.get(str(err), 0) + 1
-
-    conf = {
-        "bootstrap.servers": bootstrap,
-        "enable.idempotence": True,
-        "acks": "all",
-        "compression.type": "lz4",
-        "linger.ms": 20,
-        "batch.size": 1_000_000,
-        "queue.buffering.max.messages": 1_000_000,
-        **(extra_config or {}),
-    }
-    producer = Producer(conf)
-    start = time.perf_counter()
-    n = 0
-    try:
-        for batch in batches:
-            rows = batch.rows.drop([c for c in batch.rows.columns if c.startswith("_")])
-            values = encode(rows, batch.kind).to_list()
-            keys = rows.get_column("symbol").to_list()
-            for key, value in zip(keys, values, strict=True):
-                while True:
-                    try:
-                        producer.produce(topic, value=value, key=key, on_delivery=delivered)
-                        break
-                    except BufferError:
-                        producer.poll(0.05)  # queue full: wait for deliveries, never drop
-                    except KafkaException as exc:
-                        raise KafkaError(f"produce failed: {exc}") from exc
-                n += 1
-                report.produced += 1
-                if malformed_every and n % malformed_every == 0:
-                    bad = MALFORMED_SAMPLES[(n // malformed_every) % len(MALFORMED_SAMPLES)]
-                    producer.produce(topic, value=bad, key=key, on_delivery=delivered)
-                    report.produced += 1
-                    report.malformed += 1
-                if rate:
-                    ahead = n / rate - (time.perf_counter() - start)
-                    if ahead > 0:
-                        producer.poll(0)
-                        time.sleep(ahead)
-            producer.poll(0)
-            if on_progress is not None:
-                on_progress(report)
-        remaining = producer.flush(60)
-        if remaining:
-            report.failed += remaining
-            report.errors["not delivered within 60 s"] = remaining
-    finally:
-        report.seconds = time.perf_counter() - start
-    return report
-
-
-# -- decoding -------------------------------------------------------------------------
 
 
 def _decode_json(values: pl.Series, dtype: pl.Struct) -> tuple[pl.Series, np.ndarray]:
@@ -413,37 +220,3 @@ def _malformed(frame: pl.DataFrame, reason: str) -> pl.DataFrame:
         pl.lit(None, pl.String).alias("symbol"),
         pl.lit(None, pl.Int64).alias("timestamp"),
     )
-
-
-@contextmanager
-def stop_signals() -> Iterator[threading.Event]:
-    """SIGINT/SIGTERM set an event instead of killing the process (flush, commit, exit 0)."""
-    stop = threading.Event()
-
-    def handler(signum: int, frame: Any) -> None:
-        stop.set()
-
-    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield stop
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-
-
-def committed_offsets(bootstrap: str, topic: str, group: str, extra: dict[str, str] | None = None) -> dict[int, int]:
-    """Offsets the group has committed to Kafka, per partition (for `wh status`)."""
-    from confluent_kafka import Consumer, KafkaException, TopicPartition
-
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False, **(extra or {})})
-    try:
-        md = c.list_topics(topic, timeout=5)
-        parts = md.topics.get(topic)
-        if parts is None or parts.error is not None:
-            return {}
-        tps = [TopicPartition(topic, p) for p in parts.partitions]
-        return {tp.partition: tp.offset for tp in c.committed(tps, timeout=5) if tp.offset >= 0}
-    except KafkaException as exc:
-        raise KafkaError(f"cannot read committed offsets from {bootstrap}: {exc}") from exc
-    finally:
-        c.close()
