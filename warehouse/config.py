@@ -155,6 +155,9 @@ class Settings(BaseSettings):
     kafka_password: SecretStr | None = None
     kafka_security_protocol: str | None = None
     kafka_sasl_mechanism: str | None = None
+    # Real third-party sample files (Tardis CSV), never copied into the repository: read by
+    # `wh demo` and the tests' `tardis` fixture; default ../shared/data beside the repo root.
+    samples_dir: Path = Field(default=Path(__file__).resolve().parents[1].parent / "shared" / "data")
 
     @property
     def duckdb_path(self) -> Path:
@@ -177,6 +180,11 @@ class Settings(BaseSettings):
     def clickhouse_secret_file(self) -> Path:
         """Passwords of that server's users (mode 0600; JSON; see warehouse/sql/chserver.py)."""
         return self.home / "clickhouse.secret"
+
+    @property
+    def tardis_samples(self) -> list[Path]:
+        """The Tardis sample files (`tardis_*.csv`) in samples_dir; none when it is absent."""
+        return sorted(self.samples_dir.glob("tardis_*.csv")) if self.samples_dir.is_dir() else []
 
     @property
     def broker_file(self) -> Path:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from warehouse.cli.servers import env_lines, write_env_file
 from warehouse.servers import maven, process
+from warehouse.servers.envfile import env_lines, write_env_file
 from warehouse.servers.kafka import kafka_uuid
 from warehouse.servers.process import ToolMissing
 

@@ -4,6 +4,7 @@
     process.py  Java lookup, free loopback ports, a child process group that dies with us
     questdb.py  LocalQuestDBServer: QuestDB (HTTP /exec + ILP/HTTP, PG wire, ILP/TCP, health)
     kafka.py    LocalKafkaServer: single-node KRaft Kafka 4.x (broker + controller)
+    envfile.py  the address lines `wh servers` prints and writes (shell-quoted, mode 0600)
 
 `wh servers` starts them for a developer or CI and prints their addresses as environment
 lines; the integration tests start their own when no address is given. Like

@@ -1,0 +1,152 @@
+"""`wh bench ingest`: JSON ticks through Kafka into each engine beside a consume-only ceiling.
+
+N synthetic ticks are produced as JSON to a fresh topic (the embedded broker by default,
+which keeps only ~5 MB per partition: keep N small there, or give a real cluster); then
+(a) the ceiling — a consumer that only reads the values — (b) wh's consumer group into
+DuckDB, then into ClickHouse, end to end (decode, sanitize, write, commit), and (c)
+ClickHouse's own `INSERT … SELECT FROM file(parquet)` beside wh's insert path (dedup
+lookup + insert_arrow) for the same rows.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from warehouse.bench.common import Log, machine, peak_rss_mb, quiet, synthetic_parquet
+from warehouse.records import Kind
+
+TARGET_RATE = 1_000_000  # msg/s end to end
+TARGET_RATIO = 0.5  # end to end / consume-only
+TARGET_INSERT_RATIO = 0.7  # wh insert path / INSERT … SELECT FROM file()
+
+
+@dataclass(frozen=True)
+class EndToEnd:
+    engine: str
+    messages: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.messages / self.seconds
+
+
+@dataclass
+class IngestBench:
+    machine: str
+    produced: int
+    produce_seconds: float
+    delivery_failures: int
+    consumed: int  # by the ceiling consumer
+    consume_seconds: float
+    rows: int  # of the ClickHouse insert comparison
+    clickhouse_file_seconds: float = 0.0
+    clickhouse_wh_seconds: float = 0.0
+    end_to_end: list[EndToEnd] = field(default_factory=list)
+    peak_rss_mb: float = 0.0
+
+    @property
+    def produce_rate(self) -> float:
+        return self.produced / self.produce_seconds
+
+    @property
+    def ceiling_rate(self) -> float:
+        return self.consumed / self.consume_seconds
+
+    @property
+    def clickhouse_file_rate(self) -> float:
+        return self.rows / self.clickhouse_file_seconds
+
+    @property
+    def clickhouse_wh_rate(self) -> float:
+        return self.rows / self.clickhouse_wh_seconds
+
+    @property
+    def clickhouse_ratio(self) -> float:
+        return self.clickhouse_file_seconds / self.clickhouse_wh_seconds
+
+
+def _consume_only(bootstrap: str, topic: str, expected: int) -> tuple[int, float]:
+    """Read `expected` messages' values, nothing else: (messages, seconds from the first)."""
+    from confluent_kafka import Consumer
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"ceiling-{topic}", "auto.offset.reset": "earliest",
+                  "enable.auto.commit": False, "fetch.max.bytes": 52_428_800})  # fmt: skip
+    try:
+        c.subscribe([topic])
+        got, first = 0, None
+        while got < expected:
+            msgs = c.consume(num_messages=10_000, timeout=1.0)
+            if msgs and first is None:
+                first = time.perf_counter()
+            got += len([m.value() for m in msgs if m.error() is None])
+        return got, time.perf_counter() - (first or time.perf_counter())
+    finally:
+        c.close()
+
+
+def run(ticks: int = 200_000, *, bootstrap: str | None = None, log: Log = quiet) -> IngestBench:
+    """`bootstrap`: a real cluster (default: an embedded broker started for the run)."""
+    import pyarrow.parquet as pq
+
+    from warehouse.config import Settings
+    from warehouse.ingest.consumer import Ingestor
+    from warehouse.ingest.kafka import MockBroker, produce
+    from warehouse.ingest.synthetic import SyntheticFeed
+    from warehouse.sinks.base import prepare
+    from warehouse.sinks.clickhouse import ClickHouseSink
+    from warehouse.sinks.duckdb import DuckDBSink
+    from warehouse.sql.engines import close_embedded
+
+    broker = None
+    if bootstrap is None:
+        broker = MockBroker()
+        bootstrap = broker.bootstrap
+    topic = f"bench-{uuid.uuid4().hex[:8]}"
+    work = Path(tempfile.mkdtemp(prefix="wh-bench-"))
+    try:
+        log(f"producing {ticks:,} JSON ticks to {topic}")
+        feed = SyntheticFeed(ticks=ticks, seed=42, chunk=min(ticks, 200_000))
+        rep = produce(bootstrap, topic, feed.batches())
+        log("ceiling: consume only")
+        got, seconds = _consume_only(bootstrap, topic, rep.produced)
+        result = IngestBench(machine=machine(), produced=rep.produced, produce_seconds=rep.seconds,
+                             delivery_failures=rep.failed, consumed=got, consume_seconds=seconds, rows=ticks)  # fmt: skip
+        for name in ("duckdb", "clickhouse"):
+            log(f"end to end into {name}")
+            settings = Settings(home=work / name)
+            sink = DuckDBSink(settings) if name == "duckdb" else ClickHouseSink(settings)
+            try:
+                ing = Ingestor([sink], bootstrap=bootstrap, topic=topic, group=f"{name}-{topic}", stop_when_idle=2.0)
+                st = ing.run()
+            finally:
+                sink.close()
+                close_embedded()
+            result.end_to_end.append(EndToEnd(name, st.messages, (st.last_flush_at or 0) - (st.first_message_at or 0)))
+        log("ClickHouse: INSERT … SELECT FROM file(parquet) vs wh's insert path")
+        parquet = synthetic_parquet(work / "pq", ticks, trade_ratio=0.0)[Kind.QUOTE].path
+        ch = ClickHouseSink(Settings(home=work / "chins"))
+        try:
+            ch.engine.command("CREATE TABLE wh.ceiling AS wh.market_ticks")
+            t = time.perf_counter()
+            ch.engine.client.command("INSERT INTO wh.ceiling SELECT * FROM file({path:String}, Parquet)",
+                                     parameters={"path": str(parquet.resolve())})  # fmt: skip
+            result.clickhouse_file_seconds = time.perf_counter() - t
+            table = prepare("market_ticks", pq.read_table(parquet))
+            t = time.perf_counter()
+            ch.write({"market_ticks": table})
+            result.clickhouse_wh_seconds = time.perf_counter() - t
+        finally:
+            ch.close()
+            close_embedded()
+        result.peak_rss_mb = peak_rss_mb()
+    finally:
+        if broker is not None:
+            broker.close()
+        shutil.rmtree(work, ignore_errors=True)
+    return result
