@@ -57,7 +57,7 @@ def test_raise_policy_aborts_before_writing(home, tmp_path: Path) -> None:
 
 
 def test_demo_generates_a_synthetic_day_without_the_samples(home, tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(cli, "SHARED_DATA", tmp_path / "absent")
+    monkeypatch.setenv("WH_SAMPLES_DIR", str(tmp_path / "absent"))
     r = wh("demo", "--ticks", "30000")
     assert r.exit_code == 0, r.output
     assert "generating a synthetic day" in r.output

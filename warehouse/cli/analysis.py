@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
-from datetime import date, datetime, time
 from pathlib import Path
-from typing import Any
 
-import pyarrow as pa
 import typer
 
-from warehouse.cli.common import console, err, fail, guarded, output_file
+from warehouse.cli.common import Dialect, EngineChoice, Format, console, err, fail, output_file
+from warehouse.cli.output import check_output, emit
 from warehouse.config import get_settings
 
 plot_app = typer.Typer(help="PNG charts: `wh plot zscore SYMBOL`, `wh plot equity TRADER`.", no_args_is_help=True)
@@ -20,67 +17,22 @@ plot_app = typer.Typer(help="PNG charts: `wh plot zscore SYMBOL`, `wh plot equit
 
 def sql(
     statement: str = typer.Argument(..., help="one SELECT (ClickHouse dialect by default)"),
-    dialect: str = typer.Option("clickhouse", "--dialect", help="clickhouse | duckdb: the dialect the SQL is written in"),
-    engine: str = typer.Option("duckdb", "--engine", "-e", help="duckdb | clickhouse: where it runs"),
+    dialect: Dialect = typer.Option(Dialect.clickhouse, "--dialect", help="the dialect the SQL is written in"),
+    engine: EngineChoice = typer.Option(EngineChoice.duckdb, "--engine", "-e", help="where it runs"),
     max_rows: int = typer.Option(100_000, "--max-rows", help="refuse results longer than this"),
     timeout: float = typer.Option(60.0, "--timeout", help="seconds before the query is stopped"),
-    fmt: str = typer.Option("table", "--format", help="table | csv | json | parquet"),
+    fmt: Format = typer.Option(Format.table, "--format", help="how to print the result"),
     out: Path | None = typer.Option(None, "--out", "-o", help="write the result to this file (missing folders are created)"),
 ) -> None:
     """Run one read-only query over the wh tables: `wh sql "SELECT symbol, count() FROM wh.trades GROUP BY symbol"`."""
-    from warehouse.cli.main import _emit, check_output
     from warehouse.sql import readonly
 
     if max_rows < 1 or timeout <= 0:
         raise fail("--max-rows and --timeout must be positive")
     check_output(fmt, out)
-    table = guarded(lambda: readonly.run(statement, dialect=dialect, engine=engine, settings=get_settings(),
-                                         max_rows=max_rows, timeout=timeout))  # fmt: skip
-    if fmt == "csv":
-        table = csv_ready(table)
-    try:
-        _emit(table, fmt, f"{engine} ({dialect} SQL)", out)
-    except (pa.ArrowException, TypeError, ValueError) as exc:
-        raise fail(f"cannot write the result as {fmt}: {exc}; try --format json or parquet") from None
-
-
-def csv_ready(table: pa.Table) -> pa.Table:
-    """CSV has no nested values: list, map and struct columns become JSON text (`[1, 2]`, `{"k": 1}`)."""
-    for i, field in enumerate(table.schema):
-        if pa.types.is_nested(field.type):
-            values = [None if v is None else json.dumps(_plain(v, field.type), default=_json_default)
-                      for v in table.column(i).to_pylist()]  # fmt: skip
-            table = table.set_column(i, pa.field(field.name, pa.string()), pa.array(values, pa.string()))
-    return table
-
-
-def _plain(value: Any, type_: pa.DataType) -> Any:
-    """A nested Arrow value as JSON-ready Python: maps as objects (keys as text), structs as objects."""
-    if value is None:
-        return None
-    if pa.types.is_map(type_):
-        return {_key(k, type_.key_type): _plain(v, type_.item_type) for k, v in value}
-    if pa.types.is_struct(type_):
-        return {type_.field(j).name: _plain(value.get(type_.field(j).name), type_.field(j).type)
-                for j in range(type_.num_fields)}  # fmt: skip
-    if isinstance(type_, (pa.ListType, pa.LargeListType, pa.FixedSizeListType)):
-        return [_plain(v, type_.value_type) for v in value]
-    return value
-
-
-def _key(key: Any, type_: pa.DataType) -> str:
-    if isinstance(key, (str, bytes)):
-        return _json_default(key)
-    return json.dumps(_plain(key, type_), default=_json_default)
-
-
-def _json_default(value: Any) -> str:
-    """Text for what JSON has no type for: times (ISO 8601), bytes (UTF-8), decimals and durations."""
-    if isinstance(value, (datetime, date, time)):
-        return value.isoformat()
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
-    return str(value)
+    table = readonly.run(statement, dialect=dialect.value, engine=engine.value, settings=get_settings(),
+                         max_rows=max_rows, timeout=timeout)  # fmt: skip
+    emit(table, fmt, f"{engine.value} ({dialect.value} SQL)", out)
 
 
 def _out_path(out: Path | None, kind: str, key: str) -> Path:
@@ -97,7 +49,7 @@ def plot_zscore(
     window: int = typer.Option(60, "--window", help="rolling window in quotes"),
     limit: int = typer.Option(2000, "--limit", help="newest quotes to draw"),
     exchange: str = typer.Option("", "--exchange", help="venue of the symbol (needed when it trades on several)"),
-    engine: str = typer.Option("duckdb", "--engine", "-e", help="duckdb | clickhouse"),
+    engine: EngineChoice = typer.Option(EngineChoice.duckdb, "--engine", "-e", help="where it runs"),
     out: Path | None = typer.Option(None, "--out", "-o", help="PNG path (default: $WH_HOME/plots/; missing folders are created)"),
 ) -> None:
     """Bid with its rolling mean and ±2σ band, and the z-score with its ±2 lines."""
@@ -106,9 +58,9 @@ def plot_zscore(
     from warehouse.sql.engines import open_engine
 
     path = _out_path(out, "zscore", f"{exchange}_{symbol}" if exchange else symbol)
-    eng = guarded(lambda: open_engine(engine, get_settings(), read_only=True))
+    eng = open_engine(engine.value, get_settings(), read_only=True)
     try:
-        table = guarded(lambda: analytics.zscore(eng, symbol, window=window, limit=limit, exchange=exchange))
+        table = analytics.zscore(eng, symbol, window=window, limit=limit, exchange=exchange)
     finally:
         eng.close()
     _save(lambda: charts.zscore_chart(table, symbol=symbol, window=window, path=path))
@@ -120,7 +72,7 @@ def plot_equity(
     trader: str = typer.Argument(..., help="trader id (wh.traders)"),
     interval: int | None = typer.Option(None, "--interval", min=1,
                                         help="seconds between points (default: ~300 points over the trader's span)"),
-    engine: str = typer.Option("duckdb", "--engine", "-e", help="duckdb | clickhouse"),
+    engine: EngineChoice = typer.Option(EngineChoice.duckdb, "--engine", "-e", help="where it runs"),
     out: Path | None = typer.Option(None, "--out", "-o", help="PNG path (default: $WH_HOME/plots/; missing folders are created)"),
 ) -> None:
     """NAV over time with its running peak, and the drawdown below it."""
@@ -129,10 +81,10 @@ def plot_equity(
     from warehouse.sql.engines import open_engine
 
     path = _out_path(out, "equity", trader)
-    eng = guarded(lambda: open_engine(engine, get_settings(), read_only=True))
+    eng = open_engine(engine.value, get_settings(), read_only=True)
     try:
-        step = interval or guarded(lambda: analytics.equity_interval(eng, trader))
-        table = guarded(lambda: analytics.run(eng, "equity_curve", trader=trader, interval=step))
+        step = interval or analytics.equity_interval(eng, trader)
+        table = analytics.run(eng, "equity_curve", trader=trader, interval=step)
     finally:
         eng.close()
     if table.num_rows == 0:

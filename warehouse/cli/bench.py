@@ -1,232 +1,121 @@
-"""`wh bench import|zscore`: throughput against a ceiling measured in the same run.
+"""`wh bench import|zscore|ingest|analytics|replay`: run a benchmark of warehouse.bench, print its figures.
 
-import: N synthetic quotes written to Parquet, then (a) the ceiling — DuckDB's own
-`CREATE TABLE AS SELECT * FROM read_parquet(...)` — and (b) wh's path — Parquet →
-decode → sanitize → idempotent DuckDB write — each into a fresh database file.
-zscore: the all-symbol z-score (queries/internal/zscore_all.sql) on DuckDB and
-ClickHouse over the same N rows, and p50/p95 latency of `wh query zscore SYMBOL` (newest
-100) on each engine.
+Each prints ratios against a ceiling measured in the same run; progress notes go to stderr.
 """
 
 from __future__ import annotations
 
-import platform
-import shutil
-import statistics
-import tempfile
-import time
 from pathlib import Path
 
 import typer
 
-from warehouse.cli.common import console, guarded
+from warehouse.cli.common import EngineChoice, console, err
+
+app = typer.Typer(help="Benchmarks that print ratios against a ceiling measured in the same run.", no_args_is_help=True)
 
 
-def _machine() -> str:
-    import os
-
-    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+def _log(message: str) -> None:
+    err.print(f"… {message}")
 
 
-def _make_parquet(ticks: int, workdir: Path) -> Path:
-    from warehouse.cli.main import write_parquet
-    from warehouse.ingest.synthetic import SyntheticFeed
+@app.command("import")
+def bench_import(
+    ticks: int = typer.Option(10_000_000, "--ticks", min=1, help="synthetic quotes"),
+    keep: Path | None = typer.Option(None, "--keep", help="keep the work directory here"),
+) -> None:
+    """Import+sanitize+write rows/s into DuckDB vs CREATE TABLE AS read_parquet (ceiling)."""
+    from warehouse.bench import imports
 
-    feed = SyntheticFeed(ticks=ticks, seed=42, trade_ratio=0.0, chunk=500_000)
-    write_parquet(feed, workdir)
-    return workdir / "quotes.parquet"
-
-
-def _import_into(home: Path, parquet: Path) -> float:
-    import pyarrow.parquet as pq
-
-    from warehouse.config import Settings
-    from warehouse.ingest.files import identity_mapping, iter_parquet
-    from warehouse.pipeline import run_import
-    from warehouse.records import Kind
-    from warehouse.sinks.duckdb import DuckDBSink
-
-    settings = Settings(home=home)
-    sink = DuckDBSink(settings)
-    mapping = identity_mapping(Kind.QUOTE, pq.ParquetFile(parquet).schema_arrow.names)
-    t = time.perf_counter()
-    report = run_import(iter_parquet(parquet, mapping), source=str(parquet), sinks=[sink])
-    elapsed = time.perf_counter() - t
-    sink.close()
-    assert report.rows_rejected == 0, report.rejected
-    return elapsed
+    r = imports.run(ticks, keep=keep, log=_log)
+    console.print(f"machine: {r.machine}")
+    console.print(f"rows: {r.rows:,}")
+    console.print(f"ceiling CTAS read_parquet: {r.ceiling_seconds:.2f} s = {r.ceiling_rate:,.0f} rows/s")
+    console.print(f"wh import+sanitize+write:  {r.wh_seconds:.2f} s = {r.wh_rate:,.0f} rows/s")
+    console.print(f"ratio wh / ceiling: {r.ratio:.3f} (target ≥ {imports.TARGET_RATIO})")
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("import")
-    def bench_import(
-        ticks: int = typer.Option(10_000_000, "--ticks", help="synthetic quotes"),
-        keep: Path | None = typer.Option(None, "--keep", help="keep the work directory here"),
-    ) -> None:
-        """Import+sanitize+write rows/s into DuckDB vs CREATE TABLE AS read_parquet (ceiling)."""
-        import duckdb
+@app.command("zscore")
+def bench_zscore(
+    ticks: int = typer.Option(10_000_000, "--ticks", min=1, help="synthetic quotes"),
+    repeats: int = typer.Option(50, "--repeats", min=1, help="latency samples per engine"),
+) -> None:
+    """All-symbol z-score rows/s per engine; p50 latency of one symbol's newest 100."""
+    from warehouse.bench import zscore
 
-        work = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="wh-bench-"))
-        work.mkdir(parents=True, exist_ok=True)
-        try:
-            parquet = _make_parquet(ticks, work / "feed")
-            con = duckdb.connect(str(work / "ceiling.duckdb"))
-            t = time.perf_counter()
-            con.execute("CREATE TABLE t AS SELECT * FROM read_parquet(?)", [str(parquet)])
-            ceiling = time.perf_counter() - t
-            con.close()
-            ours = _import_into(work / "wh", parquet)
-            console.print(f"machine: {_machine()}")
-            console.print(f"rows: {ticks:,}")
-            console.print(f"ceiling CTAS read_parquet: {ceiling:.2f} s = {ticks / ceiling:,.0f} rows/s")
-            console.print(f"wh import+sanitize+write:  {ours:.2f} s = {ticks / ours:,.0f} rows/s")
-            console.print(f"ratio wh / ceiling: {ceiling / ours:.3f} (target ≥ 0.5)")
-        finally:
-            if keep is None:
-                shutil.rmtree(work, ignore_errors=True)
-
-    @app.command("zscore")
-    def bench_zscore(
-        ticks: int = typer.Option(10_000_000, "--ticks", help="synthetic quotes"),
-        repeats: int = typer.Option(50, "--repeats", help="latency samples per engine"),
-    ) -> None:
-        """All-symbol z-score rows/s per engine; p50 latency of one symbol's newest 100."""
-        import pyarrow.parquet as pq
-
-        from warehouse import analytics
-        from warehouse.config import Settings
-        from warehouse.sql import queries
-        from warehouse.sql.engines import ClickHouseEngine, DuckDBEngine, close_embedded
-        from warehouse.sql.migrate import migrate
-
-        work = Path(tempfile.mkdtemp(prefix="wh-bench-"))
-        try:
-            settings = Settings(home=work / "wh")
-            ch = guarded(lambda: ClickHouseEngine(settings))  # first: an unreachable server fails before the data is made
-            parquet = _make_parquet(ticks, work / "feed")
-            duck = DuckDBEngine(settings.duckdb_path)
-            migrate(duck)
-            duck.con.execute("INSERT INTO wh.market_ticks SELECT * FROM read_parquet(?) "
-                             "ORDER BY asset_class, symbol, timestamp", [str(parquet)])  # fmt: skip
-            migrate(ch)
-            for batch in pq.ParquetFile(parquet).iter_batches(batch_size=2_000_000):
-                import pyarrow as pa
-
-                ch.insert("wh.market_ticks", pa.Table.from_batches([batch]))
-            ch.command("OPTIMIZE TABLE wh.market_ticks FINAL")
-            console.print(f"machine: {_machine()}; rows: {ticks:,}")
-            q = queries.load("zscore_all", internal=True)
-            for eng in (duck, ch):
-                q.run(eng, {})  # warm
-                t = time.perf_counter()
-                res = q.run(eng, {}).to_pylist()[0]
-                el = time.perf_counter() - t
-                console.print(f"{eng.name:10s} all-symbol z-score: {el:.2f} s = {res['rows'] / el:,.0f} rows/s "
-                              f"(target on duckdb ≥ 20,000,000)")  # fmt: skip
-            for eng in (duck, ch):
-                # as `wh query zscore BTCUSDT` runs it (the symbol's venue looked up first), and
-                # with --exchange given (no lookup)
-                for label, venue in (("", ""), (" --exchange binance", "binance")):
-                    analytics.zscore(eng, "BTCUSDT", exchange=venue)
-                    lat = []
-                    for _ in range(repeats):
-                        t = time.perf_counter()
-                        analytics.zscore(eng, "BTCUSDT", exchange=venue)
-                        lat.append((time.perf_counter() - t) * 1000)
-                    lat.sort()
-                    console.print(f"{eng.name:10s} zscore BTCUSDT{label} newest 100: p50 {statistics.median(lat):.1f} "
-                                  f"ms, p95 {lat[int(len(lat) * 0.95) - 1]:.1f} ms (target p50 < 20 ms)")  # fmt: skip
-            duck.close()
-            close_embedded()
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
+    r = zscore.run(ticks, repeats, log=_log)
+    console.print(f"machine: {r.machine}; rows: {r.rows:,}")
+    for t in r.throughput:
+        console.print(f"{t.engine:10s} all-symbol z-score: {t.seconds:.2f} s = {t.rate:,.0f} rows/s "
+                      f"(target on duckdb ≥ {zscore.TARGET_ROWS_PER_S:,})")  # fmt: skip
+    for lat in r.latency:
+        label = f" --exchange {lat.exchange}" if lat.exchange else ""
+        console.print(f"{lat.engine:10s} zscore BTCUSDT{label} newest 100: p50 {lat.p50_ms:.1f} ms, "
+                      f"p95 {lat.p95_ms:.1f} ms (target p50 < {zscore.TARGET_P50_MS:.0f} ms)")  # fmt: skip
 
 
-def _rss_mb() -> float:
-    import resource
+@app.command("ingest")
+def bench_ingest(
+    ticks: int = typer.Option(200_000, "--ticks", min=1, help="JSON ticks (the embedded broker keeps ~5 MB per partition)"),
+    bootstrap: str | None = typer.Option(None, "--bootstrap", help="a real cluster (default: embedded broker)"),
+) -> None:
+    """JSON ticks through Kafka into DuckDB / ClickHouse vs consume-only; ClickHouse insert vs file()."""
+    from warehouse.bench import ingest
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    r = ingest.run(ticks, bootstrap=bootstrap, log=_log)
+    console.print(f"machine: {r.machine}; produced {r.produced:,} JSON ticks in {r.produce_seconds:.2f} s "
+                  f"({r.produce_rate:,.0f} msg/s), delivery failures {r.delivery_failures}")  # fmt: skip
+    console.print(f"consume-only ceiling: {r.ceiling_rate:,.0f} msg/s")
+    for e in r.end_to_end:
+        console.print(f"end-to-end into {e.engine:10s}: {e.messages:,} msgs, {e.rate:,.0f} msg/s = "
+                      f"{e.rate / r.ceiling_rate:.2f} × ceiling (targets ≥ {ingest.TARGET_RATE:,}/s and "
+                      f"≥ {ingest.TARGET_RATIO} ×)")  # fmt: skip
+    console.print(f"ClickHouse INSERT … SELECT FROM file(parquet): {r.clickhouse_file_rate:,.0f} rows/s; "
+                  f"wh insert path (dedup lookup + insert_arrow): {r.clickhouse_wh_rate:,.0f} rows/s = "
+                  f"{r.clickhouse_ratio:.2f} × (target ≥ {ingest.TARGET_INSERT_RATIO})")  # fmt: skip
+    console.print(f"peak RSS of this process: {r.peak_rss_mb:,.0f} MB")
 
 
-def register_ingest(app: typer.Typer) -> None:
-    @app.command("ingest")
-    def bench_ingest(
-        ticks: int = typer.Option(200_000, "--ticks", help="JSON ticks (the embedded broker keeps ~5 MB per partition)"),
-        bootstrap: str | None = typer.Option(None, "--bootstrap", help="a real cluster (default: embedded broker)"),
-    ) -> None:
-        """JSON ticks through Kafka into DuckDB / ClickHouse vs consume-only; ClickHouse insert vs file()."""
-        import uuid
+@app.command("analytics")
+def bench_analytics(
+    ticks: int = typer.Option(10_000_000, "--ticks", min=1, help="synthetic ticks (quotes + 20 % trades, 5 days)"),
+    traders: int = typer.Option(100_000, "--traders", min=1, help="traders in the ledger (leaderboard size)"),
+    fills_per_trader: int = typer.Option(10, "--fills-per-trader", min=1),
+    repeats: int = typer.Option(3, "--repeats", min=1, help="timed runs per query and engine (median)"),
+) -> None:
+    """Rows/s per query per engine beside polars computing the same in memory (same run)."""
+    from warehouse.bench import analytics
 
-        import pyarrow.parquet as pq
-        from confluent_kafka import Consumer
+    r = analytics.run(ticks, traders, fills_per_trader, repeats, log=_log)
+    console.print(f"machine: {r.machine}; setup (generate + load both engines) {r.setup_seconds:.0f} s")
+    console.print(f"rows: {r.quotes:,} quotes, {r.trades:,} trades, {r.fills:,} fills, {r.traders:,} traders")
+    console.print(f"{'query':42s} {'rows in':>12s} {'duckdb rows/s':>15s} {'clickhouse rows/s':>18s} "
+                  f"{'polars rows/s':>15s} {'duck/polars':>11s} {'ch/polars':>10s}")  # fmt: skip
+    for c in r.cases:
+        s = c.rates
+        console.print(f"{c.name:42s} {c.rows_in:>12,} {s['duckdb']:>15,.0f} {s['clickhouse']:>18,.0f} "
+                      f"{s['polars']:>15,.0f} {s['duckdb'] / s['polars']:>11.2f} {s['clickhouse'] / s['polars']:>10.2f}"
+                      + ("" if c.same_rows else f"  ROW COUNTS DIFFER {c.sizes}"))  # fmt: skip
 
-        from warehouse.config import Settings
-        from warehouse.ingest.consumer import Ingestor
-        from warehouse.ingest.kafka import MockBroker, produce
-        from warehouse.ingest.synthetic import SyntheticFeed
-        from warehouse.sinks.base import prepare
-        from warehouse.sinks.clickhouse import ClickHouseSink
-        from warehouse.sinks.duckdb import DuckDBSink
-        from warehouse.sql.engines import close_embedded
 
-        broker = None
-        if bootstrap is None:
-            broker = MockBroker()
-            bootstrap = broker.bootstrap
-        topic = f"bench-{uuid.uuid4().hex[:8]}"
-        work = Path(tempfile.mkdtemp(prefix="wh-bench-"))
-        try:
-            feed = SyntheticFeed(ticks=ticks, seed=42, chunk=min(ticks, 200_000))
-            rep = produce(bootstrap, topic, feed.batches())
-            console.print(f"machine: {_machine()}; produced {rep.produced:,} JSON ticks in {rep.seconds:.2f} s "
-                          f"({rep.produced / rep.seconds:,.0f} msg/s), delivery failures {rep.failed}")  # fmt: skip
+@app.command("replay")
+def bench_replay(
+    ticks: int = typer.Option(20_000_000, "--ticks", min=1, help="synthetic ticks in the warehouse"),
+    days: int = typer.Option(20, "--days", min=1, help="days they span"),
+    zscore_ticks: int = typer.Option(1_000_000, "--zscore-ticks", min=1, help="ticks replayed into the z-score strategy"),
+    engine: EngineChoice = typer.Option(EngineChoice.duckdb, "--engine", "-e", help="where history comes from"),
+) -> None:
+    """Replay ticks/s into a no-op and a z-score strategy vs an unordered Arrow scan; RSS at ~1 M and N ticks."""
+    from warehouse.bench import replay
 
-            # ceiling: consume only (same topic, same extraction of values, no decoding, no sinks)
-            c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"ceiling-{topic}", "auto.offset.reset": "earliest",
-                          "enable.auto.commit": False, "fetch.max.bytes": 52_428_800})  # fmt: skip
-            c.subscribe([topic])
-            got, first = 0, None
-            while got < rep.produced:
-                msgs = c.consume(num_messages=10_000, timeout=1.0)
-                if msgs and first is None:
-                    first = time.perf_counter()
-                values = [m.value() for m in msgs if m.error() is None]
-                got += len(values)
-            ceiling = time.perf_counter() - (first or time.perf_counter())
-            c.close()
-            console.print(f"consume-only ceiling: {got / ceiling:,.0f} msg/s")
-            results = {}
-            for name in ("duckdb", "clickhouse"):
-                settings = Settings(home=work / name)
-                sink = DuckDBSink(settings) if name == "duckdb" else ClickHouseSink(settings)
-                ing = Ingestor([sink], bootstrap=bootstrap, topic=topic, group=f"{name}-{topic}", stop_when_idle=2.0)
-                st = ing.run()
-                sink.close()
-                close_embedded()
-                span = (st.last_flush_at or 0) - (st.first_message_at or 0)
-                results[name] = st.messages / span
-                console.print(f"end-to-end into {name:10s}: {st.messages:,} msgs, {results[name]:,.0f} msg/s = "
-                              f"{results[name] / (got / ceiling):.2f} × ceiling (targets ≥ 1,000,000/s and ≥ 0.5 ×)")  # fmt: skip
-            # ClickHouse insert path vs the engine reading the same rows from Parquet itself
-            parquet = _make_parquet(ticks, work / "pq")
-            settings = Settings(home=work / "chins")
-            sink = ClickHouseSink(settings)
-            sink.engine.command("CREATE TABLE wh.ceiling AS wh.market_ticks")
-            t = time.perf_counter()
-            sink.engine.client.command("INSERT INTO wh.ceiling SELECT * FROM file({path:String}, Parquet)",
-                                       parameters={"path": str(parquet.resolve())})
-            ch_ceiling = time.perf_counter() - t
-            table = prepare("market_ticks", pq.read_table(parquet))
-            t = time.perf_counter()
-            sink.write({"market_ticks": table})
-            ch_ours = time.perf_counter() - t
-            sink.close()
-            close_embedded()
-            console.print(f"ClickHouse INSERT … SELECT FROM file(parquet): {ticks / ch_ceiling:,.0f} rows/s; "
-                          f"wh insert path (dedup lookup + insert_arrow): {ticks / ch_ours:,.0f} rows/s = "
-                          f"{ch_ceiling / ch_ours:.2f} × (target ≥ 0.7)")  # fmt: skip
-            console.print(f"peak RSS of this process: {_rss_mb():,.0f} MB")
-        finally:
-            if broker is not None:
-                broker.close()
-            shutil.rmtree(work, ignore_errors=True)
+    r = replay.run(ticks, days, zscore_ticks, engine.value, log=_log)
+    console.print(f"machine: {r.machine}; {r.ticks:,} ticks over {r.days} days, {r.symbols} symbols, "
+                  f"from {r.engine}; setup {r.setup_seconds:.0f} s")  # fmt: skip
+    console.print(f"ceiling, unordered Arrow scan:        {r.ceiling_rate:>12,.0f} ticks/s ({r.scanned:,} ticks)")
+    console.print(f"replay → no-op strategy:              {r.noop_rate:>12,.0f} ticks/s ({r.noop_ticks:,} ticks, "
+                  f"{r.noop_slices} slices) = {r.noop_rate / r.ceiling_rate:.2f} × ceiling "
+                  f"(target ≥ {replay.TARGET_NOOP_RATE:,})")  # fmt: skip
+    console.print(f"replay → z-score strategy + simulator: {r.zscore_rate:>11,.0f} ticks/s ({r.zscore_ticks:,} ticks, "
+                  f"{r.zscore_orders:,} orders, {r.zscore_fills:,} fills) = {r.zscore_rate / r.ceiling_rate:.3f} × ceiling")  # fmt: skip
+    console.print(f"peak RSS, no-op replay of {r.rss_small.ticks:,} ticks: {r.rss_small.rss_mb:,.0f} MB; "
+                  f"of {r.rss_big.ticks:,} ticks: {r.rss_big.rss_mb:,.0f} MB; growth "
+                  f"{r.rss_growth_mb:+,.0f} MB (target < {replay.TARGET_RSS_GROWTH_MB} MB)")  # fmt: skip

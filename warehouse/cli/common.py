@@ -1,4 +1,10 @@
-"""What every `wh` command shares: consoles, the error convention, option parsing, progress.
+"""What every `wh` command shares: consoles, the error convention, the choices, option parsing,
+progress. (Printing results — tables, CSV, JSON, Parquet, reports — is in output.py.)
+
+Errors: a command refuses bad input with `raise fail("…")` (one `Error: …` line, exit 1);
+a library call's `WarehouseError` is left to reach `WarehouseGroup`, the app's one handler,
+which prints it the same way (`wh import` alone reports a bad file and goes on to the next).
+Choices are `StrEnum`s, so `--help` lists them and a bad value is click's usage error (exit 2).
 
 Text that comes from files, feeds or the command line (a header, a symbol, a path, an
 exception's message) is printed literally: both consoles have markup, highlighting and
@@ -13,9 +19,9 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import Callable
+from enum import StrEnum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -32,7 +38,94 @@ _LITERAL: dict[str, Any] = {"markup": False, "highlight": False, "emoji": False}
 # In a pipe rich assumes 80 columns and cuts table cells (trader ids, prices) with "…"
 console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200, **_LITERAL)
 err = Console(stderr=True, soft_wrap=True, **_LITERAL)
-T = TypeVar("T")
+
+
+
+class EngineChoice(StrEnum):
+    """`--engine` of the commands that read one engine."""
+
+    duckdb = "duckdb"
+    clickhouse = "clickhouse"
+
+
+class EnginesChoice(StrEnum):
+    """`--engine` of the commands that write: one engine or all of them."""
+
+    duckdb = "duckdb"
+    clickhouse = "clickhouse"
+    all = "all"
+
+
+class WriteTo(StrEnum):
+    """`wh replay --write-to`: where the ledger goes."""
+
+    duckdb = "duckdb"
+    clickhouse = "clickhouse"
+    all = "all"
+    none = "none"
+
+
+class Format(StrEnum):
+    """`--format` of a result (output.py)."""
+
+    table = "table"
+    csv = "csv"
+    json = "json"
+    parquet = "parquet"
+
+
+class ImportFormat(StrEnum):
+    """`wh import --format`: what the files are."""
+
+    tardis = "tardis"
+    csv = "csv"
+    parquet = "parquet"
+
+
+class TickKind(StrEnum):
+    """`wh import --kind`."""
+
+    quotes = "quotes"
+    trades = "trades"
+
+
+class TsUnit(StrEnum):
+    """`wh import --ts-unit`: unit of numeric timestamps."""
+
+    s = "s"
+    ms = "ms"
+    us = "us"
+    ns = "ns"
+
+
+class Clock(StrEnum):
+    """`wh replay --clock`: the order ticks are replayed in."""
+
+    event = "event"
+    receipt = "receipt"
+
+
+class Dialect(StrEnum):
+    """`wh sql --dialect`: the dialect the SQL is written in."""
+
+    clickhouse = "clickhouse"
+    duckdb = "duckdb"
+
+
+class Strategy(StrEnum):
+    """`wh replay --strategy` (warehouse.sim.strategies.STRATEGIES; a unit test keeps them equal)."""
+
+    noop = "noop"
+    zscore = "zscore"
+    twap = "twap"
+
+
+class Materialized(StrEnum):
+    """`wh refresh` tables (warehouse.analytics.materialize.TARGETS; a unit test keeps them equal)."""
+
+    bars_1m = "bars_1m"
+    leaderboard_daily = "leaderboard_daily"
+
 
 MAX_RUN = 200  # characters of one unbroken run (a header without separators, one value)
 MAX_MESSAGE = 1_500  # characters of a whole error message
@@ -74,16 +167,10 @@ def fail(message: object) -> typer.Exit:
     return typer.Exit(1)
 
 
-def guarded(fn: Callable[[], T]) -> T:
-    try:
-        return fn()
-    except WarehouseError as exc:
-        raise fail(exc) from None
-
-
 class WarehouseGroup(TyperGroup):
-    """The `wh` command group: a WarehouseError that no command caught still becomes one
-    `Error: …` line and exit 1 (never a traceback)."""
+    """The `wh` command group and the app's one error handler: a `WarehouseError` from any
+    command (or sub-command: `wh bench …`, `wh plot …`) becomes one `Error: …` line and exit 1,
+    never a traceback. Commands let library errors through to here instead of catching them."""
 
     def invoke(self, ctx: Any) -> Any:
         try:

@@ -3,37 +3,17 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import shlex
 from pathlib import Path
 
 import typer
 
-from warehouse.cli.common import err, fail
+from warehouse.cli.common import err, fail, print_error
 from warehouse.config import get_settings
 from warehouse.errors import WarehouseError
 
 
 def register(app: typer.Typer) -> None:
     app.command()(servers)
-
-
-def env_lines(env: dict[str, str]) -> list[str]:
-    """`KEY=value`, the value shell-quoted where needed: `QDB_CLIENT_CONF='http::addr=…;'` —
-    unquoted, a shell that sources the line ends the command at the `;` and drops it.
-    The quoted form also reads right in python-dotenv/pydantic-settings `.env` files."""
-    return [f"{k}={shlex.quote(v)}" for k, v in env.items()]
-
-
-def write_env_file(path: Path, lines: list[str]) -> None:
-    """Mode 0600, replaced in one rename: a reader waiting for the file never sees half of it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write("".join(f"{line}\n" for line in lines))
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
 
 
 def servers(
@@ -56,6 +36,7 @@ def servers(
     the data directory, and the ports are reused next time when free.
     """
     from warehouse.ingest.kafka import stop_signals
+    from warehouse.servers.envfile import env_lines, write_env_file
     from warehouse.servers.kafka import LocalKafkaServer
     from warehouse.servers.questdb import LocalQuestDBServer
 
@@ -102,7 +83,7 @@ def servers(
                         if not srv.process.running:
                             raise WarehouseError(f"{name} stopped by itself; see {srv.process.log_path}")
         except WarehouseError as exc:
-            say(f"Error: {exc}")
+            print_error(exc)
             code = 1
         finally:
             with contextlib.suppress(FileNotFoundError):

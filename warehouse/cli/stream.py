@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from warehouse.cli.common import console, err, fail, guarded, progress_bar, shorten
+from warehouse.cli.common import console, err, fail, progress_bar, shorten
 from warehouse.config import get_settings
 from warehouse.errors import ConfigError, WarehouseError
 from warehouse.ingest.files import (
@@ -98,7 +98,7 @@ def feed(
     from warehouse.ingest.synthetic import FaultRates, SyntheticFeed
 
     settings = get_settings()
-    addr = guarded(lambda: bootstrap_servers(settings, bootstrap))
+    addr = bootstrap_servers(settings, bootstrap)
     kafka_config = _reachable(addr, settings.kafka_config(), connect_timeout)
     topic = topic or settings.kafka_topic
     batches: Iterator[SourceBatch]
@@ -112,18 +112,17 @@ def feed(
         if not path.is_file():
             raise fail(f"--source {source!r}: no such file (use 'synthetic' or a path)")
         if path.suffix == ".parquet":
-            names, total = guarded(lambda: parquet_columns(path))
-            kind = guarded(lambda: detect_parquet_kind(names, str(path)))
+            names, total = parquet_columns(path)
+            kind = detect_parquet_kind(names, str(path))
             batches = iter_parquet(path, identity_mapping(kind, names))
         else:
-            kind = guarded(lambda: detect_tardis_kind(path))
+            kind = detect_tardis_kind(path)
             batches = iter_csv(path, tardis_mapping(kind))
             total = 0
     with progress_bar() as progress:
         task = progress.add_task(f"feed → {topic}", total=total or None, rows=0)
-        report = guarded(lambda: produce(addr, topic, batches, extra_config=kafka_config, rate=rate,
-                                         malformed_every=malformed_every,
-                                         on_progress=lambda r: progress.update(task, completed=r.produced, rows=r.produced)))  # fmt: skip
+        report = produce(addr, topic, batches, extra_config=kafka_config, rate=rate, malformed_every=malformed_every,
+                         on_progress=lambda r: progress.update(task, completed=r.produced, rows=r.produced))  # fmt: skip
     console.print(f"produced {report.produced:,} messages ({report.malformed:,} malformed on purpose) to "
                   f"{topic} in {report.seconds:.2f} s = {report.produced / max(report.seconds, 1e-9):,.0f} msg/s; "
                   f"delivered {report.delivered:,}, failed {report.failed:,}")  # fmt: skip
@@ -159,7 +158,7 @@ def ingest(
     from warehouse.sinks import open_sinks
 
     settings = get_settings()
-    spec = guarded(lambda: load_spec(pipeline or "ticks"))
+    spec = load_spec(pipeline or "ticks")
     if spec.source.kafka is None:
         raise fail(f"--pipeline {pipeline}: the spec reads files, not Kafka; use `wh import --pipeline {pipeline}`")
     explicit = pipeline is not None  # a named spec wins over WH_KAFKA_* / WH_BATCH_*; flags win over both
@@ -167,8 +166,8 @@ def ingest(
     group = group or (spec.source.kafka.group if explicit else settings.kafka_group)
     batch_rows = batch_rows or (spec.batch.rows if explicit else settings.batch_rows)
     batch_seconds = batch_seconds or (spec.batch.seconds if explicit else settings.batch_seconds)
-    names: list[str] = guarded(lambda: parse_sinks(sinks)) if sinks is not None else [str(n) for n in spec.sinks]
-    addr = guarded(lambda: bootstrap_servers(settings, bootstrap))
+    names: list[str] = parse_sinks(sinks) if sinks is not None else [str(n) for n in spec.sinks]
+    addr = bootstrap_servers(settings, bootstrap)
     kafka_config = _reachable(addr, settings.kafka_config(), connect_timeout)
     # Local mode: serve the embedded ClickHouse over HTTP while ingesting, so `wh query`,
     # `wh sql`, `wh status` (and Dagster) in other processes can read it; DuckDB is opened
@@ -181,7 +180,7 @@ def ingest(
         if local_server(settings) is None:
             close_embedded()
             server = LocalClickHouseServer(settings.home / "clickhouse-server", data_dir=settings.chdb_path)
-            guarded(server.start)
+            server.start()
     try:
         if server is not None:
             # passwords first (0600 from creation), then the address (no password) readers look for
@@ -189,7 +188,7 @@ def ingest(
             settings.clickhouse_server_file.write_text(server.url + "\n")
             err.print(f"embedded ClickHouse served at {server.url} while ingesting "
                       f"(users wh_writer / wh_reader, passwords in {settings.clickhouse_secret_file})")  # fmt: skip
-        opened = guarded(lambda: open_sinks(names, settings, hold_duckdb=False))
+        opened = open_sinks(names, settings, hold_duckdb=False)
     except BaseException:
         _stop_local_server(settings, server)
         raise
@@ -216,7 +215,7 @@ def ingest(
                    on_batch=on_batch, on_retry=on_retry, on_loss=on_loss, plan_dir=settings.home / "ingest")  # fmt: skip
     try:
         with stop_signals() as stop:
-            stats = guarded(lambda: ing.run(stop))
+            stats = ing.run(stop)
     finally:
         for s in opened:
             s.close()
@@ -241,7 +240,7 @@ def _reachable(addr: str, config: dict[str, str], timeout: float) -> dict[str, s
     the returned settings print each distinct librdkafka message once."""
     from warehouse.ingest.broker_check import check_broker
 
-    guarded(lambda: check_broker(addr, config, timeout=timeout))
+    check_broker(addr, config, timeout=timeout)
     return _quiet(config)
 
 

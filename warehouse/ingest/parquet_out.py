@@ -16,8 +16,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from warehouse.ingest.files import SourceBatch
-from warehouse.records import SCHEMA_FOR_KIND, Kind, conform
+from warehouse.records import SCHEMA_FOR_KIND, Kind, SourceBatch, conform
 
 _TS_NS_UTC = pl.Datetime("ns", "UTC")
 FILE_FOR_KIND = {Kind.QUOTE: "quotes", Kind.TRADE: "trades"}
