@@ -14,16 +14,19 @@ settings.register_profile("slow", max_examples=1000, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
-QUOTES = SHARED / "tardis_binance-futures_quotes_BTCUSDT_2020-02-22.csv"
-TRADES = SHARED / "tardis_binance-futures_trades_BTCUSDT_2020-02-22.csv"
+# The real samples are third-party files: they stay in WH_SAMPLES_DIR (default ../shared/data,
+# warehouse.config.Settings.samples_dir) and are never copied into the repository.
+QUOTES = "tardis_binance-futures_quotes_BTCUSDT_2020-02-22.csv"
+TRADES = "tardis_binance-futures_trades_BTCUSDT_2020-02-22.csv"
+LAYER_MARKERS = {"tests/unit/": pytest.mark.unit, "tests/cli/": pytest.mark.cli}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        if "tests/unit" in str(item.fspath).replace("\\", "/"):
-            item.add_marker(pytest.mark.unit)
+        path = item.path.as_posix()
+        for folder, marker in LAYER_MARKERS.items():
+            if f"/{folder}" in path:
+                item.add_marker(marker)
 
 
 @pytest.fixture
@@ -39,8 +42,14 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     close_embedded()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def tardis() -> tuple[Path, Path]:
-    if not QUOTES.is_file() or not TRADES.is_file():
-        pytest.skip(f"Tardis samples not found in {SHARED} (the shared/ folder is absent)")
-    return QUOTES, TRADES
+    """The real Tardis sample day (BTCUSDT quotes and trades, binance-futures, 2020-02-22);
+    the tests that need it skip when the samples folder is absent."""
+    from warehouse.config import Settings
+
+    folder = Settings().samples_dir
+    quotes, trades = folder / QUOTES, folder / TRADES
+    if not quotes.is_file() or not trades.is_file():
+        pytest.skip(f"Tardis samples not found in {folder} (set WH_SAMPLES_DIR; the shared/ folder is absent)")
+    return quotes, trades
