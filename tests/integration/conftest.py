@@ -1,4 +1,9 @@
-"""Fixtures shared by the integration tests: the embedded Kafka-protocol broker."""
+"""Fixtures shared by the integration tests: the engines, and the embedded Kafka-protocol broker.
+
+`engine` runs a test once per engine (ENGINES; QuestDB joins here), on a fresh WH_HOME; a
+module with a warehouse of its own overrides `engine` and keeps the parametrisation by
+asking for `engine_name`.
+"""
 
 from __future__ import annotations
 
@@ -7,31 +12,55 @@ import signal
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 import pytest
+from servers import server_fixture
 
 WH = [sys.executable, "-m", "warehouse.cli.main"]
+ENGINES = [pytest.param("duckdb", id="duckdb"), pytest.param("clickhouse", id="clickhouse", marks=pytest.mark.clickhouse)]
 
 
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory):
-    external = os.environ.get("WH_TEST_KAFKA_BOOTSTRAP")
-    if external:
-        yield external
-        return
-    home = tmp_path_factory.mktemp("broker")
-    proc = subprocess.Popen([*WH, "broker"], env={**os.environ, "WH_HOME": str(home)},
+@pytest.fixture(params=ENGINES)
+def engine_name(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def engine(engine_name: str, home: Path) -> Iterator[Any]:
+    """An opened engine (tables not yet migrated) on a fresh WH_HOME."""
+    from warehouse.config import get_settings
+    from warehouse.sql.engines import open_engine
+
+    eng = open_engine(engine_name, get_settings())
+    try:
+        yield eng
+    finally:
+        eng.close()
+
+
+@contextmanager
+def _wh_broker(folder: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """`wh broker` in a child process: librdkafka's mock cluster, its address on the first line."""
+    proc = subprocess.Popen([*WH, "broker"], env={**os.environ, "WH_HOME": str(folder)},
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # fmt: skip
-    assert proc.stdout is not None
-    line = proc.stdout.readline().strip()
-    assert line.startswith("bootstrap="), line
-    yield line.split("=", 1)[1]
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=10)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().strip()
+        assert line.startswith("bootstrap="), line
+        yield line.split("=", 1)[1]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
+
+
+# The embedded broker: WH_TEST_KAFKA_BOOTSTRAP (any Kafka-protocol cluster), else `wh broker`.
+broker = server_fixture("broker", from_env=lambda: os.environ.get("WH_TEST_KAFKA_BOOTSTRAP") or None, start=_wh_broker)
 
 
 @pytest.fixture
 def topic() -> str:
     return f"ticks-{uuid.uuid4().hex[:8]}"
-
-

@@ -1,13 +1,15 @@
-"""Real QuestDB and Kafka servers for the integration tests (not the embedded mock broker).
+"""Servers for the integration tests, all through one factory, `server_fixture`.
 
 Each fixture first takes an address from the environment — QuestDB: WH_TEST_QUESTDB_HTTP
-(http://host:port) or QDB_CLIENT_CONF (http::addr=host:port;); Kafka: WH_TEST_REAL_KAFKA_BOOTSTRAP —
-and otherwise starts its own server for the module (warehouse/servers: jars from Maven
-Central, cached). Without Java or Maven the tests skip with that reason, except under CI
+(http://host:port) or QDB_CLIENT_CONF (http::addr=host:port;); Kafka: WH_TEST_REAL_KAFKA_BOOTSTRAP;
+the embedded broker: WH_TEST_KAFKA_BOOTSTRAP; ClickHouse: WH_TEST_CLICKHOUSE_URL — and otherwise
+starts its own for the module (warehouse/servers: jars from Maven Central, cached; `wh broker`;
+the chdb wheel's server). Without Java or Maven the tests skip with that reason, except under CI
 (`CI` set), where a server that is not there is a failure: CI must never pass by skipping.
 
     questdb = questdb_fixture()     # in a test module: a module-scoped fixture named `questdb`
     kafka = kafka_fixture()
+    broker = server_fixture("broker", from_env=…, start=…)    # tests/integration/conftest.py
 """
 
 from __future__ import annotations
@@ -19,12 +21,15 @@ import sys
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
 
 import pytest
 
+A = TypeVar("A")  # a server's address as the tests use it
 
 def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
@@ -91,60 +96,78 @@ def _answers_http(url: str) -> bool:
         return False
 
 
-def questdb_fixture() -> Any:
-    @pytest.fixture(scope="module")
-    def questdb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[QuestDB]:
-        external = _questdb_from_env()
+def server_fixture(name: str, *, from_env: Callable[[], A | None],
+                   start: Callable[[Path, pytest.FixtureRequest], AbstractContextManager[A]],
+                   answers: Callable[[A], bool] | None = None, show: Callable[[A], str] = str) -> Any:
+    """The one way the tests get a server: a module-scoped fixture `name` whose value is the
+    address from the environment (`from_env()`; it must answer, else the test fails — a wrong
+    address is never skipped), or else a server of our own for the module: `start(folder,
+    request)` is a context manager yielding the address. A missing tool (Java, Maven) skips
+    with its reason, and fails under CI."""
+
+    @pytest.fixture(scope="module", name=name)
+    def fixture(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[A]:
+        from warehouse.servers.process import ToolMissing
+
+        external = from_env()
         if external is not None:
-            if not _answers_http(external.http_url):
-                pytest.fail(f"QuestDB from the environment does not answer at {external.http_url}", pytrace=False)
+            if answers is not None and not answers(external):
+                pytest.fail(f"{name} from the environment does not answer at {show(external)}", pytrace=False)
             yield external
             return
-        from warehouse.servers.process import ToolMissing
-        from warehouse.servers.questdb import LocalQuestDBServer
-
-        srv = LocalQuestDBServer(tmp_path_factory.mktemp("questdb"))
         try:
-            srv.fetch()
-            srv.start(timeout=120)
+            with start(tmp_path_factory.mktemp(name), request) as address:
+                yield address
         except ToolMissing as exc:
-            unavailable(f"no QuestDB: {exc}")
-        _report("QuestDB", srv)
-        try:
-            yield QuestDB(srv.http_url)
-        finally:
-            srv.stop()
+            unavailable(f"no {name}: {exc}")
 
-    return questdb
+    return fixture
+
+
+@contextmanager
+def _local_questdb(folder: Path, request: pytest.FixtureRequest) -> Iterator[QuestDB]:
+    from warehouse.servers.questdb import LocalQuestDBServer
+
+    srv = LocalQuestDBServer(folder)
+    srv.fetch()
+    srv.start(timeout=120)
+    _report("QuestDB", srv)
+    try:
+        yield QuestDB(srv.http_url)
+    finally:
+        srv.stop()
+
+
+@contextmanager
+def _local_kafka(folder: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    from warehouse.servers.kafka import LocalKafkaServer
+
+    srv = LocalKafkaServer(folder)
+    srv.fetch()
+    srv.start(timeout=120)
+    _report("Kafka", srv)
+    try:
+        yield srv.bootstrap
+    finally:
+        srv.stop()
+
+
+def _kafka_answers(bootstrap: str) -> bool:
+    from warehouse.servers.kafka import broker_answers
+
+    return bool(broker_answers(bootstrap, timeout=10))
+
+
+def questdb_fixture() -> Any:
+    """QuestDB: WH_TEST_QUESTDB_HTTP or QDB_CLIENT_CONF, else started from its jar."""
+    return server_fixture("questdb", from_env=_questdb_from_env, start=_local_questdb,
+                          answers=lambda q: _answers_http(q.http_url), show=lambda q: q.http_url)  # fmt: skip
 
 
 def kafka_fixture() -> Any:
-    @pytest.fixture(scope="module")
-    def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-        from warehouse.servers.kafka import broker_answers
-
-        external = os.environ.get("WH_TEST_REAL_KAFKA_BOOTSTRAP")
-        if external:
-            if not broker_answers(external, timeout=10):
-                pytest.fail(f"Kafka from WH_TEST_REAL_KAFKA_BOOTSTRAP does not answer at {external}", pytrace=False)
-            yield external
-            return
-        from warehouse.servers.kafka import LocalKafkaServer
-        from warehouse.servers.process import ToolMissing
-
-        srv = LocalKafkaServer(tmp_path_factory.mktemp("kafka"))
-        try:
-            srv.fetch()
-            srv.start(timeout=120)
-        except ToolMissing as exc:
-            unavailable(f"no Apache Kafka: {exc}")
-        _report("Kafka", srv)
-        try:
-            yield srv.bootstrap
-        finally:
-            srv.stop()
-
-    return kafka
+    """Apache Kafka (a real broker): WH_TEST_REAL_KAFKA_BOOTSTRAP, else started from its jars."""
+    return server_fixture("kafka", from_env=lambda: os.environ.get("WH_TEST_REAL_KAFKA_BOOTSTRAP") or None,
+                          start=_local_kafka, answers=_kafka_answers)  # fmt: skip
 
 
 def require_server_tools() -> None:

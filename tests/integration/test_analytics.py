@@ -5,6 +5,10 @@ synthetic days of 30 instruments in six asset classes, and a ledger of 40 trader
 here. The references below are written from the definitions in the query headers, on
 the raw rows read back with a plain SELECT — never from the queries themselves.
 Floats agree to 1e-9 (relative), bars' OHLC, counts, timestamps and ranks exactly.
+
+A test that takes `engine` runs once per engine (the `engine_name` parameter of
+tests/integration/conftest.py), on this module's warehouse; the tests that compare the
+engines with each other, or drive `wh`, loop over ENGINES themselves.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -27,9 +32,6 @@ ENGINES = ("duckdb", "clickhouse")
 NS = 1_000_000_000
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "AAPL", "EURUSD", "CL", "SPY"]
 runner = CliRunner()
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-QUOTES = SHARED / "tardis_binance-futures_quotes_BTCUSDT_2020-02-22.csv"
-TRADES = SHARED / "tardis_binance-futures_trades_BTCUSDT_2020-02-22.csv"
 
 
 def wh(*args: str, ok: bool = True):
@@ -46,10 +48,13 @@ def _engine(name: str):
     return open_engine(name, get_settings())
 
 
-def run(engine: str, query: str, **params) -> pd.DataFrame:
-    """Through warehouse.analytics.run, as the CLI does (a symbol on two venues needs `exchange`)."""
+def run(engine: Any, query: str, **params) -> pd.DataFrame:
+    """Through warehouse.analytics.run, as the CLI does (a symbol on two venues needs `exchange`);
+    `engine`: an open engine, or the name of one to open for this query."""
     from warehouse import analytics
 
+    if not isinstance(engine, str):
+        return _pandas(analytics.run(engine, query, **params))
     eng = _engine(engine)
     try:
         table = analytics.run(eng, query, **params)
@@ -74,16 +79,21 @@ def _pandas(table: pa.Table) -> pd.DataFrame:
     return pd.DataFrame(cols)
 
 
+_RAW: dict[str, pd.DataFrame] = {}  # the module's tables never change once built: read each once
+
+
 def raw(table: str) -> pd.DataFrame:
-    """Rows as stored (DuckDB), timestamps as int64 ns; seq NULL → −1 for ordering."""
-    eng = _engine("duckdb")
-    try:
-        df = _pandas(eng.query(f"SELECT * FROM wh.{table}"))
-    finally:
-        eng.close()
-    if "seq" in df:
-        df["seq"] = df["seq"].fillna(-1).astype(np.int64)
-    return df
+    """Rows as stored (DuckDB), timestamps as int64 ns; seq NULL → −1 for ordering (a copy: callers modify it)."""
+    if table not in _RAW:
+        eng = _engine("duckdb")
+        try:
+            df = _pandas(eng.query(f"SELECT * FROM wh.{table}"))
+        finally:
+            eng.close()
+        if "seq" in df:
+            df["seq"] = df["seq"].fillna(-1).astype(np.int64)
+        _RAW[table] = df
+    return _RAW[table].copy()
 
 
 def assert_same(got: pd.DataFrame, want: pd.DataFrame, exact: tuple[str, ...] = (), label: str = "") -> None:
@@ -103,22 +113,32 @@ def assert_same(got: pd.DataFrame, want: pd.DataFrame, exact: tuple[str, ...] = 
 
 
 @pytest.fixture(scope="module")
-def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def warehouse(tmp_path_factory: pytest.TempPathFactory, tardis: tuple[Path, Path]) -> Iterator[Path]:
     from warehouse.sql.engines import close_embedded
 
-    if not QUOTES.is_file():
-        pytest.skip("Tardis samples not found (the shared/ folder is absent)")
     home = tmp_path_factory.mktemp("analytics") / "wh_data"
+    _RAW.clear()
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("WH_HOME", str(home))
         for var in ("WH_CLICKHOUSE_URL", "WH_CLICKHOUSE_HOST"):
             mp.delenv(var, raising=False)
-        wh("import", str(QUOTES), str(TRADES))
+        wh("import", *map(str, tardis))
         wh("generate", "--instruments", "165", "--ticks", "120000", "--days", "2", "--seed", "7")
         _write_ledger()
         wh("refresh")
         yield home
+    _RAW.clear()
     close_embedded()
+
+
+@pytest.fixture
+def engine(engine_name: str, warehouse: Path) -> Iterator[Any]:
+    """This module's warehouse (not a fresh one), opened on each engine in turn."""
+    eng = _engine(engine_name)
+    try:
+        yield eng
+    finally:
+        eng.close()
 
 
 # ---------------------------------------------------------------- the ledger built here
@@ -129,9 +149,12 @@ TRADERS = [f"T{i:02d}" for i in range(40)]
 
 
 def _quotes_sorted() -> pd.DataFrame:
-    q = raw("market_ticks")
-    q["mid"] = (q["bid"] + q["ask"]) / 2
-    return q.sort_values(["timestamp", "received_at", "seq", "bid", "ask"], kind="stable").reset_index(drop=True)
+    if "quotes_sorted" not in _RAW:
+        q = raw("market_ticks")
+        q["mid"] = (q["bid"] + q["ask"]) / 2
+        _RAW["quotes_sorted"] = q.sort_values(["timestamp", "received_at", "seq", "bid", "ask"],
+                                              kind="stable").reset_index(drop=True)  # fmt: skip
+    return _RAW["quotes_sorted"].copy()
 
 
 # instruments the test traders fill on: the synthetic venues, plus BTCUSDT on the Tardis
@@ -231,18 +254,17 @@ def _quote_bars(symbol: str, interval: int, exchange: str | None = None) -> tupl
 # BTCUSDT is on two venues here: the Tardis day (binance-futures, 2020) and the synthetic feed (binance)
 @pytest.mark.parametrize(("symbol", "exchange", "interval"), [("BTCUSDT", "binance-futures", 1), ("BTCUSDT", "binance", 60),
                                                               ("ETHUSDT", None, 3600), ("AAPL", None, 86400)])  # fmt: skip
-def test_bars_match_the_reference(warehouse, symbol: str, exchange: str | None, interval: int) -> None:
+def test_bars_match_the_reference(engine, symbol: str, exchange: str | None, interval: int) -> None:
     want = ref_bars(symbol, interval, exchange)
     venue = {"exchange": exchange} if exchange else {}
-    for engine in ENGINES:
-        got = run(engine, "bars", symbol=symbol, interval=interval, limit=10**9, **venue)
-        assert_same(got, want, exact=("bar_start", "open", "high", "low", "close", "trades"), label=engine)
-    tail = run("clickhouse", "bars", symbol=symbol, interval=interval, limit=5, **venue)
+    got = run(engine, "bars", symbol=symbol, interval=interval, limit=10**9, **venue)
+    assert_same(got, want, exact=("bar_start", "open", "high", "low", "close", "trades"), label=engine.name)
+    tail = run(engine, "bars", symbol=symbol, interval=interval, limit=5, **venue)
     assert list(tail["bar_start"]) == list(want["bar_start"].iloc[-5:])  # the newest bars, oldest first
 
 
 @pytest.mark.parametrize(("symbol", "exchange", "interval"), [("BTCUSDT", "binance", 10), ("EURUSD", None, 900)])
-def test_quote_analytics_match_the_reference(warehouse, symbol: str, exchange: str | None, interval: int) -> None:
+def test_quote_analytics_match_the_reference(engine, symbol: str, exchange: str | None, interval: int) -> None:
     q, g = _quote_bars(symbol, interval, exchange)
     mid_bars = pd.DataFrame({"open": g["mid"].first(), "high": g["mid"].max(), "low": g["mid"].min(),
                              "close": g["mid"].last(), "quotes": g.size()}).reset_index()  # fmt: skip
@@ -264,19 +286,18 @@ def test_quote_analytics_match_the_reference(warehouse, symbol: str, exchange: s
     prev = closes["close"].shift(1)
     returns = closes.assign(prev_bar_start=closes["bar_start"].shift(1), simple_return=closes["close"] / prev - 1,
                             log_return=np.log(closes["close"] / prev))  # fmt: skip
-    for engine in ENGINES:
-        p = {"symbol": symbol, "interval": interval, "limit": 10**9, **({"exchange": exchange} if exchange else {})}
-        assert_same(run(engine, "mid_bars", **p), mid_bars, exact=("bar_start", "open", "high", "low", "close"),
-                    label=f"{engine} mid_bars")  # fmt: skip
-        assert_same(run(engine, "spreads", **p), spreads, exact=("bar_start", "quotes"), label=f"{engine} spreads")
-        assert_same(run(engine, "imbalance", **p), imbalance, label=f"{engine} imbalance")
-        got = run(engine, "returns", **p)
-        assert np.isnan(got["simple_return"].iloc[0]) and np.isnan(got["log_return"].iloc[0])
-        got["prev_bar_start"] = got["prev_bar_start"].astype(float)
-        assert_same(got.drop(columns=["symbol"]), returns.astype({"prev_bar_start": float}), label=f"{engine} returns")
+    p = {"symbol": symbol, "interval": interval, "limit": 10**9, **({"exchange": exchange} if exchange else {})}
+    assert_same(run(engine, "mid_bars", **p), mid_bars, exact=("bar_start", "open", "high", "low", "close"),
+                label=f"{engine.name} mid_bars")  # fmt: skip
+    assert_same(run(engine, "spreads", **p), spreads, exact=("bar_start", "quotes"), label=f"{engine.name} spreads")
+    assert_same(run(engine, "imbalance", **p), imbalance, label=f"{engine.name} imbalance")
+    got = run(engine, "returns", **p)
+    assert np.isnan(got["simple_return"].iloc[0]) and np.isnan(got["log_return"].iloc[0])
+    got["prev_bar_start"] = got["prev_bar_start"].astype(float)
+    assert_same(got.drop(columns=["symbol"]), returns.astype({"prev_bar_start": float}), label=f"{engine.name} returns")
 
 
-def test_realized_vol_matches_the_reference(warehouse) -> None:
+def test_realized_vol_matches_the_reference(engine) -> None:
     for symbol, exchange, interval, period in (("BTCUSDT", "binance-futures", 1, 60), ("CL", "", 300, 86400)):
         _, g = _quote_bars(symbol, interval, exchange or None)
         closes = g["mid"].last()
@@ -286,13 +307,12 @@ def test_realized_vol_matches_the_reference(warehouse) -> None:
         want = pd.DataFrame({"returns": rv.size(), "realized_var": rv["r2"].sum()}).reset_index()
         want["realized_vol"] = np.sqrt(want["realized_var"])
         assert len(want) >= 2
-        for engine in ENGINES:
-            got = run(engine, "realized_vol", symbol=symbol, exchange=exchange, interval=interval, period=period,
-                      limit=10**9)  # fmt: skip
-            assert_same(got.drop(columns=["symbol"]), want, exact=("period_start", "returns"), label=engine)
+        got = run(engine, "realized_vol", symbol=symbol, exchange=exchange, interval=interval, period=period,
+                  limit=10**9)  # fmt: skip
+        assert_same(got.drop(columns=["symbol"]), want, exact=("period_start", "returns"), label=engine.name)
 
 
-def test_rolling_vwap_matches_the_reference(warehouse) -> None:
+def test_rolling_vwap_matches_the_reference(engine) -> None:
     t = _venue(raw("trades"), "BTCUSDT", "binance")
     t = t.sort_values(["timestamp", "received_at", "seq", "trade_id"], kind="stable")
     w = 50
@@ -300,18 +320,19 @@ def test_rolling_vwap_matches_the_reference(warehouse) -> None:
     vol = t["size"].rolling(w, min_periods=1).sum()
     want = pd.DataFrame({"timestamp": t["timestamp"], "price": t["price"], "size": t["size"], "vwap": pv / vol,
                          "window_volume": vol}).iloc[::-1].head(500).reset_index(drop=True)  # fmt: skip
-    for engine in ENGINES:
-        got = run(engine, "vwap_rolling", symbol="BTCUSDT", exchange="binance", window=w, limit=500)
-        assert_same(got.drop(columns=["symbol"]), want, exact=("timestamp",), label=engine)
+    got = run(engine, "vwap_rolling", symbol="BTCUSDT", exchange="binance", window=w, limit=500)
+    assert_same(got.drop(columns=["symbol"]), want, exact=("timestamp",), label=engine.name)
 
 
-def test_zscore_and_bars_agree_on_the_tardis_day(warehouse) -> None:
-    # the real sample on its own: 2020-02-22 bars at 1 s, both engines and the reference
+def test_bars_agree_on_the_tardis_day(engine) -> None:
+    # the real sample on its own: 2020-02-22 bars at 1 s, each engine and the reference
     want = ref_bars("BTCUSDT", 1, "binance-futures")
-    for engine in ENGINES:
-        got = run(engine, "bars", symbol="BTCUSDT", exchange="binance-futures", interval=1, until="2020-02-23",
-                  limit=10**9)  # fmt: skip
-        assert_same(got, want.reset_index(drop=True), exact=("bar_start", "open", "close", "trades"), label=engine)
+    got = run(engine, "bars", symbol="BTCUSDT", exchange="binance-futures", interval=1, until="2020-02-23",
+              limit=10**9)  # fmt: skip
+    assert_same(got, want.reset_index(drop=True), exact=("bar_start", "open", "close", "trades"), label=engine.name)
+
+
+def test_zscore_of_the_tardis_day_from_wh_query(warehouse) -> None:
     # the CLI: without a venue the symbol is ambiguous; with one, exactly that book's quotes
     r = wh("query", "zscore", "BTCUSDT", ok=False)
     assert r.exit_code == 1 and "BTCUSDT is on 2 exchanges (binance, binance-futures)" in r.output
@@ -364,29 +385,28 @@ def _iso(ns: int) -> str:
     return datetime.fromtimestamp(ns // NS, UTC).strftime("%Y-%m-%d %H:%M:%S") + f".{ns % NS:09d}"[:7]
 
 
-def test_leaderboard_and_rank_match_the_reference(warehouse) -> None:
+def test_leaderboard_and_rank_match_the_reference(engine) -> None:
     at = START + 30 * 3600 * NS
     want = ref_navs(at)
     assert want["nav"].nunique() == len(want) and (want["positions_value"] != 0).sum() > 20
     cols = ["rank", "trader", "nav", "cash", "positions_value", "pnl", "total_return"]
-    for engine in ENGINES:
-        got = run(engine, "leaderboard", at=_iso(at), limit=10)
-        assert_same(got, want[cols].head(10), exact=("rank", "trader"), label=engine)
-        everyone = run(engine, "leaderboard", at=_iso(at), limit=1000)
-        assert_same(everyone, want[cols], exact=("rank", "trader"), label=engine)
-        r = run(engine, "trader_rank", trader="T07", at=_iso(at))
-        mine = want[want["trader"] == "T07"].iloc[0]
-        assert int(r["rank"].iloc[0]) == int(mine["rank"]) and int(r["traders"].iloc[0]) == len(TRADERS)
-        assert abs(r["nav"].iloc[0] - mine["nav"]) < 1e-9 * mine["nav"]
-        assert abs(r["percentile"].iloc[0] - (len(TRADERS) - mine["rank"] + 1) / len(TRADERS)) < 1e-12
-        assert run(engine, "trader_rank", trader="nobody", at=_iso(at)).empty
+    got = run(engine, "leaderboard", at=_iso(at), limit=10)
+    assert_same(got, want[cols].head(10), exact=("rank", "trader"), label=engine.name)
+    everyone = run(engine, "leaderboard", at=_iso(at), limit=1000)
+    assert_same(everyone, want[cols], exact=("rank", "trader"), label=engine.name)
+    r = run(engine, "trader_rank", trader="T07", at=_iso(at))
+    mine = want[want["trader"] == "T07"].iloc[0]
+    assert int(r["rank"].iloc[0]) == int(mine["rank"]) and int(r["traders"].iloc[0]) == len(TRADERS)
+    assert abs(r["nav"].iloc[0] - mine["nav"]) < 1e-9 * mine["nav"]
+    assert abs(r["percentile"].iloc[0] - (len(TRADERS) - mine["rank"] + 1) / len(TRADERS)) < 1e-12
+    assert run(engine, "trader_rank", trader="nobody", at=_iso(at)).empty
     # before any fill every trader holds its initial cash: ties of NAV rank by trader id
-    early = run("duckdb", "leaderboard", at="2024-01-01 12:00:00", limit=1000)
+    early = run(engine, "leaderboard", at="2024-01-01 12:00:00", limit=1000)
     assert list(early["nav"]) == sorted(early["nav"], reverse=True)
     assert (early["positions_value"] == 0).all()
 
 
-def test_allocation_matches_the_reference(warehouse) -> None:
+def test_allocation_matches_the_reference(engine) -> None:
     at = END
     p = ref_positions(at)
     p = p[(p["trader"] == "T03") & (p["position"] != 0)].copy()
@@ -398,10 +418,9 @@ def test_allocation_matches_the_reference(warehouse) -> None:
     want["gross_share"] = want["gross_exposure"] / want["gross_exposure"].sum()
     nav = ref_navs(at).set_index("trader").loc["T03", "nav"]
     want["nav_share"] = want["net_exposure"] / nav
-    for engine in ENGINES:
-        got = run(engine, "allocation", trader="T03", at=_iso(at))
-        assert_same(got, want.reset_index(drop=True), exact=("asset_class", "positions"), label=engine)
-        assert abs(got["gross_share"].sum() - 1) < 1e-12
+    got = run(engine, "allocation", trader="T03", at=_iso(at))
+    assert_same(got, want.reset_index(drop=True), exact=("asset_class", "positions"), label=engine.name)
+    assert abs(got["gross_share"].sum() - 1) < 1e-12
 
 
 def ref_nav_series(trader: str, interval: int) -> pd.DataFrame:
@@ -419,7 +438,7 @@ def ref_nav_series(trader: str, interval: int) -> pd.DataFrame:
     return pd.DataFrame(navs, columns=["ts", "initial_cash", "cash", "positions_value", "nav"])
 
 
-def test_equity_curve_pnl_and_drawdown_match_the_reference(warehouse) -> None:
+def test_equity_curve_pnl_and_drawdown_match_the_reference(engine) -> None:
     trader, interval = "T06", 4 * 3600  # holds BTCUSDT on binance and on binance-futures
     s = ref_nav_series(trader, interval)
     assert len(s) >= 8
@@ -439,29 +458,27 @@ def test_equity_curve_pnl_and_drawdown_match_the_reference(warehouse) -> None:
     pnl["fills"] = pnl["day"].map(fday.size()).fillna(0).astype(np.int64)
     dd = curve["drawdown"]
     trough = int(np.argmin(dd.to_numpy()))
-    for engine in ENGINES:
-        got = run(engine, "equity_curve", trader=trader, interval=interval)
-        assert_same(got.drop(columns=["trader"]), curve, exact=("ts",), label=f"{engine} equity_curve")
-        got = run(engine, "daily_pnl", trader=trader)
-        got["fills"] = got["fills"].astype(np.int64)
-        assert_same(got.drop(columns=["trader"]), pnl, exact=("day", "fills"), label=f"{engine} daily_pnl")
-        got = run(engine, "drawdown", trader=trader, interval=interval)
-        assert len(got) == 1 and int(got["points"].iloc[0]) == len(curve)
-        assert abs(got["max_drawdown"].iloc[0] - dd.min()) < 1e-12
-        assert int(got["trough_ts"].iloc[0]) == int(curve["ts"].iloc[trough])
-        assert abs(got["peak_nav"].iloc[0] - peak.iloc[trough]) < 1e-9 * init
-        assert abs(got["current_drawdown"].iloc[0] - dd.iloc[-1]) < 1e-12
-        assert run(engine, "equity_curve", trader="nobody").empty and run(engine, "drawdown", trader="nobody").empty
+    got = run(engine, "equity_curve", trader=trader, interval=interval)
+    assert_same(got.drop(columns=["trader"]), curve, exact=("ts",), label=f"{engine.name} equity_curve")
+    got = run(engine, "daily_pnl", trader=trader)
+    got["fills"] = got["fills"].astype(np.int64)
+    assert_same(got.drop(columns=["trader"]), pnl, exact=("day", "fills"), label=f"{engine.name} daily_pnl")
+    got = run(engine, "drawdown", trader=trader, interval=interval)
+    assert len(got) == 1 and int(got["points"].iloc[0]) == len(curve)
+    assert abs(got["max_drawdown"].iloc[0] - dd.min()) < 1e-12
+    assert int(got["trough_ts"].iloc[0]) == int(curve["ts"].iloc[trough])
+    assert abs(got["peak_nav"].iloc[0] - peak.iloc[trough]) < 1e-9 * init
+    assert abs(got["current_drawdown"].iloc[0] - dd.iloc[-1]) < 1e-12
+    assert run(engine, "equity_curve", trader="nobody").empty and run(engine, "drawdown", trader="nobody").empty
 
 
-def test_symbols_catalog_matches_the_reference(warehouse) -> None:
+def test_symbols_catalog_matches_the_reference(engine) -> None:
     q = raw("market_ticks")
     g = q.groupby(["symbol", "exchange"], sort=True)
     want = pd.DataFrame({"asset_class": g["asset_class"].min(), "quotes": g.size(), "first_ts": g["timestamp"].min(),
                          "last_ts": g["timestamp"].max()}).reset_index()  # fmt: skip
-    for engine in ENGINES:
-        got = run(engine, "symbols", limit=10_000)
-        assert_same(got, want, exact=tuple(want.columns), label=engine)
+    got = run(engine, "symbols", limit=10_000)
+    assert_same(got, want, exact=tuple(want.columns), label=engine.name)
 
 
 def test_every_listed_query_runs_on_both_engines_with_identical_results(warehouse) -> None:

@@ -7,9 +7,12 @@ so this runs offline; set WH_TEST_CLICKHOUSE_URL to run it against another serve
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from servers import server_fixture
 from typer.testing import CliRunner
 
 from warehouse.cli.main import app
@@ -26,13 +29,15 @@ def local_server(tmp_path_factory: pytest.TempPathFactory):
         yield srv
 
 
-@pytest.fixture(scope="module")
-def server_url(request: pytest.FixtureRequest) -> str:
-    """WH_TEST_CLICKHOUSE_URL, else the local server as its writer (it refuses anonymous users)."""
-    external = os.environ.get("WH_TEST_CLICKHOUSE_URL")
-    if external:
-        return external
-    return str(request.getfixturevalue("local_server").dsn().get_secret_value())
+@contextmanager
+def _local_writer_url(folder: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """The module's local server (the `local_server` fixture), as its writer: it refuses anonymous users."""
+    yield str(request.getfixturevalue("local_server").dsn().get_secret_value())
+
+
+# WH_TEST_CLICKHOUSE_URL, else the local server
+server_url = server_fixture("server_url", from_env=lambda: os.environ.get("WH_TEST_CLICKHOUSE_URL") or None,
+                            start=_local_writer_url)  # fmt: skip
 
 
 def test_import_and_zscore_over_http_match_duckdb(home: Path, tardis, server_url: str, monkeypatch) -> None:
