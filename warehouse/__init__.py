@@ -9,7 +9,8 @@ Data flows one way through the package, and the tree reads in that order:
     analytics/ typed entry points that run named queries and return Arrow tables
     replay/    history back out in strict event-time order, in constant memory
     sim/       the simulator core: costs, broker/accounts, strategies; fills into the ledger
-    cli/       the `wh` command, thin over the above
+    bench/     benchmarks against a ceiling measured in the same run (figures, no printing)
+    cli/       the `wh` command, thin over the above: parses arguments, calls the package, prints
 
 `pipeline.py` wires source → sanitizer → sinks for one import.
 """

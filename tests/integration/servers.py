@@ -107,7 +107,7 @@ def server_fixture(name: str, *, from_env: Callable[[], A | None],
 
     @pytest.fixture(scope="module", name=name)
     def fixture(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[A]:
-        from warehouse.servers.process import ToolMissing
+        from warehouse.errors import ToolMissing
 
         external = from_env()
         if external is not None:
@@ -173,9 +173,10 @@ def kafka_fixture() -> Any:
 def require_server_tools() -> None:
     """For tests that start servers themselves (`wh servers`): the jars fetched (or cached) and
     the Javas found, else skip/fail like the fixtures."""
+    from warehouse.errors import ToolMissing
     from warehouse.servers import maven
     from warehouse.servers.kafka import KAFKA_ARTIFACTS, KAFKA_MIN_JAVA, KAFKA_VERSION
-    from warehouse.servers.process import ToolMissing, find_java
+    from warehouse.servers.process import find_java
     from warehouse.servers.questdb import QUESTDB_ARTIFACT, QUESTDB_MIN_JAVA, QUESTDB_VERSION
 
     try:
