@@ -392,6 +392,7 @@ def _stateful_feed(topic: str, broker: str, ticks: int = 12_000) -> int:
     return report.produced
 
 
+@pytest.mark.slow
 def test_restarts_change_no_verdict(home: Path, tmp_path: Path, broker: str, topic: str) -> None:
     """The stateful rules (duplicate, out_of_order, spike, gaps) resume with the state stored
     beside the offsets: a consumer restarted after every batch judges every tick exactly as

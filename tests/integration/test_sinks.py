@@ -45,3 +45,33 @@ def test_duckdb_commit_failure_keeps_its_cause(tmp_path: Path) -> None:
     assert sink.engine.query("SELECT count(*) AS n FROM wh.market_ticks").column("n")[0].as_py() == 0
     assert isinstance(pa, object)
     sink.close()
+
+
+def test_duckdb_keeps_the_stream_state_with_the_offsets(tmp_path: Path) -> None:
+    """The sanitizer's state rides with the offsets in one transaction and comes back byte for
+    byte; a failed batch leaves both as they were (the restart proof itself: the unit test of
+    batch-edge independence and the slow SIGKILL / restart tests)."""
+    import pyarrow as pa
+
+    from warehouse.config import Settings
+    from warehouse.ingest.synthetic import SyntheticFeed
+    from warehouse.pipeline import BatchStep
+    from warehouse.sinks import DuckDBSink
+    from warehouse.sinks.base import StreamPosition
+
+    settings = Settings(home=tmp_path / "wh")
+    step = BatchStep("kafka:t")
+    result = step(SyntheticFeed(ticks=2_000, seed=3).batches())
+    state = step.snapshot()
+    assert state and all(isinstance(v, bytes) for v in state.values())
+    with DuckDBSink(settings, hold=False) as sink:
+        sink.write(result.batch, StreamPosition("g", "t", {0: (0, 1_999)}, state=state))
+        assert sink.stored_offsets("g", "t") == {0: 2_000}
+        assert sink.stored_state("g", "t") == state
+        bad = {"market_ticks": pa.table({"nonsense": [1]})}  # refused: nothing of the batch is kept
+        with pytest.raises(Exception):  # noqa: B017 — any refusal will do; the point is what stays
+            sink.write(bad, StreamPosition("g", "t", {0: (2_000, 2_999)}, state={"x": b"y"}))
+        assert sink.stored_offsets("g", "t") == {0: 2_000} and sink.stored_state("g", "t") == state
+    restored = BatchStep("kafka:t")
+    restored.restore(state)
+    assert restored.snapshot() == state
