@@ -158,6 +158,14 @@ class Settings(BaseSettings):
     # Real third-party sample files (Tardis CSV), never copied into the repository: read by
     # `wh demo` and the tests' `tardis` fixture; default ../shared/data beside the repo root.
     samples_dir: Path = Field(default=Path(__file__).resolve().parents[1].parent / "shared" / "data")
+    # where ddl/, queries/ and pipelines/ are (a checkout; default: beside this package)
+    project_root: Path | None = None
+    # `wh servers`: the jar cache (WH_CACHE_DIR, default ~/.cache/wh) and Maven (WH_MVN, default
+    # `mvn` on PATH); the JDKs are found the JDK's way (WH_QUESTDB_JAVA_HOME / JAVA_HOME, PATH)
+    cache_dir: Path | None = None
+    mvn: str | None = None
+    # test-only: widen the window of `wh ingest --debug-commit-before-write` (the negative control)
+    debug_delay_after_commit: float = Field(default=0.0, ge=0)
 
     @property
     def duckdb_path(self) -> Path:

@@ -228,3 +228,35 @@ def test_the_fstring_sql_check_finds_what_it_should() -> None:
 def test_no_sql_built_with_fstrings_outside_sql() -> None:
     found = fstring_sql()
     assert not found, "\n".join(f"{p}:{hit}" for p, hits in sorted(found.items()) for hit in hits)
+
+
+ENGINE_CLASSES = {"DuckDBEngine", "ClickHouseEngine", "QuestDBEngine"}
+
+
+def test_no_isinstance_on_engine_classes_outside_the_adapters() -> None:
+    """Callers ask capability flags (Engine.transactional, …), never which class they hold."""
+    found = []
+    for path in MODULES.values():
+        rel = path.relative_to(ROOT).as_posix()
+        if rel.startswith("warehouse/sql/engines/"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "isinstance":
+                names = {n.id for n in ast.walk(node.args[1]) if isinstance(n, ast.Name)} if len(node.args) > 1 else set()
+                if names & ENGINE_CLASSES:
+                    found.append(f"{rel}:{node.lineno}")
+    assert not found, found
+
+
+def test_no_environment_reads_outside_the_settings() -> None:
+    """Configuration comes from warehouse/config.py (pydantic-settings); nothing else reads os.environ."""
+    found = []
+    for path in MODULES.values():
+        rel = path.relative_to(ROOT).as_posix()
+        if rel == "warehouse/config.py":
+            continue
+        text = path.read_text(encoding="utf-8")
+        for lineno, line in enumerate(text.splitlines(), 1):
+            if ("os.environ.get(" in line or "os.getenv(" in line or "os.environ[" in line) and "# env: " not in line:
+                found.append(f"{rel}:{lineno}: {line.strip()[:90]}")
+    assert not found, "\n".join(found)

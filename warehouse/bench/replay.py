@@ -90,17 +90,10 @@ def _probe(home: Path, engine: str, symbols: list[str], since: datetime, until: 
 
 def _scan(eng: Any) -> int:
     """Every stored tick as Arrow batches, in whatever order the engine gives them."""
-    from warehouse.sql.engines import DuckDBEngine
-
     scanned = 0
     for sql in SCAN.values():
-        if isinstance(eng, DuckDBEngine):
-            for b in eng.con.sql(sql).to_arrow_reader(65_536):
-                scanned += b.num_rows
-        else:
-            with eng.client.query_arrow_stream(sql) as stream:
-                for b in stream:
-                    scanned += b.num_rows
+        for b in eng.stream(sql):
+            scanned += b.num_rows
     return scanned
 
 

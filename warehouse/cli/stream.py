@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -211,7 +210,7 @@ def ingest(
                    stop_when_idle=stop_when_idle, sanitize=spec.sanitize.config(),
                    kafka_config={**kafka_config, **({"group.instance.id": instance_id} if instance_id else {})},
                    unsafe_commit_first=unsafe_commit_first,
-                   unsafe_delay=float(os.environ.get("WH_DEBUG_DELAY_AFTER_COMMIT", "0")) if unsafe_commit_first else 0.0,
+                   unsafe_delay=settings.debug_delay_after_commit if unsafe_commit_first else 0.0,
                    on_batch=on_batch, on_retry=on_retry, on_loss=on_loss, plan_dir=settings.home / "ingest")  # fmt: skip
     try:
         with stop_signals() as stop:

@@ -63,8 +63,10 @@ class Jars:
 
 
 def cache_root() -> Path:
-    base = os.environ.get("WH_CACHE_DIR")
-    return (Path(base).expanduser() if base else Path.home() / ".cache" / "wh") / "jars"
+    from warehouse.config import get_settings
+
+    base = get_settings().cache_dir  # WH_CACHE_DIR
+    return (base.expanduser() if base else Path.home() / ".cache" / "wh") / "jars"
 
 
 def _pom(artifacts: Sequence[Artifact]) -> str:
@@ -90,7 +92,9 @@ def _complete(directory: Path, coords: list[str]) -> tuple[Path, ...] | None:
 
 
 def find_mvn() -> str:
-    mvn = os.environ.get("WH_MVN") or shutil.which("mvn")
+    from warehouse.config import get_settings
+
+    mvn = get_settings().mvn or shutil.which("mvn")  # WH_MVN
     if not mvn:
         raise ToolMissing(
             "Maven (mvn) is not installed: it fetches the pinned server jars from Maven Central once, "

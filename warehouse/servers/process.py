@@ -111,7 +111,7 @@ def _candidates(env_var: str, home: Path | None) -> list[str]:
         return [str(Path(home) / "bin" / "java")]
     out: list[str] = []
     for var in (env_var, "JAVA_HOME"):
-        value = os.environ.get(var)
+        value = os.environ.get(var)  # env: a JDK is chosen the JDK's way (JAVA_HOME-style variables), not a wh setting
         if value:
             out.append(str(Path(value) / "bin" / "java"))
     on_path = shutil.which("java")

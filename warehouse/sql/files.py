@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -10,8 +9,10 @@ from warehouse.errors import ConfigError
 
 
 def project_root() -> Path:
-    env = os.environ.get("WH_PROJECT_ROOT")
-    root = Path(env) if env else Path(__file__).resolve().parents[2]
+    from warehouse.config import get_settings
+
+    configured = get_settings().project_root  # WH_PROJECT_ROOT
+    root = configured if configured is not None else Path(__file__).resolve().parents[2]
     if not (root / "ddl").is_dir() or not (root / "queries").is_dir():
         raise ConfigError(
             f"cannot find ddl/ and queries/ under {root}; install wh from a checkout "

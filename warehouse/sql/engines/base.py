@@ -57,6 +57,10 @@ class Engine(ABC):
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table: ...
 
     @abstractmethod
+    def stream(self, sql: str) -> Iterator[pa.RecordBatch]:
+        """A large result as Arrow record batches, never held whole."""
+
+    @abstractmethod
     def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None: ...
 
     @abstractmethod

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import date
 from typing import Any, ClassVar
 
@@ -116,6 +116,13 @@ class ClickHouseEngine(Engine):
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table:
         try:
             return self.client.query_arrow(sql, parameters=dict(params or {}), settings=self._settings or None)
+        except self._errors as exc:
+            raise QueryError(f"clickhouse: {self._explain(exc)}") from exc
+
+    def stream(self, sql: str) -> Iterator[pa.RecordBatch]:
+        try:
+            with self.client.query_arrow_stream(sql, settings=self._settings or None) as batches:
+                yield from batches
         except self._errors as exc:
             raise QueryError(f"clickhouse: {self._explain(exc)}") from exc
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
@@ -93,6 +93,12 @@ class DuckDBEngine(Engine):
             if rel is None:
                 raise QueryError("duckdb: the statement returned no result set")
             return utc_timestamps(rel.to_arrow_table())
+        except self._duckdb.Error as exc:
+            raise self._query_error(exc) from exc
+
+    def stream(self, sql: str) -> Iterator[pa.RecordBatch]:
+        try:
+            yield from self.con.sql(sql).to_arrow_reader(65_536)
         except self._duckdb.Error as exc:
             raise self._query_error(exc) from exc
 
