@@ -11,7 +11,7 @@ A refused row (HTTP 400 naming a line: a type conflict, a value outside its colu
 does not stop the batch. The request stored nothing; the sink re-sends the rows before the
 named line as one request, files that line as a `wh.rejects` row (rule `questdb_refused`,
 QuestDB's text as the reason, the ILP line as `raw`, `source` = `questdb:<table>` and a
-`source_offset` hashed from the line, so a replay files it once), and goes on with the rest,
+`source_offset` hashed from the row's values, so a replay files it once), and goes on with the rest,
 halved, so k refused rows among n cost about k·log2(n) requests. More than
 `max_refused` refused rows in one batch (default 1,000) looks like a table whose schema is
 not wh's: the write fails as a SinkError (the stream consumer pauses and retries; nothing is
@@ -30,6 +30,7 @@ else ConfigError naming `wh migrate --engine questdb`.
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import UTC, datetime
 
 import pyarrow as pa
@@ -136,9 +137,10 @@ def refused_rejects(table: str, bad: list[tuple[pa.Table, str]]) -> pa.Table:
     now = datetime.now(UTC)
     rows = []
     for row, detail in bad:
-        line = ilp_text(f"wh.{table}", row).rstrip("\n")
-        digest = hashlib.sha256(line.encode("utf-8", errors="surrogatepass")).digest()
+        line = ilp_text(f"wh.{table}", row).rstrip("\n")  # for people: ILP v1 text (field times in µs)
         r = row.to_pylist()[0]
+        key = json.dumps([table, *(r[c] for c in row.column_names)], default=str, ensure_ascii=False)
+        digest = hashlib.sha256(key.encode("utf-8", errors="surrogatepass")).digest()
         rows.append({
             "rejected_at": now, "source": f"questdb:{qdb_table(f'wh.{table}')}",
             "source_offset": int.from_bytes(digest[:8], "big") >> 1, "kind": KIND.get(table, table),
