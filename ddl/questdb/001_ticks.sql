@@ -70,5 +70,5 @@ CREATE TABLE IF NOT EXISTS wh_rejects
     symbol         SYMBOL,
     raw            VARCHAR
 )
-TIMESTAMP(timestamp) PARTITION BY MONTH WAL
+TIMESTAMP(timestamp) PARTITION BY DAY WAL
 DEDUP UPSERT KEYS(timestamp, source, source_offset, rule);
