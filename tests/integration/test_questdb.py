@@ -376,3 +376,71 @@ def test_questdb_stopped_mid_ingest_and_restarted_loses_nothing(home: Path, tmp_
         assert sum(committed_offsets(broker, topic, f"g-{topic}").values()) == labels.height
     finally:
         srv.stop()
+
+
+# -- QuestDB analytics (queries/questdb/) ---------------------------------------------------------
+
+
+def test_questdb_queries_agree_with_the_warehouse_engines(qdb, home: Path) -> None:
+    """queries/questdb/bars.sql (SAMPLE BY) gives queries/bars.sql's bars (DuckDB) on the same
+    rows; latest_quotes (LATEST ON) gives each instrument's newest quote; `wh query … --engine
+    questdb` runs them and refuses the ClickHouse-dialect files."""
+    from typer.testing import CliRunner
+
+    from warehouse import analytics
+    from warehouse.cli.main import app
+    from warehouse.ingest.synthetic import SyntheticFeed
+    from warehouse.pipeline import BatchStep
+    from warehouse.sinks import open_sinks
+    from warehouse.sql.engines import DuckDBEngine
+
+    migrated(qdb)
+    settings = Settings(home=home)
+    feed = SyntheticFeed(instruments=8, ticks=40_000, seed=9)
+    step = BatchStep(feed.source)
+    sinks = open_sinks(["questdb", "duckdb"], settings)
+    try:
+        for b in feed.batches():
+            wb = step([b]).batch
+            for s in sinks:
+                s.write(wb)
+    finally:
+        for s in sinks:
+            s.close()
+    qdb.wait_applied()
+    duck = DuckDBEngine(settings.duckdb_path, read_only=True)
+    try:
+        symbols = sorted(set(duck.query("SELECT DISTINCT symbol FROM wh.trades").column("symbol").to_pylist()))[:3]
+        for symbol in symbols:
+            for interval in (60, 900, 86_400):
+                want = pl.from_arrow(analytics.run(duck, "bars", symbol=symbol, interval=interval, limit=100_000))
+                got = pl.from_arrow(analytics.run(qdb, "bars", symbol=symbol, interval=interval, limit=100_000))
+                assert isinstance(want, pl.DataFrame) and isinstance(got, pl.DataFrame)
+                assert want.height == got.height > 0, (symbol, interval)
+                exact = ["symbol", "open", "high", "low", "close"]
+                assert got.select(exact).equals(want.select(exact)), (symbol, interval)
+                assert (got["bar_start"].dt.epoch("ns") == want["bar_start"].dt.epoch("ns")).all()
+                assert (got["trades"].cast(pl.Int64) == want["trades"].cast(pl.Int64)).all()
+                for col in ("volume", "vwap"):
+                    assert ((got[col] - want[col]).abs() <= 1e-9 * want[col].abs()).all(), (symbol, interval, col)
+        ticks = pl.from_arrow(duck.query("SELECT * FROM wh.market_ticks"))
+    finally:
+        duck.close()
+    assert isinstance(ticks, pl.DataFrame)
+    newest = ticks.sort("timestamp").group_by("exchange", "symbol").last().sort("exchange", "symbol")
+    got = pl.from_arrow(analytics.run(qdb, "latest_quotes"))
+    assert isinstance(got, pl.DataFrame)
+    cols = ["exchange", "symbol", "bid", "ask", "seq"]
+    assert got.select(cols).equals(newest.select(cols))
+    assert (got["timestamp"].dt.epoch("ns") == newest["timestamp"].dt.epoch("ns")).all()
+
+    runner = CliRunner()
+    r = runner.invoke(app, ["query", "latest_quotes", "--engine", "questdb", "--format", "csv"])
+    assert r.exit_code == 0 and r.output.startswith('"timestamp","exchange","symbol",'), r.output
+    assert len(r.output.strip().splitlines()) == newest.height + 1
+    r = runner.invoke(app, ["query", "bars", symbols[0], "--engine", "questdb", "--interval", "3600", "--format", "json"])
+    assert r.exit_code == 0 and '"open"' in r.output, r.output
+    r = runner.invoke(app, ["query", "zscore", symbols[0], "--engine", "questdb"])
+    assert r.exit_code == 1 and "Error: unknown query 'zscore' on questdb" in r.output, r.output
+    r = runner.invoke(app, ["query", "latest_quotes"])
+    assert r.exit_code == 1 and "Error: unknown query 'latest_quotes'" in r.output, r.output

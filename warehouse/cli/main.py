@@ -329,10 +329,10 @@ def _print(table: pa.Table, fmt: str, title: str, where: Console) -> None:
         where.print(t)
 
 
-def _list_queries() -> None:
+def _list_queries(engine: str | None = None) -> None:
     from warehouse.sql import queries
 
-    for q in guarded(queries.list_queries):
+    for q in guarded(lambda: queries.list_queries(engine)):
         console.print(Text.assemble((q.name, "bold"), f" — {q.description}"))
         if q.params:
             console.print("    " + ", ".join(p.describe() for p in q.params))
@@ -343,7 +343,7 @@ def query(
     name: str = typer.Argument(None, help="query name (see --list)"),
     args: list[str] = typer.Argument(None, help="values of the query's required parameters, in order (e.g. a symbol)"),
     list_: bool = typer.Option(False, "--list", help="list the named queries and their parameters"),
-    engine: str = typer.Option("duckdb", "--engine", "-e", help="duckdb | clickhouse"),
+    engine: str = typer.Option("duckdb", "--engine", "-e", help="duckdb | clickhouse | questdb (queries/questdb/)"),
     param: list[str] = typer.Option([], "--param", "-p", help="NAME=VALUE for any parameter"),
     limit: int | None = typer.Option(None, "--limit", help="rows (newest) to return; 0 = all; default: the query's"),
     window: int | None = typer.Option(None, "--window", help="rolling window in rows (zscore, vwap_rolling)"),
@@ -361,12 +361,12 @@ def query(
     from warehouse.sql.engines import open_engine
 
     if list_ or name is None:
-        _list_queries()
+        _list_queries(engine)
         return
     check_output(fmt, out)
-    if engine not in ("duckdb", "clickhouse"):
-        raise fail(f"--engine {engine!r}: use duckdb or clickhouse")
-    q = guarded(lambda: queries.load(name))
+    if engine not in ("duckdb", "clickhouse", "questdb"):
+        raise fail(f"--engine {engine!r}: use duckdb, clickhouse or questdb")
+    q = guarded(lambda: queries.load(name, engine=engine))
     declared = {p.name for p in q.params}
     required = [p.name for p in q.params if p.default is None]
     positional = list(args or [])
