@@ -269,6 +269,53 @@ def test_wh_ingest_n_in_n_out_with_questdb_among_the_sinks(qdb, home: Path, brok
         assert e["n"] == e["d"] == good and e["r"] == bad, engine
 
 
+class Crash(BaseException):
+    """Stands for the process dying between two sinks (not a WarehouseError: no retry)."""
+
+
+def test_a_batch_replayed_after_a_crash_between_sinks_is_stored_once(qdb, home: Path, broker: str, topic: str,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """QuestDB is written first, DuckDB (rows + offsets) last: a crash between them leaves the
+    batch in QuestDB and nothing committed. The next run reads the batch again and writes it to
+    QuestDB a second time; DEDUP UPSERT KEYS make that second write replace, not add."""
+    from warehouse.ingest.consumer import Ingestor
+    from warehouse.ingest.kafka import committed_offsets
+    from warehouse.sinks import DuckDBSink, open_sinks
+
+    migrated(qdb)
+    feed, labels = labelled_feed(12_000, seed=17, bad=0.01)
+    produce(broker, topic, feed.batches())
+    good = labels.filter(pl.col("_expected").is_null()).height
+    settings = Settings(home=home)
+    real = DuckDBSink.write
+
+    def crash(self, batch, position=None):
+        raise Crash
+
+    def run() -> dict[str, int]:
+        sinks = open_sinks(["questdb", "duckdb"], settings)
+        try:
+            ing = Ingestor(sinks, bootstrap=broker, topic=topic, group=f"g-{topic}", batch_rows=4_000,
+                           batch_seconds=0.5, stop_when_idle=2.0)  # fmt: skip
+            return ing.run().stored
+        finally:
+            for s in sinks:
+                s.close()
+
+    monkeypatch.setattr(DuckDBSink, "write", crash)
+    with pytest.raises(Crash):
+        run()
+    first = qdb_counts(qdb)
+    assert 0 < first["n"] == first["d"] < good  # the interrupted batch is in QuestDB …
+    assert committed_offsets(broker, topic, f"g-{topic}") == {}  # … and nothing was committed
+    monkeypatch.setattr(DuckDBSink, "write", real)
+    stored = run()
+    assert stored["questdb"] == stored["duckdb"] == good  # the replay sent that batch to QuestDB again
+    c = qdb_counts(qdb)
+    assert c["n"] == c["d"] == good and c["r"] == c["rd"] == labels.height - good, c
+    assert embedded_counts(settings, ("duckdb",))["duckdb"]["n"] == good
+
+
 @pytest.mark.slow
 def test_sigkill_five_times_with_questdb_loses_and_doubles_nothing(qdb, home: Path, broker: str, topic: str) -> None:
     migrated(qdb)
