@@ -279,3 +279,130 @@ def get_settings() -> Settings:
             for e in exc.errors(include_url=False, include_input=False, include_context=False)
         ]
     raise ConfigError("bad settings: " + "; ".join(problems))
+
+
+# -- QuestDB (hot tier) -------------------------------------------------------------------
+# QDB_CLIENT_CONF is the official client's own variable (`http::addr=host:port;` plus
+# username=/password= or token=, tls_* for https::); wh reads it for the ILP sink and derives
+# the HTTP /exec address of the engine adapter from it. It may hold a password: SecretStr,
+# and every message shows only `questdb_where` (scheme, host, port).
+
+
+class QuestDBAddress(BaseModel):
+    """The parts of QDB_CLIENT_CONF the /exec adapter needs; `where` is safe to print."""
+
+    model_config = ConfigDict(frozen=True)
+
+    scheme: Literal["http", "https"]
+    host: str
+    port: int
+    username: str | None = None
+    password: SecretStr | None = None
+    token: SecretStr | None = None
+    tls_verify: bool = True
+    tls_roots: str | None = None
+    conf: SecretStr  # the whole string, for questdb.Sender.from_conf
+
+    @property
+    def where(self) -> str:
+        return f"{self.scheme}://{self.host}:{self.port}"
+
+    @property
+    def http_url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host and not self.host.startswith("[") else self.host
+        return f"{self.scheme}://{host}:{self.port}"
+
+
+def split_client_conf(raw: str) -> tuple[str, list[tuple[str, str]]]:
+    """`schema::k=v;k=v;` → (schema, [(k, v), …]); `;;` inside a value is a literal `;` (the
+    client's grammar). ConfigError (no value shown) when it does not parse."""
+    schema, sep, rest = raw.strip().partition("::")
+    if not sep or not re.fullmatch(r"[a-z]+", schema):
+        raise ConfigError("QDB_CLIENT_CONF does not start with a protocol such as http:: "
+                          "(expected http::addr=HOST:PORT; — `wh servers` prints one)")  # fmt: skip
+    pairs: list[tuple[str, str]] = []
+    i = 0
+    while i < len(rest):
+        eq = rest.find("=", i)
+        if eq < 0:
+            if rest[i:].strip():
+                raise ConfigError(f"QDB_CLIENT_CONF: a setting without '=' after {schema}:: (expected key=value;)")
+            break
+        key = rest[i:eq].strip()
+        if not re.fullmatch(r"[a-z_][a-z0-9_]*", key):
+            raise ConfigError(f"QDB_CLIENT_CONF: {key[:40]!r} is not a setting name")
+        value, j = [], eq + 1
+        while j < len(rest):
+            if rest[j] == ";":
+                if rest[j + 1 : j + 2] == ";":
+                    value.append(";")
+                    j += 2
+                    continue
+                break
+            value.append(rest[j])
+            j += 1
+        pairs.append((key, "".join(value)))
+        i = j + 1
+    return schema, pairs
+
+
+def join_client_conf(schema: str, pairs: list[tuple[str, str]]) -> str:
+    return f"{schema}::" + "".join(f"{k}={v.replace(';', ';;')};" for k, v in pairs)
+
+
+def parse_questdb_conf(raw: str) -> QuestDBAddress:
+    schema, pairs = split_client_conf(raw)
+    if schema in ("tcp", "tcps"):
+        raise ConfigError("QDB_CLIENT_CONF uses ILP over TCP, which reports no errors (the server only closes the "
+                          "socket): use http::addr=HOST:PORT; (or https::) so refused rows can be told apart")  # fmt: skip
+    if schema not in ("http", "https"):
+        raise ConfigError(f"QDB_CLIENT_CONF: protocol {schema}:: is not supported by wh; use http:: or https::")
+    keys = [k for k, _ in pairs]
+    twice = sorted({k for k in keys if keys.count(k) > 1})
+    if twice:
+        raise ConfigError(f"QDB_CLIENT_CONF sets {', '.join(twice)} twice")
+    conf = dict(pairs)
+    addr = conf.get("addr", "")
+    m = re.fullmatch(rf"({_HOST.pattern})(?::(\d{{1,5}}))?", addr)
+    if m is None:
+        raise ConfigError(f"QDB_CLIENT_CONF has no valid addr=HOST:PORT (addr={redact_url(addr)})")
+    port = int(m.group(2) or 9000)
+    if not 0 < port < 65536:
+        raise ConfigError(f"QDB_CLIENT_CONF addr port {port} is not a port (1 to 65535)")
+    return QuestDBAddress(
+        scheme="https" if schema == "https" else "http",
+        host=m.group(1).strip("[]").lower(),
+        port=port,
+        username=conf.get("username"),
+        password=SecretStr(conf["password"]) if "password" in conf else None,
+        token=SecretStr(conf["token"]) if "token" in conf else None,
+        tls_verify=conf.get("tls_verify", "on") != "unsafe_off",
+        tls_roots=conf.get("tls_roots"),
+        conf=SecretStr(raw.strip()),
+    )
+
+
+class QuestDBSettings(BaseSettings):
+    """QDB_CLIENT_CONF, plus WH_QUESTDB_TIMEOUT (seconds per /exec request, default 30) and
+    WH_QUESTDB_WAL_WAIT (seconds `wait_applied` waits for WAL apply, default 60)."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    client_conf: SecretStr | None = Field(default=None, validation_alias="QDB_CLIENT_CONF")
+    timeout: float = Field(default=30.0, gt=0, validation_alias="WH_QUESTDB_TIMEOUT")
+    wal_wait: float = Field(default=60.0, gt=0, validation_alias="WH_QUESTDB_WAL_WAIT")
+
+    def address(self) -> QuestDBAddress:
+        if self.client_conf is None:
+            raise ConfigError("QuestDB is not configured: set QDB_CLIENT_CONF=http::addr=HOST:PORT; "
+                              "(`wh servers` starts a local QuestDB and prints the line)")  # fmt: skip
+        return parse_questdb_conf(self.client_conf.get_secret_value())
+
+
+def get_questdb_settings() -> QuestDBSettings:
+    try:
+        return QuestDBSettings()
+    except ValidationError as exc:
+        problems = [f"{'_'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                    for e in exc.errors(include_url=False, include_input=False, include_context=False)]  # fmt: skip
+    raise ConfigError("bad QuestDB settings: " + "; ".join(problems))

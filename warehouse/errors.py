@@ -9,6 +9,8 @@
     │   └── MissingColumnError     a required column is absent
     ├── SanitizeError              a rule whose policy is "raise" fired
     ├── SinkError                  a storage engine refused or failed (driver error translated)
+    │   └── RowRefusedError        the engine refused one row of a write (QuestDB 4xx: a type
+    │                              conflict); caught by the sink, which files that row as a reject
     ├── MigrationError             DDL could not be applied, or an applied file was changed
     └── QueryError                 a named query failed or got bad parameters
         ├── UnknownQueryError      no such query file
@@ -85,6 +87,16 @@ class KafkaError(WarehouseError):
 
 class BrokerUnreachableError(KafkaError):
     """No metadata from the bootstrap servers within the timeout."""
+
+
+class RowRefusedError(SinkError):
+    """A write was refused because of one of its rows (QuestDB answers HTTP 400 with the line);
+    the request stored nothing. `line` is 1-based within the request, when the engine says."""
+
+    def __init__(self, engine: str, message: str, *, line: int | None = None, detail: str = "") -> None:
+        self.line = line
+        self.detail = detail or message  # the engine's own text, for the reject's reason
+        super().__init__(engine, message)
 
 
 class MigrationError(WarehouseError):

@@ -31,7 +31,7 @@ def test_shipped_specs_load_and_the_defaults_are_todays_commands() -> None:
     ("name: x\nsource: {kafka: {topic: t}, files: {path: a}}\n", ["exactly one"]),
     ("name: x\nsource: {kafka: {}}\nsinks: []\n", ["sinks"]),
     ("name: x\nsource: {kafka: {}}\nsinks: [duckdb, duckdb]\n", ["name each sink once"]),
-    ("name: x\nsource: {kafka: {}}\nsinks: [questdb]\n", ["sinks.0", "'duckdb' or 'clickhouse'"]),
+    ("name: x\nsource: {kafka: {}}\nsinks: [redis]\n", ["sinks.0", "'duckdb', 'clickhouse' or 'questdb'"]),
     ("name: x\nsource: {kafka: {}}\nsanitize: {policies: {nosuch: reject}}\n", ["sanitize.policies"]),
     ("name: x\nsource: {kafka: {}}\nsanitize: {policies: {spike: ignore}}\n", ["sanitize.policies.spike"]),
     ("name: x\nsource: {kafka: {}}\nbatch: {rows: 0}\n", ["batch.rows", "greater than 0"]),

@@ -23,7 +23,7 @@ def run(engine: Engine, name: str, **params: Any) -> pa.Table:
     """Run a named query. A market query of one symbol (it declares `symbol` and `exchange`)
     reads one venue: the one given, else the symbol's only one; a symbol on several venues
     without an exchange raises AmbiguousVenueError (their quotes are two books, not one)."""
-    query = queries.load(name)
+    query = queries.load(name, engine=engine.name)  # QuestDB: queries/questdb/
     declared = {p.name for p in query.params}
     market = {"symbol", "exchange"} <= declared and params.get("symbol") is not None
     if market and not params.get("exchange"):
@@ -73,7 +73,7 @@ def equity_interval(engine: Engine, trader: str, points: int = 300) -> int:
 
 def venues(engine: Engine, symbol: str) -> list[str]:
     """The exchanges `symbol` has quotes or trades on, sorted."""
-    return [str(v) for v in queries.load("venues", internal=True).run(engine, {"symbol": symbol}).column("exchange").to_pylist()]
+    return [str(v) for v in queries.load("venues", internal=True, engine=engine.name).run(engine, {"symbol": symbol}).column("exchange").to_pylist()]
 
 
 def zscore(engine: Engine, symbol: str, *, window: int = 60, limit: int | None = 100, **other: Any) -> pa.Table:

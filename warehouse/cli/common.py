@@ -48,6 +48,14 @@ class EngineChoice(StrEnum):
     clickhouse = "clickhouse"
 
 
+class QueryEngineChoice(StrEnum):
+    """`wh query --engine`: QuestDB runs its own files (queries/questdb/)."""
+
+    duckdb = "duckdb"
+    clickhouse = "clickhouse"
+    questdb = "questdb"
+
+
 class EnginesChoice(StrEnum):
     """`--engine` of the commands that write: one engine or all of them."""
 

@@ -9,10 +9,10 @@ import typer
 from rich.text import Text
 
 from warehouse.cli.common import (
-    EngineChoice,
     EnginesChoice,
     Format,
     Materialized,
+    QueryEngineChoice,
     console,
     fail,
     parse_pairs,
@@ -27,10 +27,10 @@ def register(app: typer.Typer) -> None:
     app.command()(refresh)
 
 
-def _list_queries() -> None:
+def _list_queries(engine: str | None = None) -> None:
     from warehouse.sql import queries
 
-    for q in queries.list_queries():
+    for q in queries.list_queries(engine):
         console.print(Text.assemble((q.name, "bold"), f" — {q.description}"))
         if q.params:
             console.print("    " + ", ".join(p.describe() for p in q.params))
@@ -40,7 +40,8 @@ def query(
     name: str = typer.Argument(None, help="query name (see --list)"),
     args: list[str] = typer.Argument(None, help="values of the query's required parameters, in order (e.g. a symbol)"),
     list_: bool = typer.Option(False, "--list", help="list the named queries and their parameters"),
-    engine: EngineChoice = typer.Option(EngineChoice.duckdb, "--engine", "-e", help="where it runs"),
+    engine: QueryEngineChoice = typer.Option(QueryEngineChoice.duckdb, "--engine", "-e",
+                                             help="where it runs (questdb: the files in queries/questdb/)"),
     param: list[str] = typer.Option([], "--param", "-p", help="NAME=VALUE for any parameter"),
     limit: int | None = typer.Option(None, "--limit", help="rows (newest) to return; 0 = all; default: the query's"),
     window: int | None = typer.Option(None, "--window", help="rolling window in rows (zscore, vwap_rolling)"),
@@ -58,10 +59,10 @@ def query(
     from warehouse.sql.engines import open_engine
 
     if list_ or name is None:
-        _list_queries()
+        _list_queries(engine.value if engine == QueryEngineChoice.questdb else None)
         return
     check_output(fmt, out)
-    q = queries.load(name)
+    q = queries.load(name, engine=engine.value)
     declared = {p.name for p in q.params}
     required = [p.name for p in q.params if p.default is None]
     positional = list(args or [])

@@ -26,7 +26,7 @@ from warehouse.records import SourceBatch
 
 
 def parse_sinks(text: str) -> list[str]:
-    """`--sinks duckdb,clickhouse` → names, checked before anything is consumed."""
+    """`--sinks questdb,clickhouse,duckdb` → names, checked before anything is consumed."""
     from warehouse.sinks import check_sink_names
 
     names = [s.strip() for s in text.split(",") if s.strip()]
@@ -137,7 +137,7 @@ def ingest(
     pipeline: str | None = typer.Option(None, "--pipeline", "-p",
                                         help="pipeline spec (pipelines/NAME.yaml, or a path): topic, group, rules, "
                                              "sinks, batch size; options given here win (default: pipelines/ticks.yaml)"),
-    sinks: str | None = typer.Option(None, "--sinks", help="comma-separated: duckdb, clickhouse (default: the spec's)"),
+    sinks: str | None = typer.Option(None, "--sinks", help="comma-separated: duckdb, clickhouse, questdb (default: the spec's)"),
     batch_rows: int | None = typer.Option(None, "--batch-rows", min=1, help="flush after this many messages (default 50,000)"),
     batch_seconds: float | None = typer.Option(None, "--batch-seconds", min=0.001, help="... or this many seconds (default 2)"),
     stop_when_idle: float | None = typer.Option(None, "--stop-when-idle", min=0.0, help="exit after this many idle seconds"),

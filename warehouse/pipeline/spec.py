@@ -32,7 +32,7 @@ from warehouse.records import Kind
 from warehouse.sanitize import RULES, Policy, SanitizeConfig
 
 NS = 1_000_000_000
-SinkName = Literal["duckdb", "clickhouse"]
+SinkName = Literal["duckdb", "clickhouse", "questdb"]
 RuleName = Literal[RULES]  # type: ignore[valid-type]
 
 

@@ -129,6 +129,9 @@ class LocalQuestDBServer:
             "QDB_HTTP_MIN_NET_BIND_TO": f"127.0.0.1:{self.ports['health']}",
             "QDB_LINE_UDP_ENABLED": "false",  # else it binds UDP 0.0.0.0:9009
             "QDB_TELEMETRY_ENABLED": "false",
+            # wh's tables come from ddl/questdb/ (`wh migrate --engine questdb`), never from ILP:
+            # a misspelt or dropped table is an error, not a new empty table
+            "QDB_LINE_AUTO_CREATE_NEW_TABLES": "false",
         }
         argv = [str(self.java.executable), *jvm_args(self.java), "-p", str(jar),
                 "-m", "io.questdb/io.questdb.ServerMain", "-d", str(self.root)]  # fmt: skip

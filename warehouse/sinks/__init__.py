@@ -10,6 +10,7 @@ A `WriteBatch` maps table name (market_ticks, trades, rejects, gaps, stream_loss
 Arrow table in the schema of records.py. `write` stores only rows whose dedup key is not
 stored yet, so replaying a batch — a re-import, a retry after a crash — adds nothing.
 `open_sinks(names, settings)` opens them by name (the only place that knows every sink).
+`questdb` is the hot tier (a server, QDB_CLIENT_CONF): quotes, trades and rejects only.
 """
 
 from __future__ import annotations
@@ -20,19 +21,20 @@ from warehouse.sinks.base import Sink, WriteBatch, WriteCounts
 from warehouse.sinks.clickhouse import ClickHouseSink
 from warehouse.sinks.duckdb import DuckDBSink
 from warehouse.sinks.memory import MemorySink
+from warehouse.sinks.questdb import QuestDBSink
 
-__all__ = ["SINK_NAMES", "ClickHouseSink", "DuckDBSink", "MemorySink", "Sink", "WriteBatch", "WriteCounts",
+__all__ = ["SINK_NAMES", "ClickHouseSink", "DuckDBSink", "MemorySink", "QuestDBSink", "Sink", "WriteBatch", "WriteCounts",
            "check_sink_names", "open_sinks"]  # fmt: skip
 
 
-SINK_NAMES = ("duckdb", "clickhouse")
+SINK_NAMES = ("duckdb", "clickhouse", "questdb")
 
 
 def check_sink_names(names: list[str]) -> None:
     """Refuse an empty list, an unknown name or a repeated one (ConfigError). A consumer with
     no sink would commit offsets for messages stored nowhere: the data would be gone for its group."""
     if not names:
-        raise ConfigError(f"no sink given; name one or both of {', '.join(SINK_NAMES)}")
+        raise ConfigError(f"no sink given; name one or more of {', '.join(SINK_NAMES)}")
     for n in names:
         if n not in SINK_NAMES:
             raise ConfigError(f"unknown sink {n!r}; choose from {', '.join(SINK_NAMES)}")
@@ -50,6 +52,8 @@ def open_sinks(names: list[str], settings: Settings, *, hold_duckdb: bool = True
                 sinks.append(DuckDBSink(settings, hold=hold_duckdb))
             elif name == "clickhouse":
                 sinks.append(ClickHouseSink(settings))
+            elif name == "questdb":
+                sinks.append(QuestDBSink(settings))
             else:
                 raise KeyError(name)
     except BaseException:

@@ -32,6 +32,12 @@ _BOOTSTRAP = {
         "CREATE TABLE IF NOT EXISTS wh.schema_migrations (version UInt32, name String, "
         "checksum String, applied_at DateTime64(3, 'UTC')) ENGINE = MergeTree ORDER BY version",
     ],
+    # QuestDB: wh.schema_migrations is wh_schema_migrations (the adapter maps the name); no
+    # designated timestamp, so not a WAL table: a recorded migration is visible at once
+    "questdb": [
+        "CREATE TABLE IF NOT EXISTS wh.schema_migrations (version INT, name VARCHAR, checksum VARCHAR, "
+        "applied_at TIMESTAMP)",
+    ],
 }
 
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from warehouse.errors import QueryError, UnknownQueryError
+from warehouse.errors import QueryError, UnknownQueryError, UnsupportedSQLError
 from warehouse.sql.engines import Engine
 from warehouse.sql.files import queries_dir
 from warehouse.sql.translate import clickhouse_to_duckdb
@@ -119,7 +119,16 @@ class NamedQuery:
                 raise QueryError(f"{self.name}: missing required parameter {p.name} ({p.type})")
         return bound
 
+    @property
+    def questdb(self) -> bool:
+        """A queries/questdb/ file: QuestDB's dialect (SAMPLE BY, LATEST ON), never translated."""
+        return self.path.parent.name == "questdb" or self.path.parent.parent.name == "questdb"
+
     def sql_for(self, engine: str) -> str:
+        if self.questdb != (engine == "questdb"):
+            where = "queries/questdb/" if self.questdb else "queries/ (ClickHouse dialect)"
+            raise UnsupportedSQLError(f"{self.name} is a query of {where}: it does not run on {engine}"
+                                      + ("" if self.questdb else "; QuestDB runs the files of queries/questdb/"))  # fmt: skip
         return clickhouse_to_duckdb_cached(self.sql) if engine == "duckdb" else self.sql
 
     def run(self, engine: Engine, values: Mapping[str, Any]) -> pa.Table:
@@ -197,19 +206,27 @@ def _expand(text: str, path: Path, seen: tuple[str, ...]) -> str:
     return _INCLUDE.sub(splice, text)
 
 
+def _dir(engine: str | None) -> Path:
+    """queries/ for DuckDB and ClickHouse; queries/questdb/ for QuestDB (its own dialect)."""
+    return queries_dir() / "questdb" if engine == "questdb" else queries_dir()
+
+
 @functools.cache
-def load(name: str, *, internal: bool = False) -> NamedQuery:
-    """The named query (files are read once per process: the write path asks per batch)."""
+def load(name: str, *, internal: bool = False, engine: str | None = None) -> NamedQuery:
+    """The named query (files are read once per process: the write path asks per batch);
+    `engine="questdb"` reads queries/questdb/ (internal: queries/questdb/internal/)."""
     if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
         raise UnknownQueryError(f"unknown query {name!r}")
-    path = (queries_dir() / "internal" if internal else queries_dir()) / f"{name}.sql"
+    base = _dir(engine)
+    path = (base / "internal" if internal else base) / f"{name}.sql"
     if not path.is_file():
+        where = " on questdb" if engine == "questdb" else ""
         raise UnknownQueryError(
-            f"unknown query {name!r}; available: {', '.join(q.name for q in list_queries())}"
+            f"unknown query {name!r}{where}; available: {', '.join(q.name for q in list_queries(engine))}"
         )
     return parse_query_file(path)
 
 
-def list_queries() -> list[NamedQuery]:
+def list_queries(engine: str | None = None) -> list[NamedQuery]:
     """The user-facing queries (queries/internal/ holds the warehouse's own lookups)."""
-    return [parse_query_file(p) for p in sorted(queries_dir().glob("*.sql"))]
+    return [parse_query_file(p) for p in sorted(_dir(engine).glob("*.sql"))]

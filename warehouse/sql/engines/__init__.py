@@ -2,6 +2,7 @@
 
     duckdb.py      DuckDB file, transactional
     clickhouse.py  ClickHouse: a server over HTTP, or embedded (chdb) behind the same client API
+    questdb.py     QuestDB, the hot tier (a server: /exec + ILP over HTTP); named explicitly, never in "all"
 
 `open_engine(name, settings)` is how everything above gets one (a context manager:
 `with open_engine("duckdb", settings) as eng: …`). Capability flags on the class
@@ -15,8 +16,9 @@ from warehouse.errors import ConfigError
 from warehouse.sql.engines.base import ENGINES, Engine, EngineName, naive_timestamps, utc_timestamps
 from warehouse.sql.engines.clickhouse import ClickHouseEngine, close_embedded
 from warehouse.sql.engines.duckdb import DuckDBEngine
+from warehouse.sql.engines.questdb import QuestDBEngine
 
-__all__ = ["ENGINES", "ClickHouseEngine", "DuckDBEngine", "Engine", "EngineName", "close_embedded",
+__all__ = ["ENGINES", "ClickHouseEngine", "DuckDBEngine", "Engine", "EngineName", "QuestDBEngine", "close_embedded",
            "engine_names", "naive_timestamps", "open_engine", "utc_timestamps"]  # fmt: skip
 
 
@@ -29,7 +31,9 @@ def open_engine(name: str, settings: Settings, *, read_only: bool = False, for_r
         return DuckDBEngine(settings.duckdb_path, read_only=read_only, wait=settings.lock_wait_seconds, config=config)
     if name == "clickhouse":
         return ClickHouseEngine(settings, read_only=read_only)
-    raise ConfigError(f"unknown engine {name!r}; choose one of {', '.join(ENGINES)}")
+    if name == "questdb":
+        return QuestDBEngine(read_only=read_only)  # QDB_CLIENT_CONF (warehouse/config.py QuestDBSettings)
+    raise ConfigError(f"unknown engine {name!r}; choose one of {', '.join((*ENGINES, 'questdb'))}")
 
 
 def engine_names(choice: str) -> list[EngineName]:
@@ -37,4 +41,6 @@ def engine_names(choice: str) -> list[EngineName]:
         return list(ENGINES)
     if choice in ENGINES:
         return [choice]
-    raise ConfigError(f"unknown engine {choice!r}; choose duckdb, clickhouse or all")
+    if choice == "questdb":  # the hot tier: by name only (a server that may not be configured)
+        return ["questdb"]
+    raise ConfigError(f"unknown engine {choice!r}; choose duckdb, clickhouse, all or questdb")

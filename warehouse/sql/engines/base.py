@@ -25,8 +25,8 @@ import pyarrow as pa
 from warehouse.errors import ConfigError
 from warehouse.records import LEDGER_SCHEMAS, MATERIALIZED_SCHEMAS, SCHEMAS
 
-EngineName = Literal["duckdb", "clickhouse"]
-ENGINES: tuple[EngineName, ...] = ("duckdb", "clickhouse")
+EngineName = Literal["duckdb", "clickhouse", "questdb"]
+ENGINES: tuple[EngineName, ...] = ("duckdb", "clickhouse")  # "all": the warehouse engines (QuestDB only by name)
 
 # tables wh writes: the schema definitions, plus its own bookkeeping and staging tables
 _TABLES = frozenset({*SCHEMAS, *LEDGER_SCHEMAS, *MATERIALIZED_SCHEMAS, "kafka_offsets", "stream_state",
