@@ -73,9 +73,9 @@ def redact_url(raw: str) -> str:
     """
     m = re.match(r"[A-Za-z][A-Za-z0-9+.-]{0,15}://", raw)
     scheme = m.group(0) if m else ""
-    rest = raw[len(scheme):]
+    rest = raw[len(scheme) :]
     at = rest.rfind("@")
-    authority = re.split(r"[/?#\\]", rest[at + 1:], maxsplit=1)[0]
+    authority = re.split(r"[/?#\\]", rest[at + 1 :], maxsplit=1)[0]
     safe = re.fullmatch(rf"(?:{_HOST.pattern})(?::\d{{1,5}})?", authority) is not None
     return scheme + ("***@" if at >= 0 else "") + (authority if safe else "***")
 

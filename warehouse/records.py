@@ -83,6 +83,7 @@ TRADE_SCHEMA = pa.schema(
     ]
 )
 
+
 def internal_fields(schema: pa.Schema) -> dict[str, pl.DataType]:
     """A tick schema as the pipeline holds it in memory: times as int64 ns (UTC), the rest
     as the Arrow schema says. Decoders, the wire format and the replay all use these."""

@@ -45,8 +45,10 @@ def test_a_bad_file_is_reported_and_the_other_files_still_import(home, tmp_path:
 
 def test_raise_policy_aborts_before_writing(home, tmp_path: Path) -> None:
     p = tmp_path / "crossed.csv"
-    p.write_text(HEADER + "x,BTC,1582329601096000,1582329601096100,1,101,100,1\n"
-                 "x,BTC,1582329601097000,1582329601097100,1,99,100,1\n")
+    p.write_text(
+        HEADER + "x,BTC,1582329601096000,1582329601096100,1,101,100,1\n"
+        "x,BTC,1582329601097000,1582329601097100,1,99,100,1\n"
+    )
     r = wh("import", str(p), "--policy", "crossed_book=raise", "--engine", "duckdb")
     assert r.exit_code == 1 and "crossed_book" in r.output
     assert count("duckdb", "market_ticks") == 0

@@ -279,7 +279,9 @@ def test_negative_counts_and_rates_are_refused(home: Path, args: tuple[str, ...]
 
 
 @pytest.mark.kafka
-@pytest.mark.parametrize("command", [["feed", "--count", "1000"], ["ingest", "--stop-when-idle", "1", "--sinks", "duckdb"]])
+@pytest.mark.parametrize(
+    "command", [["feed", "--count", "1000"], ["ingest", "--stop-when-idle", "1", "--sinks", "duckdb"]]
+)
 def test_an_unreachable_broker_is_said_once(tmp_path: Path, command: list[str]) -> None:
     """librdkafka printed ~370 reconnect lines before `wh feed` failed at 60 s, and `wh ingest
     --stop-when-idle` exited 0. Its own stderr is read here (a subprocess: librdkafka writes to

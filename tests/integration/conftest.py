@@ -21,7 +21,10 @@ import pytest
 from servers import server_fixture
 
 WH = [sys.executable, "-m", "warehouse.cli.main"]
-ENGINES = [pytest.param("duckdb", id="duckdb"), pytest.param("clickhouse", id="clickhouse", marks=pytest.mark.clickhouse)]
+ENGINES = [
+    pytest.param("duckdb", id="duckdb"),
+    pytest.param("clickhouse", id="clickhouse", marks=pytest.mark.clickhouse),
+]
 
 
 @pytest.fixture(params=ENGINES)

@@ -31,6 +31,7 @@ import pytest
 
 A = TypeVar("A")  # a server's address as the tests use it
 
+
 def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
@@ -44,7 +45,9 @@ def unavailable(reason: str) -> NoReturn:
 
 def _report(name: str, srv: Any) -> None:
     jars = srv.jars
-    fetched = f"jars {jars.size_bytes / 1e6:.1f} MB {'downloaded' if jars.downloaded else 'cached'} in {jars.seconds:.1f} s"
+    fetched = (
+        f"jars {jars.size_bytes / 1e6:.1f} MB {'downloaded' if jars.downloaded else 'cached'} in {jars.seconds:.1f} s"
+    )
     rss = (srv.rss_bytes() or 0) / 2**20
     print(f"\n[servers] {name}: {fetched}; answered {srv.startup_seconds:.1f} s after start; RSS {rss:.0f} MiB",
           file=sys.stderr)  # fmt: skip
@@ -83,7 +86,9 @@ def _questdb_from_env() -> QuestDB | None:
     if conf:
         m = re.match(r"(https?)::(?:.*;)?addr=([^;]+)", conf)
         if m is None:
-            pytest.fail(f"QDB_CLIENT_CONF={conf!r}: the tests need an http:: (or https::) conf with addr=", pytrace=False)
+            pytest.fail(
+                f"QDB_CLIENT_CONF={conf!r}: the tests need an http:: (or https::) conf with addr=", pytrace=False
+            )
         return QuestDB(f"{m.group(1)}://{m.group(2)}")
     return None
 
@@ -96,9 +101,14 @@ def _answers_http(url: str) -> bool:
         return False
 
 
-def server_fixture(name: str, *, from_env: Callable[[], A | None],
-                   start: Callable[[Path, pytest.FixtureRequest], AbstractContextManager[A]],
-                   answers: Callable[[A], bool] | None = None, show: Callable[[A], str] = str) -> Any:
+def server_fixture(
+    name: str,
+    *,
+    from_env: Callable[[], A | None],
+    start: Callable[[Path, pytest.FixtureRequest], AbstractContextManager[A]],
+    answers: Callable[[A], bool] | None = None,
+    show: Callable[[A], str] = str,
+) -> Any:
     """The one way the tests get a server: a module-scoped fixture `name` whose value is the
     address from the environment (`from_env()`; it must answer, else the test fails — a wrong
     address is never skipped), or else a server of our own for the module: `start(folder,

@@ -245,7 +245,9 @@ def ref_bars(symbol: str, interval: int, exchange: str | None = None) -> pd.Data
     return out
 
 
-def _quote_bars(symbol: str, interval: int, exchange: str | None = None) -> tuple[pd.DataFrame, pd.core.groupby.DataFrameGroupBy]:
+def _quote_bars(
+    symbol: str, interval: int, exchange: str | None = None
+) -> tuple[pd.DataFrame, pd.core.groupby.DataFrameGroupBy]:
     q = _venue(_quotes_sorted(), symbol, exchange).copy()
     q["bar_start"] = _bucket(q["timestamp"].to_numpy(), interval)
     return q, q.groupby("bar_start", sort=True)
@@ -429,7 +431,9 @@ def ref_nav_series(trader: str, interval: int) -> pd.DataFrame:
     q = raw("market_ticks")
     q = q[pd.MultiIndex.from_frame(q[["exchange", "symbol"]]).isin(set(zip(f["exchange"], f["symbol"], strict=True)))]
     step = interval * NS
-    ends = np.concatenate([(q["timestamp"].to_numpy() // step + 1) * step, (f["timestamp"].to_numpy() // step + 1) * step])
+    ends = np.concatenate(
+        [(q["timestamp"].to_numpy() // step + 1) * step, (f["timestamp"].to_numpy() // step + 1) * step]
+    )
     points = np.unique(ends[ends > f["timestamp"].min()])
     navs = []
     for ts in points:
@@ -484,7 +488,13 @@ def test_symbols_catalog_matches_the_reference(engine) -> None:
 def test_every_listed_query_runs_on_both_engines_with_identical_results(warehouse) -> None:
     from warehouse.sql import queries
 
-    params = {"symbol": "BTCUSDT", "exchange": "binance", "trader": "T01", "at": "2024-01-03 12:00:00", "day": "2024-01-02"}
+    params = {
+        "symbol": "BTCUSDT",
+        "exchange": "binance",
+        "trader": "T01",
+        "at": "2024-01-03 12:00:00",
+        "day": "2024-01-02",
+    }
     names = [q.name for q in queries.list_queries()]
     for q in queries.list_queries():
         p = {k: v for k, v in params.items() if k in {x.name for x in q.params}}
@@ -511,7 +521,9 @@ def test_materialized_days_match_the_queries_and_rerun_replaces(warehouse) -> No
         eng = _engine(engine)
         try:
             # a stale row for that day: the refresh must drop it
-            eng.command("INSERT INTO wh.bars_1m VALUES ('2024-01-02 00:00:00', 'X', 'STALE', 'crypto', 1, 1, 1, 1, 1, 1, 1)")
+            eng.command(
+                "INSERT INTO wh.bars_1m VALUES ('2024-01-02 00:00:00', 'X', 'STALE', 'crypto', 1, 1, 1, 1, 1, 1, 1)"
+            )
         finally:
             eng.close()
         for _ in range(2):
@@ -523,7 +535,9 @@ def test_materialized_days_match_the_queries_and_rerun_replaces(warehouse) -> No
         try:
             stored = _pandas(eng.query("SELECT * FROM wh.bars_1m WHERE symbol IN ('ETHUSDT', 'STALE') "
                                        "ORDER BY bar_start"))  # fmt: skip
-            n_day = eng.query("SELECT count(*) AS n FROM wh.bars_1m WHERE bar_start >= '2024-01-02' AND bar_start < '2024-01-03'").column("n")[0]
+            n_day = eng.query(
+                "SELECT count(*) AS n FROM wh.bars_1m WHERE bar_start >= '2024-01-02' AND bar_start < '2024-01-03'"
+            ).column("n")[0]
         finally:
             eng.close()
         stored = stored[stored["bar_start"] < at].reset_index(drop=True)
@@ -624,7 +638,12 @@ def test_sql_refuses_writes_escalation_and_table_functions(warehouse) -> None:
                "--engine", engine, "--timeout", "1", ok=False)  # fmt: skip
         assert r.exit_code == 1 and "longer than 1 s" in r.output
     assert _counts() == before
-    for leftover in ("/tmp/wh_sql_outfile.csv", "/tmp/wh_sql_copy.csv", "/tmp/wh_sql_other.duckdb", "/tmp/wh_sql_export"):
+    for leftover in (
+        "/tmp/wh_sql_outfile.csv",
+        "/tmp/wh_sql_copy.csv",
+        "/tmp/wh_sql_other.duckdb",
+        "/tmp/wh_sql_export",
+    ):
         assert not Path(leftover).exists()
 
 

@@ -16,7 +16,9 @@ def test_import_bench_keeps_its_work_directory_when_asked(home: Path, tmp_path: 
     r = imports.run(5_000, keep=tmp_path / "work")
     assert r.rows == 5_000 and r.ceiling_seconds > 0 and r.wh_seconds > 0
     assert r.ratio == pytest.approx(r.wh_rate / r.ceiling_rate)
-    assert (tmp_path / "work" / "feed" / "quotes.parquet").is_file() and (tmp_path / "work" / "ceiling.duckdb").is_file()
+    assert (tmp_path / "work" / "feed" / "quotes.parquet").is_file() and (
+        tmp_path / "work" / "ceiling.duckdb"
+    ).is_file()
 
 
 def test_zscore_bench_measures_both_engines(home: Path) -> None:

@@ -71,7 +71,9 @@ def test_corpus_files_cost_only_their_bad_lines(home: Path) -> None:
         assert report.rows_read == want["stored"] + sum(rejected.values()), name
 
 
-def test_tardis_day_with_hostile_lines_stores_every_valid_row(home: Path, tardis: tuple[Path, Path], tmp_path: Path) -> None:
+def test_tardis_day_with_hostile_lines_stores_every_valid_row(
+    home: Path, tardis: tuple[Path, Path], tmp_path: Path
+) -> None:
     """The issue's cases on the real sample: a stray quote on line 4 once turned the rest
     of the file into one 844 KB reject (2 rows stored); a blank local_timestamp crashed the
     import; a latin-1 line and a 50 MB line aborted it half-way."""
@@ -139,7 +141,9 @@ def test_parquet_blank_receipt_time_and_a_corrupt_row_group(home: Path, tmp_path
     from warehouse.ingest.files import identity_mapping
     from warehouse.ingest.synthetic import SyntheticFeed
 
-    quotes = pl.concat([b.rows for b in SyntheticFeed(ticks=8_000, seed=4).batches() if b.kind == Kind.QUOTE]).head(6_000)
+    quotes = pl.concat([b.rows for b in SyntheticFeed(ticks=8_000, seed=4).batches() if b.kind == Kind.QUOTE]).head(
+        6_000
+    )
     quotes = quotes.drop([c for c in quotes.columns if c.startswith("_")])
     quotes = quotes.with_columns(
         pl.when(pl.int_range(pl.len()) == 10).then(None).otherwise(pl.col("received_at")).alias("received_at")
@@ -176,7 +180,9 @@ def test_truncated_parquet_and_directories_give_an_error_line(home: Path, tmp_pa
     empty_dir.mkdir()
     for args in (["import", str(bad), "--format", "parquet"], ["import", str(empty_dir)],
                  ["import", str(tmp_path / "missing.csv")]):  # fmt: skip
-        r = subprocess.run([*WH, *args], capture_output=True, text=True, env={**__import__("os").environ, "WH_HOME": str(home)})
+        r = subprocess.run(
+            [*WH, *args], capture_output=True, text=True, env={**__import__("os").environ, "WH_HOME": str(home)}
+        )
         assert r.returncode == 1, args
         assert "Error:" in r.stderr and "Traceback" not in r.stderr + r.stdout, (args, r.stderr)
 

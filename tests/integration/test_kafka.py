@@ -30,7 +30,9 @@ STATELESS_BAD = ("non_finite", "non_positive", "crossed_book", "unknown_asset_cl
 WH = [sys.executable, "-m", "warehouse.cli.main"]
 
 
-def labelled_feed(ticks: int, seed: int, duration_s: float = 86_400.0, **faults: float) -> tuple[SyntheticFeed, pl.DataFrame]:
+def labelled_feed(
+    ticks: int, seed: int, duration_s: float = 86_400.0, **faults: float
+) -> tuple[SyntheticFeed, pl.DataFrame]:
     feed = SyntheticFeed(ticks=ticks, seed=seed, chunk=10_000, faults=FaultRates(**faults), bad_kinds=STATELESS_BAD,
                          duration_s=duration_s)  # fmt: skip
     labels = pl.concat([b.rows.select("_expected") for b in feed.batches()])
@@ -103,10 +105,14 @@ def test_duplicates_and_late_ticks_are_stored_once_in_place(home: Path, broker: 
 
     eng = DuckDBEngine(settings.duckdb_path, read_only=True)
     try:
-        late = eng.query(
-            "SELECT count(*) AS n FROM (SELECT seq, lag(seq) OVER (PARTITION BY symbol ORDER BY timestamp, received_at) "
-            "AS prev FROM wh.market_ticks) WHERE seq < prev"
-        ).column("n")[0].as_py()
+        late = (
+            eng.query(
+                "SELECT count(*) AS n FROM (SELECT seq, lag(seq) OVER (PARTITION BY symbol ORDER BY timestamp, received_at) "
+                "AS prev FROM wh.market_ticks) WHERE seq < prev"
+            )
+            .column("n")[0]
+            .as_py()
+        )
     finally:
         eng.close()
     assert late > 0
@@ -173,8 +179,22 @@ def _crash_run(home: Path, broker: str, topic: str, kills: int, ticks: int, unsa
     env = {**os.environ, "WH_HOME": str(home), "WH_KAFKA_BOOTSTRAP": broker}
     if unsafe:
         env["WH_DEBUG_DELAY_AFTER_COMMIT"] = "1.0"  # widen the commit-before-write window
-    cmd = [*WH, "ingest", "--topic", topic, "--group", f"g-{topic}", "--instance-id", "crash-test",
-           "--batch-rows", str(batch_rows), "--batch-seconds", "0.3", "--stop-when-idle", "3"]
+    cmd = [
+        *WH,
+        "ingest",
+        "--topic",
+        topic,
+        "--group",
+        f"g-{topic}",
+        "--instance-id",
+        "crash-test",
+        "--batch-rows",
+        str(batch_rows),
+        "--batch-seconds",
+        "0.3",
+        "--stop-when-idle",
+        "3",
+    ]
     cmd += ["--debug-commit-before-write"] if unsafe else []
     rng = random.Random(seed)
     killed_busy = 0
@@ -218,8 +238,18 @@ def test_negative_control_commit_before_write_fails_the_same_check(home: Path, b
 
 @pytest.mark.slow
 def test_sigkill_twenty_times_over_a_million_ticks(home: Path, broker: str, topic: str) -> None:
-    result, good = _crash_run(home, broker, topic, kills=20, ticks=1_000_000, unsafe=False, seed=33,
-                              rate=4_000, busy=(1.0, 8.0), batch_rows=20_000)
+    result, good = _crash_run(
+        home,
+        broker,
+        topic,
+        kills=20,
+        ticks=1_000_000,
+        unsafe=False,
+        seed=33,
+        rate=4_000,
+        busy=(1.0, 8.0),
+        batch_rows=20_000,
+    )
     for engine, c in result.items():
         assert c["n"] == c["d"] == good, (engine, c, good)
 
@@ -315,7 +345,9 @@ def counts_via_cli(env: dict[str, str]) -> int:
     return 0
 
 
-def test_after_a_crash_the_first_batch_is_cut_where_the_interrupted_one_was(home: Path, broker: str, topic: str) -> None:
+def test_after_a_crash_the_first_batch_is_cut_where_the_interrupted_one_was(
+    home: Path, broker: str, topic: str
+) -> None:
     import json
 
     from warehouse.ingest.consumer import Ingestor
@@ -358,7 +390,11 @@ def test_clickhouse_drops_a_retried_insert_with_the_same_token(home: Path) -> No
     rows = pl.DataFrame({"timestamp": [1_700_000_000_000_000_000], "received_at": [1_700_000_000_000_000_001],
                          "exchange": ["x"], "symbol": ["S"], "asset_class": ["crypto"], "bid": [1.0], "ask": [2.0],
                          "bid_size": [1.0], "ask_size": [1.0], "seq": [1]})  # fmt: skip
-    table = rows.with_columns(pl.col("timestamp", "received_at").cast(pl.Datetime("ns", "UTC"))).to_arrow().cast(QUOTE_SCHEMA)
+    table = (
+        rows.with_columns(pl.col("timestamp", "received_at").cast(pl.Datetime("ns", "UTC")))
+        .to_arrow()
+        .cast(QUOTE_SCHEMA)
+    )
     token = StreamPosition("g", "t", {0: (0, 0)}).token("market_ticks")
     for _ in range(2):
         eng.insert("wh.market_ticks", table, dedup_token=token)

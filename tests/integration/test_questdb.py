@@ -108,10 +108,14 @@ def test_wh_migrate_creates_dedup_wal_tables_once_and_refuses_edits(qdb, home: P
     from warehouse.sql.migrate import migrate
 
     env = {**os.environ, "WH_HOME": str(home)}
-    first = subprocess.run([*WH, "migrate", "--engine", "questdb"], env=env, capture_output=True, text=True, timeout=120)
+    first = subprocess.run(
+        [*WH, "migrate", "--engine", "questdb"], env=env, capture_output=True, text=True, timeout=120
+    )
     assert first.returncode == 0, first.stderr
     assert first.stdout.strip() == "questdb: applied 001_ticks.sql"
-    again = subprocess.run([*WH, "migrate", "--engine", "questdb"], env=env, capture_output=True, text=True, timeout=120)
+    again = subprocess.run(
+        [*WH, "migrate", "--engine", "questdb"], env=env, capture_output=True, text=True, timeout=120
+    )
     assert again.returncode == 0 and again.stdout.strip() == "questdb: up to date", again.stderr
 
     meta = {r["table_name"]: r for r in qdb.query(
@@ -122,11 +126,23 @@ def test_wh_migrate_creates_dedup_wal_tables_once_and_refuses_edits(qdb, home: P
     keys = {t: {r["column"] for r in qdb.query(f"SELECT \"column\" FROM table_columns('{t}') WHERE upsertKey").to_pylist()}
             for t in ("wh_market_ticks", "wh_trades", "wh_rejects")}  # fmt: skip
     assert keys == {
-        "wh_market_ticks": {"timestamp", "exchange", "symbol", "seq", "received_at", "bid", "ask", "bid_size", "ask_size"},
+        "wh_market_ticks": {
+            "timestamp",
+            "exchange",
+            "symbol",
+            "seq",
+            "received_at",
+            "bid",
+            "ask",
+            "bid_size",
+            "ask_size",
+        },
         "wh_trades": {"timestamp", "exchange", "symbol", "trade_id"},
         "wh_rejects": {"timestamp", "source", "source_offset", "rule"},
     }
-    types = {r["column"]: r["type"] for r in qdb.query("SELECT \"column\", type FROM table_columns('wh_trades')").to_pylist()}
+    types = {
+        r["column"]: r["type"] for r in qdb.query("SELECT \"column\", type FROM table_columns('wh_trades')").to_pylist()
+    }
     assert types["timestamp"] == types["received_at"] == "TIMESTAMP_NS" and types["trade_id"] == "VARCHAR"
     assert types["exchange"] == types["symbol"] == types["side"] == "SYMBOL"
 
@@ -147,7 +163,9 @@ def test_tables_come_from_ddl_only(qdb) -> None:
     auto = {r["property_path"]: r["value"] for r in qdb.query(
         "SELECT property_path, value FROM (SHOW PARAMETERS) WHERE property_path = 'line.auto.create.new.tables'"
     ).to_pylist()}  # fmt: skip
-    assert auto == {"line.auto.create.new.tables": "false"}, "QuestDB not started by wh (QDB_LINE_AUTO_CREATE_NEW_TABLES)"
+    assert auto == {"line.auto.create.new.tables": "false"}, (
+        "QuestDB not started by wh (QDB_LINE_AUTO_CREATE_NEW_TABLES)"
+    )
     rows = pa.Table.from_pylist([{"timestamp": 1, "received_at": 1, "exchange": "x", "symbol": "y", "asset_class": "crypto",
                                   "bid": 1.0, "ask": 2.0, "bid_size": None, "ask_size": None, "seq": 1}],
                                 schema=SCHEMAS["market_ticks"])  # fmt: skip
@@ -485,7 +503,9 @@ def test_questdb_queries_agree_with_the_warehouse_engines(qdb, home: Path) -> No
     r = runner.invoke(app, ["query", "latest_quotes", "--engine", "questdb", "--format", "csv"])
     assert r.exit_code == 0 and r.output.startswith('"timestamp","exchange","symbol",'), r.output
     assert len(r.output.strip().splitlines()) == newest.height + 1
-    r = runner.invoke(app, ["query", "bars", symbols[0], "--engine", "questdb", "--interval", "3600", "--format", "json"])
+    r = runner.invoke(
+        app, ["query", "bars", symbols[0], "--engine", "questdb", "--interval", "3600", "--format", "json"]
+    )
     assert r.exit_code == 0 and '"open"' in r.output, r.output
     r = runner.invoke(app, ["query", "zscore", symbols[0], "--engine", "questdb"])
     assert r.exit_code == 1 and "Error: unknown query 'zscore' on questdb" in r.output, r.output

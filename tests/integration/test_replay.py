@@ -299,4 +299,3 @@ def test_a_symbol_on_two_venues_is_replayed_from_the_one_asked_for_and_marked_th
         finally:
             eng.close()
         assert venues == ["binance-futures"]
-

@@ -28,8 +28,15 @@ def count(engine: str, table: str) -> int:
 
     eng = open_engine(engine, get_settings())
     try:
-        return eng.query(f"SELECT count() AS n FROM wh.{table}" if engine == "clickhouse"
-                         else f"SELECT count(*) AS n FROM wh.{table}").column("n")[0].as_py()
+        return (
+            eng.query(
+                f"SELECT count() AS n FROM wh.{table}"
+                if engine == "clickhouse"
+                else f"SELECT count(*) AS n FROM wh.{table}"
+            )
+            .column("n")[0]
+            .as_py()
+        )
     finally:
         eng.close()
 
@@ -78,7 +85,7 @@ def test_zscore_matches_an_exact_reference_on_both_engines(home, tardis) -> None
         zr = (bids[nz] - mean[nz]) / std[nz]
         assert np.max(np.abs(z.to_numpy()[nz] - zr)) < 1e-8
         out[engine] = wh("query", "zscore", "BTCUSDT", "--engine", engine, "--format", "csv").output
-    assert out["duckdb"].splitlines()[0] == "\"timestamp\",\"symbol\",\"bid\",\"rolling_mean\",\"rolling_std\",\"z_score\""
+    assert out["duckdb"].splitlines()[0] == '"timestamp","symbol","bid","rolling_mean","rolling_std","z_score"'
     d = pl.read_csv(out["duckdb"].encode())
     c = pl.read_csv(out["clickhouse"].encode())
     assert d.height == c.height == 100
@@ -101,14 +108,28 @@ def test_unknown_and_hostile_symbols_are_values(home, tardis) -> None:
 def test_synthetic_faults_land_in_rejects_and_good_ticks_once(home) -> None:
     from warehouse.ingest.synthetic import FaultRates, SyntheticFeed
 
-    feed = SyntheticFeed(ticks=60_000, seed=11,
-                         faults=FaultRates(bad=0.01, duplicate=0.01, out_of_order=0.01, gap=0.005))
+    feed = SyntheticFeed(
+        ticks=60_000, seed=11, faults=FaultRates(bad=0.01, duplicate=0.01, out_of_order=0.01, gap=0.005)
+    )
     labels = pl.concat([b.rows.select("_offset", "_expected", "_gap") for b in feed.batches()])
     n_gaps = labels.filter(pl.col("_gap") > 0).height
     n_bad = labels.filter(pl.col("_expected").is_not_null()).height
     for _ in range(2):  # idempotent
-        wh("generate", "--ticks", "60000", "--seed", "11", "--bad-rate", "0.01", "--dup-rate", "0.01",
-           "--ooo-rate", "0.01", "--gap-rate", "0.005")
+        wh(
+            "generate",
+            "--ticks",
+            "60000",
+            "--seed",
+            "11",
+            "--bad-rate",
+            "0.01",
+            "--dup-rate",
+            "0.01",
+            "--ooo-rate",
+            "0.01",
+            "--gap-rate",
+            "0.005",
+        )
     from warehouse.config import get_settings
     from warehouse.sql.engines import open_engine
 
@@ -148,9 +169,28 @@ def test_bad_rows_do_not_block_the_file(home, tmp_path) -> None:
 def test_generic_csv_with_mapping(home, tmp_path) -> None:
     p = tmp_path / "fx.csv"
     p.write_text("time,b,a,bs,as\n2024-01-02T10:00:00Z,1.1,1.2,5,6\n2024-01-02T10:00:01Z,1.1,1.3,5,6\n")
-    wh("import", str(p), "--format", "csv", "--map", "timestamp=time", "--map", "bid=b", "--map", "ask=a",
-       "--map", "bid_size=bs", "--map", "ask_size=as", "--const", "symbol=EURUSD", "--const", "exchange=EBS",
-       "--const", "asset_class=forex")
+    wh(
+        "import",
+        str(p),
+        "--format",
+        "csv",
+        "--map",
+        "timestamp=time",
+        "--map",
+        "bid=b",
+        "--map",
+        "ask=a",
+        "--map",
+        "bid_size=bs",
+        "--map",
+        "ask_size=as",
+        "--const",
+        "symbol=EURUSD",
+        "--const",
+        "exchange=EBS",
+        "--const",
+        "asset_class=forex",
+    )
     assert count("duckdb", "market_ticks") == 2
     assert count("clickhouse", "market_ticks") == 2
 

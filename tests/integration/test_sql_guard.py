@@ -174,8 +174,11 @@ def test_the_right_side_of_in_is_checked_as_a_table(warehouse, engine: str, sql:
         ("SELECT hasColumnInTable('system', 'one', 'dummy') AS h", "clickhouse", "hasColumnInTable"),
         ("SELECT currentDatabase() AS d", "clickhouse", "CURRENT_DATABASE"),  # sqlglot's name for it
         ("SELECT current_setting('secret_directory') AS d", "duckdb", "current_setting"),
-        ("SELECT count(*) AS n FROM wh.trades WHERE symbol <> getServerSetting('path')", "clickhouse",
-         "getServerSetting"),
+        (
+            "SELECT count(*) AS n FROM wh.trades WHERE symbol <> getServerSetting('path')",
+            "clickhouse",
+            "getServerSetting",
+        ),
     ],
 )
 def test_functions_off_the_allowlist_are_refused_by_name(warehouse, engine: str, sql: str, dialect: str,

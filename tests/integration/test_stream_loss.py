@@ -29,8 +29,9 @@ def test_expired_messages_are_recorded_and_shown(home: Path, broker: str, topic:
     from warehouse.sql.engines import close_embedded, open_engine
 
     # uncompressed, 120,000 JSON ticks are ~7.5 MB per partition: past the mock's ~5 MB
-    report = produce(broker, topic, SyntheticFeed(ticks=120_000, seed=2).batches(),
-                     extra_config={"compression.type": "none"})
+    report = produce(
+        broker, topic, SyntheticFeed(ticks=120_000, seed=2).batches(), extra_config={"compression.type": "none"}
+    )
     assert report.failed == 0
     settings = Settings(home=home)
     told: list[tuple[int, int, int]] = []

@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "warehouse"
 SQL_KEYWORD = re.compile(r"\b(SELECT|INSERT|DELETE|CREATE|ALTER|DROP|UPDATE)\b")
 
+
 @dataclass(frozen=True)
 class Import:
     source: str  # importing module
@@ -173,7 +174,10 @@ def test_the_reader_resolves_imports_the_way_python_does() -> None:
     demo = {"a": {"b": Import("a", "b", PACKAGE / "a.py", 1)}, "b": {"c": Import("b", "c", PACKAGE / "b.py", 2)},
             "c": {"a": Import("c", "a", PACKAGE / "c.py", 3)}, "d": {"a": Import("d", "a", PACKAGE / "d.py", 4)}}  # fmt: skip
     assert strongly_connected(demo) == [{"a", "b", "c"}]
-    assert describe(cycle_path(demo, {"a", "b", "c"})) == "a → b (warehouse/a.py:1) → c (warehouse/b.py:2) → a (warehouse/c.py:3)"
+    assert (
+        describe(cycle_path(demo, {"a", "b", "c"}))
+        == "a → b (warehouse/a.py:1) → c (warehouse/b.py:2) → a (warehouse/c.py:3)"
+    )
 
 
 def test_no_import_cycles() -> None:
@@ -242,7 +246,9 @@ def test_no_isinstance_on_engine_classes_outside_the_adapters() -> None:
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "isinstance":
-                names = {n.id for n in ast.walk(node.args[1]) if isinstance(n, ast.Name)} if len(node.args) > 1 else set()
+                names = (
+                    {n.id for n in ast.walk(node.args[1]) if isinstance(n, ast.Name)} if len(node.args) > 1 else set()
+                )
                 if names & ENGINE_CLASSES:
                     found.append(f"{rel}:{node.lineno}")
     assert not found, found

@@ -61,9 +61,9 @@ schemes = st.sampled_from(["http://", "https://", "", "HTTP://", "ftp://", "http
 users = st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\x00"), max_size=6) | st.sampled_from(
     ["default", "", "a:b", "u@v", "x/y"]
 )
-hosts = st.sampled_from(["localhost", "ch.example", "127.0.0.1", "[::1]", "", "h@x", "ho st", "[::1", "-bad-"]) | st.text(
-    alphabet=st.characters(codec="utf-8", exclude_characters="\x00"), max_size=8
-)
+hosts = st.sampled_from(
+    ["localhost", "ch.example", "127.0.0.1", "[::1]", "", "h@x", "ho st", "[::1", "-bad-"]
+) | st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\x00"), max_size=8)
 ports = st.sampled_from(["", ":8123", ":80x", ":99999", ":", ":-1", ":0", ":65535", ":8123:9"]) | st.text(
     alphabet="0123456789:x ", max_size=6
 ).map(lambda t: ":" + t)

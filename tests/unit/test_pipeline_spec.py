@@ -16,7 +16,10 @@ def test_shipped_specs_load_and_the_defaults_are_todays_commands() -> None:
     specs = {s.name: s for _, s in all_specs()}
     assert {"ticks", "files", "fx_csv"} <= set(specs)
     ticks = specs["ticks"]
-    assert ticks.source.kafka is not None and (ticks.source.kafka.topic, ticks.source.kafka.group) == ("ticks", "wh-ingest")
+    assert ticks.source.kafka is not None and (ticks.source.kafka.topic, ticks.source.kafka.group) == (
+        "ticks",
+        "wh-ingest",
+    )
     assert (ticks.batch.rows, ticks.batch.seconds) == (50_000, 2.0)
     cfg = ticks.sanitize.config()
     assert cfg.out_of_order_tolerance == 5_000_000_000 and cfg.spike_band == 0.10 and cfg.spike_window == 21

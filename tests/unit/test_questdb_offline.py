@@ -47,9 +47,22 @@ def test_ilp_bytes_per_record_type() -> None:
     from warehouse.sinks.questdb import reject_rows
 
     # quote with a sequence number and sizes; a quote without (NULL fields are left out of the line)
-    assert ilp_text("wh.market_ticks", quotes({}, {"exchange": "ebs", "symbol": "EUR USD", "asset_class": "forex",
-                                                  "bid": 1.1, "ask": 1.2, "bid_size": None, "ask_size": None,
-                                                  "seq": None})) == (
+    assert ilp_text(
+        "wh.market_ticks",
+        quotes(
+            {},
+            {
+                "exchange": "ebs",
+                "symbol": "EUR USD",
+                "asset_class": "forex",
+                "bid": 1.1,
+                "ask": 1.2,
+                "bid_size": None,
+                "ask_size": None,
+                "seq": None,
+            },
+        ),
+    ) == (
         "wh_market_ticks,exchange=binance,symbol=BTCUSDT,asset_class=crypto received_at=1704153600100000t,"
         "bid=42000.5,ask=42001.0,bid_size=1.25,ask_size=0.5,seq=7i 1704153600000000001\n"
         "wh_market_ticks,exchange=ebs,symbol=EUR\\ USD,asset_class=forex received_at=1704153600100000t,"
@@ -92,7 +105,10 @@ def test_ddl_mirrors_records_and_keys_include_the_event_time() -> None:
         cols = dict(re.findall(r"^\s*(\w+)\s+(\w+)", ddl[name], re.M))
         assert set(cols) == set(SCHEMAS[table].names), table
         assert {c for c, t in cols.items() if t == "SYMBOL"} == set(SYMBOL_COLUMNS[table]), table
-        assert cols["timestamp"] == "TIMESTAMP_NS" and cols["received_at" if table != "rejects" else "rejected_at"] == "TIMESTAMP_NS"
+        assert (
+            cols["timestamp"] == "TIMESTAMP_NS"
+            and cols["received_at" if table != "rejects" else "rejected_at"] == "TIMESTAMP_NS"
+        )
         tail = ddl[f"{name}#tail"]
         assert "TIMESTAMP(timestamp)" in tail and "WAL" in tail and "PARTITION BY" in tail, tail
         m = re.search(r"DEDUP UPSERT KEYS\(([^)]*)\)", tail)
@@ -125,7 +141,12 @@ def test_bound_values_become_safe_typed_literals() -> None:
     assert render("x = {s:String} AND t < {t:DateTime64(9)}", {"s": "x'); DROP TABLE wh_trades; --",
                                                                 "t": datetime(2024, 1, 1, tzinfo=UTC)}) == \
         "x = 'x''); DROP TABLE wh_trades; --' AND t < '2024-01-01T00:00:00.000000Z'::timestamp"  # fmt: skip
-    for bad, type_ in (("a\x00b", "String"), ("esc\x1b[0m", "String"), (float("nan"), "Float64"), ([], "Array(String)")):
+    for bad, type_ in (
+        ("a\x00b", "String"),
+        ("esc\x1b[0m", "String"),
+        (float("nan"), "Float64"),
+        ([], "Array(String)"),
+    ):
         with pytest.raises(QueryError):
             literal(bad, type_)
     with pytest.raises(QueryError, match="no value"):
@@ -160,7 +181,10 @@ def test_flush_errors_are_told_apart(monkeypatch: pytest.MonkeyPatch) -> None:
         'line(s):\\nerror in line 2: table: wh_trades, column: seq; line protocol value: 1099511627776 is out bounds '
         'of column type: INT","line":2,"errorId":"x-1"}'))  # fmt: skip
     assert isinstance(row, RowRefusedError) and row.line == 2
-    assert row.detail == "table: wh_trades, column: seq; line protocol value: 1099511627776 is out bounds of column type: INT"
+    assert (
+        row.detail
+        == "table: wh_trades, column: seq; line protocol value: 1099511627776 is out bounds of column type: INT"
+    )
     table = eng._translate_flush("wh_trades", Exception(
         'Could not flush buffer: {"code":"invalid","message":"failed to parse line protocol:errors encountered on '
         'line(s):\\nerror in line 1: table: wh_trades; table does not exist, creating new tables is disabled",'
@@ -204,8 +228,12 @@ def test_refused_rows_are_isolated_into_rejects_and_the_rest_is_stored(monkeypat
     assert [r["trade_id"] for r in stored] == [f"t{i}" for i in range(n) if i not in bad_at]  # order kept
     assert counts.stored == {"trades": n - len(bad_at), "rejects": len(bad_at)}
     rejects = fake.stored["wh.rejects"]
-    assert sorted(r["reason"] for r in rejects) == sorted(f"QuestDB refused the row: value {-i} out of bounds" for i in bad_at)
-    assert {r["rule"] for r in rejects} == {"questdb_refused"} and {r["source"] for r in rejects} == {"questdb:wh_trades"}
+    assert sorted(r["reason"] for r in rejects) == sorted(
+        f"QuestDB refused the row: value {-i} out of bounds" for i in bad_at
+    )
+    assert {r["rule"] for r in rejects} == {"questdb_refused"} and {r["source"] for r in rejects} == {
+        "questdb:wh_trades"
+    }
     assert all(r["raw"].startswith("wh_trades,") for r in rejects)
     assert fake.requests < 4 * len(bad_at) * 12, fake.requests  # ~k·log2(n), never a resend per row
 

@@ -124,15 +124,20 @@ def test_duckdb_dialect_resolves_names_the_same_way(sql: str, says: str) -> None
         ("WITH t AS (SELECT 1 AS a) SELECT (SELECT max(a) FROM t) AS m", "clickhouse"),
         ("WITH t AS (SELECT 1 AS a) SELECT * FROM `t`", "clickhouse"),
         ("WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 5) SELECT * FROM r", "duckdb"),
-        ("SELECT symbol, sumIf(size, side = 'buy'), uniqExactIf(trade_id, price > 0), quantiles(0.1, 0.9)(price), "
-         "avgOrNull(price) FROM wh.trades GROUP BY symbol", "clickhouse"),
+        (
+            "SELECT symbol, sumIf(size, side = 'buy'), uniqExactIf(trade_id, price > 0), quantiles(0.1, 0.9)(price), "
+            "avgOrNull(price) FROM wh.trades GROUP BY symbol",
+            "clickhouse",
+        ),
         ("SELECT x FROM wh.trades ARRAY JOIN [1, 2] AS x", "clickhouse"),
         ("SELECT * FROM wh.trades FINAL", "clickhouse"),
         ("SELECT wh.trades.price FROM wh.trades", "clickhouse"),
         ("SELECT * FROM wh.trades AS t, LATERAL (SELECT t.price * 2 AS p) AS s", "duckdb"),
         ("SELECT symbol FROM wh.trades WHERE symbol IN ('A', 'B') AND price IN (1, 2)", "clickhouse"),
-        ("SELECT date_trunc('hour', timestamp) AS h, list(price ORDER BY timestamp)[1] FROM wh.trades GROUP BY h",
-         "duckdb"),
+        (
+            "SELECT date_trunc('hour', timestamp) AS h, list(price ORDER BY timestamp)[1] FROM wh.trades GROUP BY h",
+            "duckdb",
+        ),
     ],
 )
 def test_ctes_in_scope_and_analysis_functions_pass(sql: str, dialect: str) -> None:
@@ -178,7 +183,9 @@ def test_a_larger_own_limit_is_lowered_to_max_rows_plus_one() -> None:
     assert engine_sql("SELECT * FROM wh.trades ORDER BY price LIMIT 3000000").endswith("ORDER BY price LIMIT 11")
     assert engine_sql("SELECT * FROM wh.trades LIMIT 5, 3000000", "clickhouse").endswith("LIMIT 11 OFFSET 5")
     for sql in ("SELECT symbol FROM wh.trades LIMIT 1 BY symbol", "SELECT * FROM wh.trades LIMIT 3 WITH TIES"):
-        assert engine_sql(sql, "clickhouse").startswith("SELECT * FROM (") and engine_sql(sql).endswith(") AS _wh_sql LIMIT 11")
+        assert engine_sql(sql, "clickhouse").startswith("SELECT * FROM (") and engine_sql(sql).endswith(
+            ") AS _wh_sql LIMIT 11"
+        )
 
 
 def test_limit_is_added_once_and_kept_when_given() -> None:

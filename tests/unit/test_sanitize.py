@@ -13,8 +13,9 @@ from warehouse.sanitize import Policy, SanitizeConfig, Sanitizer
 
 
 def _run_feed(seed: int, ticks: int = 120_000, chunk: int = 25_000):
-    feed = SyntheticFeed(ticks=ticks, seed=seed, chunk=chunk,
-                         faults=FaultRates(bad=0.01, duplicate=0.01, out_of_order=0.01, gap=0.005))
+    feed = SyntheticFeed(
+        ticks=ticks, seed=seed, chunk=chunk, faults=FaultRates(bad=0.01, duplicate=0.01, out_of_order=0.01, gap=0.005)
+    )
     sans = {k: Sanitizer(k) for k in Kind}
     expected, got, gaps_seen, seqs = [], [], [], []
     for b in feed.batches():
@@ -32,9 +33,16 @@ def test_injected_faults_are_caught_with_their_rule_and_nothing_else(seed: int) 
     joined = expected.join(got, on="_offset", how="left")
     bad = expected.filter(pl.col("_expected").is_not_null())
     # the feed really injected every kind of fault
-    assert set(bad["_expected"].unique()) >= {"non_finite", "non_positive", "crossed_book",
-                                              "unknown_asset_class", "timestamp_window", "spike",
-                                              "duplicate", "out_of_order"}
+    assert set(bad["_expected"].unique()) >= {
+        "non_finite",
+        "non_positive",
+        "crossed_book",
+        "unknown_asset_class",
+        "timestamp_window",
+        "spike",
+        "duplicate",
+        "out_of_order",
+    }
     mismatched = joined.filter(pl.col("_expected").ne_missing(pl.col("rule")))
     assert mismatched.height == 0, mismatched.head(10)
     # no clean tick rejected; every bad tick rejected exactly once

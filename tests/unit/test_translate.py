@@ -40,7 +40,12 @@ def test_parameter_coercion_rejects_bad_values() -> None:
     from warehouse.errors import QueryError
 
     q = queries.load("zscore")
-    assert q.bind({"symbol": "BTC"}) == {"symbol": "BTC", "exchange": "", "window": 60, "limit": 100}  # '' is the empty string
+    assert q.bind({"symbol": "BTC"}) == {
+        "symbol": "BTC",
+        "exchange": "",
+        "window": 60,
+        "limit": 100,
+    }  # '' is the empty string
     with pytest.raises(QueryError):
         q.bind({"symbol": "BTC", "window": "-1"})
     with pytest.raises(QueryError):

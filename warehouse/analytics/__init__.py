@@ -34,7 +34,9 @@ def run(engine: Engine, name: str, **params: Any) -> pa.Table:
         params = {**params, "exchange": found[0] if found else ""}
         return query.run(engine, params)
     table = query.run(engine, params)
-    if market and table.num_rows == 0:  # an exchange was given: is it one the symbol trades on? (only now: no cost otherwise)
+    if (
+        market and table.num_rows == 0
+    ):  # an exchange was given: is it one the symbol trades on? (only now: no cost otherwise)
         found = venues(engine, str(params["symbol"]))
         if found and params["exchange"] not in found:
             raise UnknownVenueError(f"no exchange {params['exchange']!r} for {params['symbol']}; it trades on: "
@@ -73,7 +75,13 @@ def equity_interval(engine: Engine, trader: str, points: int = 300) -> int:
 
 def venues(engine: Engine, symbol: str) -> list[str]:
     """The exchanges `symbol` has quotes or trades on, sorted."""
-    return [str(v) for v in queries.load("venues", internal=True, engine=engine.name).run(engine, {"symbol": symbol}).column("exchange").to_pylist()]
+    return [
+        str(v)
+        for v in queries.load("venues", internal=True, engine=engine.name)
+        .run(engine, {"symbol": symbol})
+        .column("exchange")
+        .to_pylist()
+    ]
 
 
 def zscore(engine: Engine, symbol: str, *, window: int = 60, limit: int | None = 100, **other: Any) -> pa.Table:

@@ -114,10 +114,12 @@ def _polars_cases(q: Any, t: Any, fills: Any, book: Any, symbol: str, at: dateti
             pl.col("price").last().alias("last_price"))  # fmt: skip
         marks = q.filter(pl.col("timestamp") < at).sort(qkey).group_by("exchange", "symbol").agg(pl.col("mid").last())
         pos = pos.join(marks, on=["exchange", "symbol"], how="left").with_columns(
-            (pl.col("position") * pl.coalesce("mid", "last_price")).alias("value"))
+            (pl.col("position") * pl.coalesce("mid", "last_price")).alias("value")
+        )
         per = pos.group_by("trader").agg(pl.col("cash_flow").sum(), pl.col("value").sum())
         navs = book.join(per, on="trader", how="left").with_columns(
-            (pl.col("initial_cash") + pl.col("cash_flow").fill_null(0) + pl.col("value").fill_null(0)).alias("nav"))
+            (pl.col("initial_cash") + pl.col("cash_flow").fill_null(0) + pl.col("value").fill_null(0)).alias("nav")
+        )
         return navs.sort(["nav", "trader"], descending=[True, False]).with_row_index("rank", 1).head(100)
 
     return {"bars_1m": bars_1m, "spreads": spreads, "realized_vol": realized_vol, "vwap_rolling": vwap_rolling,
@@ -216,7 +218,11 @@ def run(ticks: int = 10_000_000, traders: int = 100_000, fills_per_trader: int =
                 rates: dict[str, float] = {}
                 sizes: dict[str, int] = {}
                 for eng in (duck, ch):
-                    rate, res = _median_rate(c.rows_in, repeats, lambda eng=eng, c=c, named=named: named.run(eng, c.params))  # type: ignore[misc]
+                    rate, res = _median_rate(
+                        c.rows_in,
+                        repeats,
+                        lambda eng=eng, c=c, named=named: named.run(eng, c.params),  # type: ignore[misc]
+                    )
                     rates[eng.name], sizes[eng.name] = rate, res.num_rows
                 rate, out = _median_rate(c.rows_in, repeats, c.polars)
                 rates["polars"], sizes["polars"] = rate, out.height

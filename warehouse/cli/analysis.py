@@ -22,7 +22,9 @@ def sql(
     max_rows: int = typer.Option(100_000, "--max-rows", help="refuse results longer than this"),
     timeout: float = typer.Option(60.0, "--timeout", help="seconds before the query is stopped"),
     fmt: Format = typer.Option(Format.table, "--format", help="how to print the result"),
-    out: Path | None = typer.Option(None, "--out", "-o", help="write the result to this file (missing folders are created)"),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="write the result to this file (missing folders are created)"
+    ),
 ) -> None:
     """Run one read-only query over the wh tables: `wh sql "SELECT symbol, count() FROM wh.trades GROUP BY symbol"`."""
     from warehouse.sql import readonly
@@ -50,7 +52,9 @@ def plot_zscore(
     limit: int = typer.Option(2000, "--limit", help="newest quotes to draw"),
     exchange: str = typer.Option("", "--exchange", help="venue of the symbol (needed when it trades on several)"),
     engine: EngineChoice = typer.Option(EngineChoice.duckdb, "--engine", "-e", help="where it runs"),
-    out: Path | None = typer.Option(None, "--out", "-o", help="PNG path (default: $WH_HOME/plots/; missing folders are created)"),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="PNG path (default: $WH_HOME/plots/; missing folders are created)"
+    ),
 ) -> None:
     """Bid with its rolling mean and ±2σ band, and the z-score with its ±2 lines."""
     from warehouse import analytics
@@ -70,10 +74,13 @@ def plot_zscore(
 @plot_app.command("equity")
 def plot_equity(
     trader: str = typer.Argument(..., help="trader id (wh.traders)"),
-    interval: int | None = typer.Option(None, "--interval", min=1,
-                                        help="seconds between points (default: ~300 points over the trader's span)"),
+    interval: int | None = typer.Option(
+        None, "--interval", min=1, help="seconds between points (default: ~300 points over the trader's span)"
+    ),
     engine: EngineChoice = typer.Option(EngineChoice.duckdb, "--engine", "-e", help="where it runs"),
-    out: Path | None = typer.Option(None, "--out", "-o", help="PNG path (default: $WH_HOME/plots/; missing folders are created)"),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="PNG path (default: $WH_HOME/plots/; missing folders are created)"
+    ),
 ) -> None:
     """NAV over time with its running peak, and the drawdown below it."""
     from warehouse import analytics

@@ -55,7 +55,9 @@ def bench_zscore(
 
 @app.command("ingest")
 def bench_ingest(
-    ticks: int = typer.Option(200_000, "--ticks", min=1, help="JSON ticks (the embedded broker keeps ~5 MB per partition)"),
+    ticks: int = typer.Option(
+        200_000, "--ticks", min=1, help="JSON ticks (the embedded broker keeps ~5 MB per partition)"
+    ),
     bootstrap: str | None = typer.Option(None, "--bootstrap", help="a real cluster (default: embedded broker)"),
 ) -> None:
     """JSON ticks through Kafka into DuckDB / ClickHouse vs consume-only; ClickHouse insert vs file()."""
@@ -101,7 +103,9 @@ def bench_analytics(
 def bench_replay(
     ticks: int = typer.Option(20_000_000, "--ticks", min=1, help="synthetic ticks in the warehouse"),
     days: int = typer.Option(20, "--days", min=1, help="days they span"),
-    zscore_ticks: int = typer.Option(1_000_000, "--zscore-ticks", min=1, help="ticks replayed into the z-score strategy"),
+    zscore_ticks: int = typer.Option(
+        1_000_000, "--zscore-ticks", min=1, help="ticks replayed into the z-score strategy"
+    ),
     engine: EngineChoice = typer.Option(EngineChoice.duckdb, "--engine", "-e", help="where history comes from"),
 ) -> None:
     """Replay ticks/s into a no-op and a z-score strategy vs an unordered Arrow scan; RSS at ~1 M and N ticks."""

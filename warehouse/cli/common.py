@@ -40,7 +40,6 @@ console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200, **
 err = Console(stderr=True, soft_wrap=True, **_LITERAL)
 
 
-
 class EngineChoice(StrEnum):
     """`--engine` of the commands that read one engine."""
 

@@ -69,21 +69,30 @@ def _run(batches: Iterator[SourceBatch], source: str, total: int, label: str, en
 
 
 def import_(
-    paths: list[Path] = typer.Argument(None, help="Files to import (CSV, .csv.gz/.csv.zst, Parquet); a directory imports "
-                                                  "its files of the --format (default with --pipeline: the spec's files)"),
-    pipeline: str | None = typer.Option(None, "--pipeline", "-p",
-                                        help="pipeline spec (pipelines/NAME.yaml, or a path) giving the format, mapping, "
-                                             "rules and sinks; the format options below are then taken from it"),
+    paths: list[Path] = typer.Argument(
+        None,
+        help="Files to import (CSV, .csv.gz/.csv.zst, Parquet); a directory imports "
+        "its files of the --format (default with --pipeline: the spec's files)",
+    ),
+    pipeline: str | None = typer.Option(
+        None,
+        "--pipeline",
+        "-p",
+        help="pipeline spec (pipelines/NAME.yaml, or a path) giving the format, mapping, "
+        "rules and sinks; the format options below are then taken from it",
+    ),
     fmt: ImportFormat = typer.Option(ImportFormat.tardis, "--format", "-f", help="what the files are"),
-    kind: TickKind | None = typer.Option(None, "--kind", help="csv/parquet (default: quotes; Parquet without --map: "
-                                                             "told by its columns)"),
+    kind: TickKind | None = typer.Option(
+        None, "--kind", help="csv/parquet (default: quotes; Parquet without --map: told by its columns)"
+    ),
     map_: list[str] = typer.Option([], "--map", help="csv/parquet: FIELD=COLUMN (e.g. --map bid=best_bid)"),
     const: list[str] = typer.Option([], "--const", help="FIELD=VALUE for every row (e.g. --const symbol=BTCUSDT)"),
     ts_unit: TsUnit = typer.Option(TsUnit.us, "--ts-unit", help="unit of numeric timestamps"),
     ts_format: str | None = typer.Option(None, "--ts-format", help="strftime format of textual timestamps"),
     asset_class: str = typer.Option("crypto", "--asset-class", help="tardis: asset class of the file"),
-    engine: EnginesChoice | None = typer.Option(None, "--engine", "-e", help="where to store (default: all, or the "
-                                                                              "spec's sinks)"),
+    engine: EnginesChoice | None = typer.Option(
+        None, "--engine", "-e", help="where to store (default: all, or the spec's sinks)"
+    ),
     policy: list[str] = typer.Option([], "--policy", help="RULE=reject|raise (default reject)"),
 ) -> None:
     """Import tick files: decode, sanitize, store (idempotent: a second import adds nothing)."""
@@ -107,7 +116,12 @@ def import_(
     if src is None:
         raise fail(f"--pipeline {pipeline}: the spec reads Kafka, not files; use `wh ingest --pipeline {pipeline}`")
     if pipeline is not None:  # the spec says how to read
-        fmt, ts_unit, ts_format, asset_class = ImportFormat(src.format), TsUnit(src.ts_unit), src.ts_format, src.asset_class
+        fmt, ts_unit, ts_format, asset_class = (
+            ImportFormat(src.format),
+            TsUnit(src.ts_unit),
+            src.ts_format,
+            src.asset_class,
+        )
         kind = TickKind(src.kind) if src.kind is not None else None
         map_ = [*(f"{k}={v}" for k, v in src.map.items()), *map_]
         const = [*(f"{k}={v}" for k, v in src.const.items()), *const]
@@ -126,6 +140,7 @@ def import_(
         check_mapping(Mapping(KINDS[kind or TickKind.quotes], cols, consts, ts_unit=ts_unit.value, ts_format=ts_format))
     failed = 0
     for path in expand_paths(paths, fmt.value):
+
         def one(path: Path = path) -> ImportReport:
             if fmt == ImportFormat.tardis:
                 k = detect_tardis_kind(path)
@@ -159,9 +174,13 @@ def generate(
     start: str = typer.Option("2024-01-02", "--start", help="UTC start (ISO date/time)"),
     days: float = typer.Option(1.0, "--days", help="time span of the feed"),
     trade_ratio: float = typer.Option(0.2, "--trade-ratio", min=0.0, max=1.0, help="share of ticks that are trades"),
-    bad_rate: float = typer.Option(0.0, "--bad-rate", min=0.0, max=1.0, help="share of bad ticks (NaN, ≤0, crossed, …)"),
+    bad_rate: float = typer.Option(
+        0.0, "--bad-rate", min=0.0, max=1.0, help="share of bad ticks (NaN, ≤0, crossed, …)"
+    ),
     dup_rate: float = typer.Option(0.0, "--dup-rate", min=0.0, max=1.0, help="share of ticks delivered twice"),
-    ooo_rate: float = typer.Option(0.0, "--ooo-rate", min=0.0, max=1.0, help="share of ticks with out-of-order event time"),
+    ooo_rate: float = typer.Option(
+        0.0, "--ooo-rate", min=0.0, max=1.0, help="share of ticks with out-of-order event time"
+    ),
     gap_rate: float = typer.Option(0.0, "--gap-rate", min=0.0, max=1.0, help="share of ticks after a sequence gap"),
     out: Path | None = typer.Option(None, "--out", help="write Parquet files into this directory instead"),
     engine: EnginesChoice = typer.Option(EnginesChoice.all, "--engine", "-e", help="where to store"),

@@ -69,7 +69,9 @@ def write(table: pa.Table, fmt: Format, title: str, where: Console) -> None:
         for name in table.column_names:
             t.add_column(name, justify="right" if not pa.types.is_string(table.schema.field(name).type) else "left")
         for row in table.to_pylist():
-            t.add_row(*["" if v is None else (f"{v:.6f}" if isinstance(v, float) else clip(str(v))) for v in row.values()])
+            t.add_row(
+                *["" if v is None else (f"{v:.6f}" if isinstance(v, float) else clip(str(v))) for v in row.values()]
+            )
         where.print(t)
 
 

@@ -40,8 +40,9 @@ def query(
     name: str = typer.Argument(None, help="query name (see --list)"),
     args: list[str] = typer.Argument(None, help="values of the query's required parameters, in order (e.g. a symbol)"),
     list_: bool = typer.Option(False, "--list", help="list the named queries and their parameters"),
-    engine: QueryEngineChoice = typer.Option(QueryEngineChoice.duckdb, "--engine", "-e",
-                                             help="where it runs (questdb: the files in queries/questdb/)"),
+    engine: QueryEngineChoice = typer.Option(
+        QueryEngineChoice.duckdb, "--engine", "-e", help="where it runs (questdb: the files in queries/questdb/)"
+    ),
     param: list[str] = typer.Option([], "--param", "-p", help="NAME=VALUE for any parameter"),
     limit: int | None = typer.Option(None, "--limit", help="rows (newest) to return; 0 = all; default: the query's"),
     window: int | None = typer.Option(None, "--window", help="rolling window in rows (zscore, vwap_rolling)"),
@@ -49,9 +50,13 @@ def query(
     since: str | None = typer.Option(None, "--since", help="UTC start (ISO), inclusive"),
     until: str | None = typer.Option(None, "--until", help="UTC end (ISO), exclusive"),
     at: str | None = typer.Option(None, "--at", help="UTC time of a leaderboard / allocation (ISO)"),
-    exchange: str | None = typer.Option(None, "--exchange", help="venue of the symbol (needed when it trades on several)"),
+    exchange: str | None = typer.Option(
+        None, "--exchange", help="venue of the symbol (needed when it trades on several)"
+    ),
     fmt: Format = typer.Option(Format.table, "--format", help="how to print the result"),
-    out: Path | None = typer.Option(None, "--out", "-o", help="write the result to this file (missing folders are created)"),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="write the result to this file (missing folders are created)"
+    ),
 ) -> None:
     """Run a named query: `wh query zscore BTCUSDT`, `wh query bars ETHUSDT --interval 300`, `wh query --list`."""
     from warehouse import analytics
@@ -96,7 +101,9 @@ def query(
 
 def refresh(
     tables: list[Materialized] = typer.Argument(None, help="which tables to rebuild (default: all)"),
-    day: list[str] = typer.Option([], "--day", "-d", help="UTC day (YYYY-MM-DD) to rebuild; default: every day with data"),
+    day: list[str] = typer.Option(
+        [], "--day", "-d", help="UTC day (YYYY-MM-DD) to rebuild; default: every day with data"
+    ),
     engine: EnginesChoice = typer.Option(EnginesChoice.all, "--engine", "-e", help="which engines"),
 ) -> None:
     """Rebuild materialized analytics per UTC day (1-minute bars, daily leaderboard); re-running a day replaces it."""

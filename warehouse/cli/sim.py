@@ -46,18 +46,25 @@ def replay(
     params: list[str] = typer.Option([], "--params", "-p", help="NAME=VALUE for the strategy (repeatable)"),
     sweep: list[str] = typer.Option([], "--sweep", help="NAME=V1,V2,… : one trader per combination (leaderboard)"),
     symbols: str = typer.Option(..., "--symbols", help="comma-separated symbols, or ALL"),
-    exchange: str = typer.Option("", "--exchange", help="only this venue's ticks (needed when a symbol trades on several)"),
+    exchange: str = typer.Option(
+        "", "--exchange", help="only this venue's ticks (needed when a symbol trades on several)"
+    ),
     since: str = typer.Option(..., "--from", help="UTC start (ISO), inclusive"),
     until: str = typer.Option(..., "--to", help="UTC end (ISO), exclusive"),
     engine: EngineChoice = typer.Option(EngineChoice.duckdb, "--engine", "-e", help="where history comes from"),
-    trader: str | None = typer.Option(None, "--trader", help="trader id (default: the strategy name); sweeps add -1, -2, …"),
+    trader: str | None = typer.Option(
+        None, "--trader", help="trader id (default: the strategy name); sweeps add -1, -2, …"
+    ),
     clock: Clock = typer.Option(Clock.event, "--clock", help="the order ticks are replayed in"),
     speed: float | None = typer.Option(None, "--speed", help="multiple of real time (default: as fast as possible)"),
     cash: float = typer.Option(1_000_000.0, "--cash", help="starting balance per trader (VCR)"),
-    snapshot_every: int = typer.Option(3600, "--snapshot-every", help="seconds of event time between portfolio snapshots"),
+    snapshot_every: int = typer.Option(
+        3600, "--snapshot-every", help="seconds of event time between portfolio snapshots"
+    ),
     write_to: WriteTo = typer.Option(WriteTo.all, "--write-to", help="where the ledger goes"),
-    fills_out: Path | None = typer.Option(None, "--fills-out",
-                                          help="also write the fills to this Parquet file (missing folders are created)"),
+    fills_out: Path | None = typer.Option(
+        None, "--fills-out", help="also write the fills to this Parquet file (missing folders are created)"
+    ),
 ) -> None:
     """Replay history into a strategy through the simulator; orders, fills and snapshots go into wh.*."""
     import pyarrow.parquet as pq
@@ -80,7 +87,9 @@ def replay(
     combos = [dict(zip(axes, c, strict=True)) for c in itertools.product(*axes.values())] if axes else [{}]
     name = trader or strategy
     try:
-        traders = [(name if len(combos) == 1 else f"{name}-{i + 1}", cls(**{**base, **c})) for i, c in enumerate(combos)]
+        traders = [
+            (name if len(combos) == 1 else f"{name}-{i + 1}", cls(**{**base, **c})) for i, c in enumerate(combos)
+        ]
     except (TypeError, ValueError) as exc:
         raise fail(f"{strategy.value} parameters: {exc}") from None
     t0, t1 = _when(since, "--from"), _when(until, "--to")

@@ -80,17 +80,23 @@ def broker(
 def feed(
     source: str = typer.Option("synthetic", "--source", help="synthetic, or a Tardis CSV / wh Parquet file"),
     count: int = typer.Option(100_000, "--count", "-n", min=0, help="ticks to publish (synthetic)"),
-    rate: float | None = typer.Option(None, "--rate", min=0.0, help="ticks per second (default or 0: as fast as possible)"),
+    rate: float | None = typer.Option(
+        None, "--rate", min=0.0, help="ticks per second (default or 0: as fast as possible)"
+    ),
     topic: str | None = typer.Option(None, "--topic", help="default WH_KAFKA_TOPIC or 'ticks'"),
     seed: int = typer.Option(1, "--seed"),
     bad_rate: float = typer.Option(0.0, "--bad-rate", min=0.0, max=1.0, help="synthetic: share of bad ticks"),
     dup_rate: float = typer.Option(0.0, "--dup-rate", min=0.0, max=1.0, help="synthetic: share of duplicated ticks"),
     ooo_rate: float = typer.Option(0.0, "--ooo-rate", min=0.0, max=1.0, help="synthetic: share of out-of-order ticks"),
-    malformed_every: int = typer.Option(0, "--malformed-every", min=0,
-                                        help="also send a malformed message every N ticks (0: never)"),
-    bootstrap: str | None = typer.Option(None, "--bootstrap", help="host:port (default: WH_KAFKA_BOOTSTRAP or `wh broker`)"),
-    connect_timeout: float = typer.Option(10.0, "--connect-timeout", min=0.1,
-                                          help="seconds to wait for the cluster to answer before giving up"),
+    malformed_every: int = typer.Option(
+        0, "--malformed-every", min=0, help="also send a malformed message every N ticks (0: never)"
+    ),
+    bootstrap: str | None = typer.Option(
+        None, "--bootstrap", help="host:port (default: WH_KAFKA_BOOTSTRAP or `wh broker`)"
+    ),
+    connect_timeout: float = typer.Option(
+        10.0, "--connect-timeout", min=0.1, help="seconds to wait for the cluster to answer before giving up"
+    ),
 ) -> None:
     """Publish ticks to Kafka as JSON (key = symbol), idempotent producer; reports delivery errors."""
     from warehouse.ingest.kafka import bootstrap_servers, produce
@@ -134,21 +140,43 @@ def feed(
 def ingest(
     topic: str | None = typer.Option(None, "--topic", help="default WH_KAFKA_TOPIC or 'ticks'"),
     group: str | None = typer.Option(None, "--group", help="consumer group (default WH_KAFKA_GROUP or 'wh-ingest')"),
-    pipeline: str | None = typer.Option(None, "--pipeline", "-p",
-                                        help="pipeline spec (pipelines/NAME.yaml, or a path): topic, group, rules, "
-                                             "sinks, batch size; options given here win (default: pipelines/ticks.yaml)"),
-    sinks: str | None = typer.Option(None, "--sinks", help="comma-separated: duckdb, clickhouse, questdb (default: the spec's)"),
-    batch_rows: int | None = typer.Option(None, "--batch-rows", min=1, help="flush after this many messages (default 50,000)"),
-    batch_seconds: float | None = typer.Option(None, "--batch-seconds", min=0.001, help="... or this many seconds (default 2)"),
-    stop_when_idle: float | None = typer.Option(None, "--stop-when-idle", min=0.0, help="exit after this many idle seconds"),
-    bootstrap: str | None = typer.Option(None, "--bootstrap", help="host:port (default: WH_KAFKA_BOOTSTRAP or `wh broker`)"),
-    instance_id: str | None = typer.Option(None, "--instance-id",
-                                           help="static group membership (group.instance.id): a restart takes its "
-                                                "partitions back at once instead of after the session timeout"),
-    unsafe_commit_first: bool = typer.Option(False, "--debug-commit-before-write", hidden=True,
-                                             help="negative control for tests: commit offsets before writing"),
-    connect_timeout: float = typer.Option(10.0, "--connect-timeout", min=0.1,
-                                          help="seconds to wait for the cluster to answer before giving up"),
+    pipeline: str | None = typer.Option(
+        None,
+        "--pipeline",
+        "-p",
+        help="pipeline spec (pipelines/NAME.yaml, or a path): topic, group, rules, "
+        "sinks, batch size; options given here win (default: pipelines/ticks.yaml)",
+    ),
+    sinks: str | None = typer.Option(
+        None, "--sinks", help="comma-separated: duckdb, clickhouse, questdb (default: the spec's)"
+    ),
+    batch_rows: int | None = typer.Option(
+        None, "--batch-rows", min=1, help="flush after this many messages (default 50,000)"
+    ),
+    batch_seconds: float | None = typer.Option(
+        None, "--batch-seconds", min=0.001, help="... or this many seconds (default 2)"
+    ),
+    stop_when_idle: float | None = typer.Option(
+        None, "--stop-when-idle", min=0.0, help="exit after this many idle seconds"
+    ),
+    bootstrap: str | None = typer.Option(
+        None, "--bootstrap", help="host:port (default: WH_KAFKA_BOOTSTRAP or `wh broker`)"
+    ),
+    instance_id: str | None = typer.Option(
+        None,
+        "--instance-id",
+        help="static group membership (group.instance.id): a restart takes its "
+        "partitions back at once instead of after the session timeout",
+    ),
+    unsafe_commit_first: bool = typer.Option(
+        False,
+        "--debug-commit-before-write",
+        hidden=True,
+        help="negative control for tests: commit offsets before writing",
+    ),
+    connect_timeout: float = typer.Option(
+        10.0, "--connect-timeout", min=0.1, help="seconds to wait for the cluster to answer before giving up"
+    ),
 ) -> None:
     """Consume ticks from Kafka into the sinks, exactly once; Ctrl-C flushes, commits and exits 0."""
     from warehouse.ingest.consumer import Ingestor, IngestStats

@@ -102,8 +102,10 @@ class Ingestor:
         plan_dir: Path | None = None,
     ) -> None:
         if not sinks:
-            raise ConfigError("no sinks: give at least one of duckdb, clickhouse (consuming into nothing would "
-                              "commit offsets for data that is stored nowhere)")
+            raise ConfigError(
+                "no sinks: give at least one of duckdb, clickhouse (consuming into nothing would "
+                "commit offsets for data that is stored nowhere)"
+            )
         # sinks that keep offsets with their rows are written last (see module docstring)
         self.sinks = sorted(sinks, key=lambda s: s.keeps_offsets)
         self.offset_sink = next((s for s in reversed(self.sinks) if s.keeps_offsets), None)
@@ -340,7 +342,8 @@ class Ingestor:
         # time of a tick that carries none: stored with the message, the same on every re-read
         received = np.fromiter(
             (ms * 1_000_000 if kind and ms >= 0 else -1 for kind, ms in (m.timestamp() for m in msgs)),
-            dtype=np.int64, count=len(msgs),
+            dtype=np.int64,
+            count=len(msgs),
         )
         ranges: dict[int, tuple[int, int]] = {}
         for p in np.unique(partitions):

@@ -60,8 +60,7 @@ class Mapping:
         unknown = (set(self.columns) | set(self.constants)) - set(fields)
         if unknown:
             raise SourceError(
-                f"unknown {self.kind} field(s) {', '.join(sorted(unknown))}; "
-                f"fields are {', '.join(fields)}"
+                f"unknown {self.kind} field(s) {', '.join(sorted(unknown))}; fields are {', '.join(fields)}"
             )
 
     def source_columns(self) -> list[str]:
@@ -84,8 +83,10 @@ def _time_expr(col: str, m: Mapping, dtype: pl.DataType) -> tuple[pl.Expr, pl.Ex
     if dtype.is_integer():
         return c.cast(pl.Int64) * UNIT_NS[m.ts_unit], c.is_not_null()
     if m.ts_format is not None:
-        parsed = c.cast(pl.String).str.strip_chars().str.to_datetime(
-            format=m.ts_format, time_unit="ns", time_zone="UTC", strict=False
+        parsed = (
+            c.cast(pl.String)
+            .str.strip_chars()
+            .str.to_datetime(format=m.ts_format, time_unit="ns", time_zone="UTC", strict=False)
         )
         return parsed.dt.epoch("ns"), c.is_not_null()
     text = c.cast(pl.String).str.strip_chars()
@@ -182,8 +183,16 @@ def decode(frame: pl.DataFrame, m: Mapping) -> tuple[pl.DataFrame, RejectFrame]:
     for name, dtype in fill.items():
         if name not in rejects.columns:
             rejects = rejects.with_columns(pl.lit(None, dtype).alias(name))
-    rejects = rejects.select("_offset", "rule", "reason", "_raw", "exchange", "symbol", "timestamp",
-                             *(["_source"] if "_source" in frame.columns else []))
+    rejects = rejects.select(
+        "_offset",
+        "rule",
+        "reason",
+        "_raw",
+        "exchange",
+        "symbol",
+        "timestamp",
+        *(["_source"] if "_source" in frame.columns else []),
+    )
     return ok, rejects
 
 

@@ -51,8 +51,7 @@ def detect_tardis_kind(path: Path) -> Kind:
     expected = TARDIS_QUOTES if looks_quotes else TARDIS_TRADES
     missing = [c for c in expected if c not in header]
     raise SourceError(
-        f"not a Tardis quotes or trades file: missing column(s) {', '.join(missing)} "
-        f"(header: {','.join(header)})",
+        f"not a Tardis quotes or trades file: missing column(s) {', '.join(missing)} (header: {','.join(header)})",
         path=str(path),
     )
 

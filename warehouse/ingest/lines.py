@@ -241,7 +241,9 @@ def parse_block(block: Block, header: list[str], *, max_line: int = MAX_LINE_BYT
         table, extra = _python_parse([data[starts[i] : ends[i]] for i in good], header)
         if extra:
             drop = {j for j, _ in extra}
-            bad += [(int(numbers[good[j]]), why, bounded_raw(data[starts[good[j]] : ends[good[j]]])) for j, why in extra]
+            bad += [
+                (int(numbers[good[j]]), why, bounded_raw(data[starts[good[j]] : ends[good[j]]])) for j, why in extra
+            ]
             good = np.array([g for j, g in enumerate(good) if j not in drop], dtype=np.int64)
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)

@@ -267,8 +267,11 @@ class SyntheticFeed:
             elig = (~is_bad | (bad_kind == BAD_KINDS.index("spike"))).astype(np.int64)
             ecum = np.cumsum(elig[korder])
             ebefore = np.empty(n, dtype=np.int64)
-            ebefore[korder] = eligible.reshape(-1)[skey] + ecum - elig[korder] - np.repeat(
-                ecum[kstarts] - elig[korder][kstarts], np.diff(np.r_[kstarts, n])
+            ebefore[korder] = (
+                eligible.reshape(-1)[skey]
+                + ecum
+                - elig[korder]
+                - np.repeat(ecum[kstarts] - elig[korder][kstarts], np.diff(np.r_[kstarts, n]))
             )
             flat_el = eligible.reshape(-1)
             flat_el[skey[kl]] = (ebefore[korder] + elig[korder])[kl]
@@ -282,30 +285,36 @@ class SyntheticFeed:
             recv = ts + np.maximum(rng.lognormal(11.5, 0.5, n), 50_000).astype(np.int64)
             recv = np.maximum(recv, ts_out)
             gi = pl.Series(idx)
-            frame = pl.DataFrame(
-                {
-                    "_offset": np.arange(done, done + n, dtype=np.int64),
-                    "_kind": kind,
-                    "timestamp": ts_out,
-                    "received_at": recv,
-                    "exchange": pl.Series([i.exchange for i in instr]).gather(gi),
-                    "symbol": pl.Series([i.symbol for i in instr]).gather(gi),
-                    "asset_class": pl.Series([i.asset_class for i in instr]).gather(gi),
-                    "bid": bid,
-                    "ask": ask,
-                    "bid_size": bid_size,
-                    "ask_size": ask_size,
-                    "seq": seq_now,
-                    "_buy": side_buy,
-                    "_expected": pl.Series(_EXPECTED, dtype=pl.String).gather(pl.Series(expected)),
-                    "_dup": is_dup & (expected == 0),
-                    "_gap": jump,
-                    "_bad_asset": bad_asset,
-                },
-            ).with_columns(
-                pl.when(pl.col("_bad_asset")).then(pl.lit("stocks")).otherwise(pl.col("asset_class"))
-                .alias("asset_class")
-            ).drop("_bad_asset")
+            frame = (
+                pl.DataFrame(
+                    {
+                        "_offset": np.arange(done, done + n, dtype=np.int64),
+                        "_kind": kind,
+                        "timestamp": ts_out,
+                        "received_at": recv,
+                        "exchange": pl.Series([i.exchange for i in instr]).gather(gi),
+                        "symbol": pl.Series([i.symbol for i in instr]).gather(gi),
+                        "asset_class": pl.Series([i.asset_class for i in instr]).gather(gi),
+                        "bid": bid,
+                        "ask": ask,
+                        "bid_size": bid_size,
+                        "ask_size": ask_size,
+                        "seq": seq_now,
+                        "_buy": side_buy,
+                        "_expected": pl.Series(_EXPECTED, dtype=pl.String).gather(pl.Series(expected)),
+                        "_dup": is_dup & (expected == 0),
+                        "_gap": jump,
+                        "_bad_asset": bad_asset,
+                    },
+                )
+                .with_columns(
+                    pl.when(pl.col("_bad_asset"))
+                    .then(pl.lit("stocks"))
+                    .otherwise(pl.col("asset_class"))
+                    .alias("asset_class")
+                )
+                .drop("_bad_asset")
+            )
             # duplicates: exact copy right after the original, received 1 ms later
             dups = frame.filter(pl.col("_dup")).with_columns(
                 (pl.col("_offset") + self.ticks).alias("_offset"),

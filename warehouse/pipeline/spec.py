@@ -61,7 +61,9 @@ class FileSource(_Strict):
         for what, names in (("map", self.map), ("const", self.const)):
             unknown = sorted(set(names) - known)
             if unknown:
-                raise ValueError(f"{what}: unknown field(s) {', '.join(unknown)}; fields are {', '.join(sorted(known))}")
+                raise ValueError(
+                    f"{what}: unknown field(s) {', '.join(unknown)}; fields are {', '.join(sorted(known))}"
+                )
         if self.format == "csv" and not self.map:
             raise ValueError("format csv needs a column map (map: {timestamp: COLUMN, bid: COLUMN, …})")
         return self

@@ -126,7 +126,9 @@ class BatchStep:
         return result
 
     def snapshot(self) -> dict[str, bytes]:
-        return {f"{kind}/{name}": data for kind, san in self.sanitizers.items() for name, data in san.snapshot().items()}
+        return {
+            f"{kind}/{name}": data for kind, san in self.sanitizers.items() for name, data in san.snapshot().items()
+        }
 
     def restore(self, state: dict[str, bytes]) -> None:
         """Back to a snapshot; an empty one means: as if nothing had been seen."""

@@ -59,8 +59,6 @@ KEYS: dict[str, list[str]] = {
 }
 
 
-
-
 @dataclass
 class ReplayStats:
     ticks: int = 0
@@ -152,7 +150,12 @@ def replay(
         parts = [held]
         stop = (span[1] + 1) * step if span is not None else hi_ns
         if span is not None:
-            params = {"symbols": list(symbols), "exchange": exchange, "since": _dt(max(span[0] * step, lo_ns)), "until": _dt(min(stop, hi_ns))}
+            params = {
+                "symbols": list(symbols),
+                "exchange": exchange,
+                "since": _dt(max(span[0] * step, lo_ns)),
+                "until": _dt(min(stop, hi_ns)),
+            }
             parts += [_frame(qq.run(engine, params), QUOTE), _frame(qt.run(engine, params), TRADE)]
             st.slices += 1
         run = _merge(pl.concat(parts, how="vertical"), key)
@@ -167,7 +170,8 @@ def replay(
             if lo < watermark:
                 raise ReplayOrderError(
                     f"a tick received at {lo} ns comes after one received at {watermark} ns: its receipt time "
-                    f"is more than max_skew ({max_skew_ns / NS:g} s) before its event time; raise --max-skew")
+                    f"is more than max_skew ({max_skew_ns / NS:g} s) before its event time; raise --max-skew"
+                )
             watermark = run[lead][-1]
         for offset in range(0, run.height, batch_rows):
             batch = run.slice(offset, batch_rows)

@@ -288,9 +288,11 @@ class Sanitizer:
         cur = seqd.select("_g", "seq", "timestamp")
         state = self._last_seq.select("_g", pl.col("_last").alias("seq"), pl.lit(None, pl.Int64).alias("timestamp"))
         floor = self._last_seq.rename({"_last": "_floor"})
-        cur = cur.join(floor, on=G, how="left", maintain_order="left").filter(
-            pl.col("_floor").is_null() | (pl.col("seq") > pl.col("_floor"))
-        ).drop("_floor")  # late ticks (at or below the last seen seq) open no gap
+        cur = (
+            cur.join(floor, on=G, how="left", maintain_order="left")
+            .filter(pl.col("_floor").is_null() | (pl.col("seq") > pl.col("_floor")))
+            .drop("_floor")
+        )  # late ticks (at or below the last seen seq) open no gap
         both = pl.concat([state, cur])
         # arrival order is usually seq order; sort only when a batch reorders some symbol
         step = pl.col("seq") - pl.col("seq").shift(1).over(G)

@@ -29,8 +29,6 @@ from warehouse.errors import ConfigError, ToolMissing
 JVM_DIR = Path("/usr/lib/jvm")
 
 
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -303,7 +303,11 @@ class Account:
         new_pos = pos + order.side * order.qty
         nav = self.nav()
         if abs(new_pos) > abs(pos) and abs(new_pos * mid) > lim.max_concentration * nav:
-            share = f"{abs(new_pos * mid) / nav:.1%} of NAV" if nav > 0 else f"{abs(new_pos * mid):,.0f} with NAV {nav:,.2f}"
+            share = (
+                f"{abs(new_pos * mid) / nav:.1%} of NAV"
+                if nav > 0
+                else f"{abs(new_pos * mid):,.0f} with NAV {nav:,.2f}"
+            )
             raise ConcentrationLimit(f"{order.symbol} would be {share} (limit {lim.max_concentration:.0%})",
                                      order_id=order.order_id)  # fmt: skip
         gross = self.gross_exposure()

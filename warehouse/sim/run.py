@@ -137,7 +137,8 @@ def simulate(
             if mixed:
                 raise AmbiguousVenueError(
                     "; ".join(f"{s} has ticks from {', '.join(v)}" for s, v in sorted(mixed.items()))
-                    + " in this range: choose one venue (--exchange) — the simulator keeps one book per symbol")
+                    + " in this range: choose one venue (--exchange) — the simulator keeps one book per symbol"
+                )
             started = True
             result.started_at = int(ts_all[0])
             next_snap = (int(ts_all[0]) // step + 1) * step

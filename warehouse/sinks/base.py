@@ -46,9 +46,7 @@ class Sink(Protocol):
     def flush(self) -> None: ...
     def close(self) -> None: ...
     def __enter__(self) -> Self: ...
-    def __exit__(
-        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
-    ) -> None: ...
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None: ...
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -143,9 +141,7 @@ class SinkBase:
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(
-        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
         self.close()
 
 
@@ -154,9 +150,7 @@ def existing_keys(engine: Engine, table: str, data: pa.Table) -> pa.Table | None
     if table in ("market_ticks", "trades"):
         lo, hi = _us_bounds(data.column("timestamp"))
         symbols = pc.unique(data.column("symbol")).to_pylist()
-        return queries.load(f"existing_{table}", internal=True).run(
-            engine, {"symbols": symbols, "lo": lo, "hi": hi}
-        )
+        return queries.load(f"existing_{table}", internal=True).run(engine, {"symbols": symbols, "lo": lo, "hi": hi})
     if table == "rejects":
         parts = []
         for source in pc.unique(data.column("source")).to_pylist():
@@ -171,15 +165,17 @@ def existing_keys(engine: Engine, table: str, data: pa.Table) -> pa.Table | None
         parts = []
         for kind in pc.unique(data.column("kind")).to_pylist():
             symbols = pc.unique(data.column("symbol")).to_pylist()
-            parts.append(
-                queries.load("existing_gaps", internal=True).run(engine, {"kind": kind, "symbols": symbols})
-            )
+            parts.append(queries.load("existing_gaps", internal=True).run(engine, {"kind": kind, "symbols": symbols}))
         return pa.concat_tables(parts) if parts else None
     if table == "stream_losses":
         parts = []
-        pairs = {(g, t) for g, t in zip(data.column("group_id").to_pylist(), data.column("topic").to_pylist(), strict=True)}
+        pairs = {
+            (g, t) for g, t in zip(data.column("group_id").to_pylist(), data.column("topic").to_pylist(), strict=True)
+        }
         for group, topic in sorted(pairs):
-            parts.append(queries.load("existing_stream_losses", internal=True).run(engine, {"group_id": group, "topic": topic}))
+            parts.append(
+                queries.load("existing_stream_losses", internal=True).run(engine, {"group_id": group, "topic": topic})
+            )
         return pa.concat_tables(parts) if parts else None
     raise KeyError(table)
 

@@ -23,7 +23,9 @@ class DuckDBSink(SinkBase):
     def __init__(self, settings: Settings, *, engine: DuckDBEngine | None = None, hold: bool = True) -> None:
         self.settings = settings
         self.hold = hold
-        self._engine: DuckDBEngine | None = engine or DuckDBEngine(settings.duckdb_path, wait=settings.lock_wait_seconds)
+        self._engine: DuckDBEngine | None = engine or DuckDBEngine(
+            settings.duckdb_path, wait=settings.lock_wait_seconds
+        )
         migrate(self._engine)
         if not hold:
             self._engine.close()

@@ -169,9 +169,7 @@ def _users_xml(credentials: ServerCredentials) -> str:
         + _grants("GRANT ALL ON wh.*", "GRANT TABLE ENGINE ON MergeTree")
         + f"</{WRITER}>"
         f"<{READER}><password_sha256_hex>{_sha256(credentials.reader)}</password_sha256_hex>{loopback}"
-        "<profile>wh_reader</profile><quota>default</quota>"
-        + _grants("GRANT SELECT ON wh.*")
-        + f"</{READER}>"
+        "<profile>wh_reader</profile><quota>default</quota>" + _grants("GRANT SELECT ON wh.*") + f"</{READER}>"
         "</users><profiles>"
         f"<default>{_NO_PYTHON.format(more='')}</default>"
         f"<wh_reader><readonly>1</readonly>{_NO_PYTHON.format(more=_READER_CHANGEABLE)}</wh_reader>"
@@ -230,7 +228,9 @@ class LocalClickHouseServer:
 
         version = getattr(chdb, "__version__", "?")
         if version != SUPPORTED_CHDB:
-            raise ConfigError(f"the local ClickHouse server recipe is verified on chdb {SUPPORTED_CHDB}, found {version}")
+            raise ConfigError(
+                f"the local ClickHouse server recipe is verified on chdb {SUPPORTED_CHDB}, found {version}"
+            )
         self.workdir = Path(workdir)
         self.data_dir = Path(data_dir) if data_dir is not None else self.workdir / "data"
         self.http_port = http_port or free_port()
@@ -358,7 +358,5 @@ class LocalClickHouseServer:
         self.start()
         return self
 
-    def __exit__(
-        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
         self.stop()

@@ -56,9 +56,7 @@ def discover(engine: str, directory: Path | None = None) -> list[Migration]:
         m = _NAME.match(path.name)
         if not m:
             raise MigrationError(f"{path}: migration files are named NNN_description.sql")
-        found.append(
-            Migration(int(m.group(1)), path.name, path, hashlib.sha256(path.read_bytes()).hexdigest())
-        )
+        found.append(Migration(int(m.group(1)), path.name, path, hashlib.sha256(path.read_bytes()).hexdigest()))
     versions = [m.version for m in found]
     if len(set(versions)) != len(versions):
         raise MigrationError(f"{directory}: two migration files share a version number")

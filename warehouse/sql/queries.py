@@ -32,9 +32,7 @@ from warehouse.sql.files import queries_dir
 from warehouse.sql.translate import clickhouse_to_duckdb
 
 _HEADER = re.compile(r"^--\s*(name|description|param)\s*:?\s*(.*)$")
-_PARAM = re.compile(
-    r"^(\w+)\s*:\s*(\w+(?:\([^)]*\))?)\s*(?:=\s*(\S+))?\s*(?:in\s*\[\s*([^,\]]+),\s*([^\]]+)\])?$"
-)
+_PARAM = re.compile(r"^(\w+)\s*:\s*(\w+(?:\([^)]*\))?)\s*(?:=\s*(\S+))?\s*(?:in\s*\[\s*([^,\]]+),\s*([^\]]+)\])?$")
 _INCLUDE = re.compile(r"\{\{\s*([a-z][a-z0-9_]*)\s*\}\}")
 
 _INT_RANGES = {
@@ -158,7 +156,9 @@ def parse_query_file(path: Path) -> NamedQuery:
             pm = _PARAM.match(rest)
             if not pm:
                 raise QueryError(f"{path}: bad parameter line {line!r}")
-            params.append(Param(pm.group(1), pm.group(2), _strip(pm.group(3)), _strip(pm.group(4)), _strip(pm.group(5))))
+            params.append(
+                Param(pm.group(1), pm.group(2), _strip(pm.group(3)), _strip(pm.group(4)), _strip(pm.group(5)))
+            )
     if name != path.stem:
         raise QueryError(f"{path}: header name {name!r} differs from the file name")
     q = NamedQuery(name, description, tuple(params), _expand(text, path, ()), path)

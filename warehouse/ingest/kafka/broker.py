@@ -22,9 +22,7 @@ def bootstrap_servers(settings: Settings, explicit: str | None = None) -> str:
         addr = settings.broker_file.read_text().strip()
         if addr:
             return addr
-    raise ConfigError(
-        "no Kafka cluster: start one with `wh broker` (in another terminal) or set WH_KAFKA_BOOTSTRAP"
-    )
+    raise ConfigError("no Kafka cluster: start one with `wh broker` (in another terminal) or set WH_KAFKA_BOOTSTRAP")
 
 
 class MockBroker:

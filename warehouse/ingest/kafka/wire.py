@@ -50,8 +50,10 @@ def _decode_json(values: pl.Series, dtype: pl.Struct) -> tuple[pl.Series, np.nda
 # the wire schema: `type` plus every quote and trade field, times as int64 ns (records.py)
 _WIRE = pa.schema(
     [("type", pa.string())]
-    + [(name, pa.string() if dtype == pl.String() else pl.Series([], dtype=dtype).to_arrow().type)
-       for name, dtype in {**FIELDS[Kind.QUOTE], **FIELDS[Kind.TRADE]}.items()]
+    + [
+        (name, pa.string() if dtype == pl.String() else pl.Series([], dtype=dtype).to_arrow().type)
+        for name, dtype in {**FIELDS[Kind.QUOTE], **FIELDS[Kind.TRADE]}.items()
+    ]
 )
 
 
@@ -130,7 +132,9 @@ def decode_messages(
             },
             schema_overrides={"_offset": pl.Int64},
         )
-        empty = pl.DataFrame(schema={"_offset": pl.Int64, "_raw": pl.String, "_source": pl.String, **FIELDS[Kind.QUOTE]})
+        empty = pl.DataFrame(
+            schema={"_offset": pl.Int64, "_raw": pl.String, "_source": pl.String, **FIELDS[Kind.QUOTE]}
+        )
         good = [v for v, k in zip(values, keep, strict=True) if k]
         rest = decode_messages(topic, good, partitions[keep], offsets[keep], recv[keep]) if good else []
         return _merge([*rest, SourceBatch(Kind.QUOTE, empty, rejects, 0)])
@@ -142,10 +146,14 @@ def _decode_valid(
 ) -> list[SourceBatch]:
     """Messages that are all UTF-8 with a value."""
     raw = pl.Series("_raw", values, dtype=pl.Binary).cast(pl.String)
-    frame = pl.DataFrame({"_raw": raw, "_offset": offsets, "_p": partitions, "_recv_fallback": recv}).with_columns(
-        (pl.lit(f"kafka:{topic}/") + pl.col("_p").cast(pl.String)).alias("_source"),
-        pl.when(pl.col("_recv_fallback") >= 0).then(pl.col("_recv_fallback")).alias("_recv_fallback"),
-    ).drop("_p")
+    frame = (
+        pl.DataFrame({"_raw": raw, "_offset": offsets, "_p": partitions, "_recv_fallback": recv})
+        .with_columns(
+            (pl.lit(f"kafka:{topic}/") + pl.col("_p").cast(pl.String)).alias("_source"),
+            pl.when(pl.col("_recv_fallback") >= 0).then(pl.col("_recv_fallback")).alias("_recv_fallback"),
+        )
+        .drop("_p")
+    )
     fast = _read_wire(values)
     if fast is not None:
         typed = pl.from_arrow(fast)
@@ -164,9 +172,7 @@ def _decode_valid(
         dtype = pl.Struct({f: pl.String for f in FIELDS[kind]})
         decoded, bad = _decode_json(part.get_column("_raw"), dtype)
         cols = decoded.struct.unnest() if decoded.len() else pl.DataFrame(schema=dict(dtype.to_schema()))
-        part = pl.concat([part.drop("_type"), cols], how="horizontal").with_columns(
-            pl.Series("_unreadable", bad)
-        )
+        part = pl.concat([part.drop("_type"), cols], how="horizontal").with_columns(pl.Series("_unreadable", bad))
         unreadable = part.filter(pl.col("_unreadable"))
         mapping = Mapping(kind, {f: f for f in FIELDS[kind]}, ts_unit="ns")
         rows, rejects = decode(part.filter(~pl.col("_unreadable")).drop("_unreadable"), mapping)
@@ -203,8 +209,10 @@ def _untyped(frame: pl.DataFrame) -> list[SourceBatch]:
     out: list[SourceBatch] = []
     other = frame.filter(pl.col("_type").is_null() | ~pl.col("_type").is_in(["quote", "trade"]))
     if other.height:
-        reason = "not a JSON object with \"type\": \"quote\" | \"trade\" (invalid JSON, NaN/Infinity, or no type)"
-        empty = pl.DataFrame(schema={"_offset": pl.Int64, "_raw": pl.String, "_source": pl.String, **FIELDS[Kind.QUOTE]})
+        reason = 'not a JSON object with "type": "quote" | "trade" (invalid JSON, NaN/Infinity, or no type)'
+        empty = pl.DataFrame(
+            schema={"_offset": pl.Int64, "_raw": pl.String, "_source": pl.String, **FIELDS[Kind.QUOTE]}
+        )
         out.append(SourceBatch(Kind.QUOTE, empty, _malformed(other, reason), 0))
     return out
 

@@ -57,8 +57,11 @@ class ClickHouseEngine(Engine):
         except Exception as exc:  # driver errors, network errors from urllib3, chdb's lock
             if isinstance(exc, SinkError | ConfigError):
                 raise
-            raise SinkError("clickhouse", f"cannot connect to {self.where}: {first_line(exc)} — is the server "
-                            "running? (WH_CLICKHOUSE_URL / WH_CLICKHOUSE_HOST; unset both for the embedded engine)") from exc
+            raise SinkError(
+                "clickhouse",
+                f"cannot connect to {self.where}: {first_line(exc)} — is the server "
+                "running? (WH_CLICKHOUSE_URL / WH_CLICKHOUSE_HOST; unset both for the embedded engine)",
+            ) from exc
         readonly = read_only if per_query_readonly is None else per_query_readonly
         self._settings: dict[str, Any] = {"readonly": 1} if readonly and self.is_server else {}
 

@@ -63,8 +63,10 @@ class DuckDBEngine(Engine):
                     continue
                 hint = ""
                 if locked:
-                    hint = (f" — another process holds the warehouse (waited {wait:.0f} s); DuckDB allows "
-                            "one writer per file: a running `wh import`/`wh generate` must finish first")
+                    hint = (
+                        f" — another process holds the warehouse (waited {wait:.0f} s); DuckDB allows "
+                        "one writer per file: a running `wh import`/`wh generate` must finish first"
+                    )
                 raise SinkError("duckdb", f"cannot open {self.path}: {exc}{hint}") from exc
             except duckdb.Error as exc:
                 raise SinkError("duckdb", f"cannot open {self.path}: {exc}") from exc
@@ -83,7 +85,9 @@ class DuckDBEngine(Engine):
 
     def _hint(self, exc: BaseException) -> str:
         if "No space left" in str(exc):  # an IOException, or the commit that could not write
-            return f" — the disk holding {self.path.parent} is full: free space and run again (this batch was not stored)"
+            return (
+                f" — the disk holding {self.path.parent} is full: free space and run again (this batch was not stored)"
+            )
         return ""
 
     # -- reads and statements -------------------------------------------------------------
@@ -176,4 +180,3 @@ class DuckDBEngine(Engine):
 
     def close(self) -> None:
         self.con.close()
-

@@ -340,10 +340,7 @@ class QuestDBEngine(Engine):
             if kind is None or not re.fullmatch(r"[a-z_][a-z0-9_]*", f.name):
                 raise ConfigError(f"cannot insert column {f.name} ({f.type}) into {name}")
             cols.append((f.name, kind))
-        rows = [
-            "(" + ", ".join(literal(row[c], k) for c, k in cols) + ")"
-            for row in data.to_pylist()
-        ]
+        rows = ["(" + ", ".join(literal(row[c], k) for c, k in cols) + ")" for row in data.to_pylist()]
         self.command(f"INSERT INTO {name} ({', '.join(c for c, _ in cols)}) VALUES {', '.join(rows)}")
 
     def delete_in(self, table: str, column: str, values: list[str]) -> None:
