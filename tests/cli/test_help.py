@@ -10,11 +10,11 @@ from warehouse.cli.main import app
 runner = CliRunner()
 # command → choices its help must list (an option whose values are a StrEnum)
 COMMANDS: dict[tuple[str, ...], list[str]] = {
-    ("import",): ["<tardis|csv|parquet>", "<quotes|trades>", "<s|ms|us|ns>", "<duckdb|clickhouse|all>"],
-    ("generate",): ["<duckdb|clickhouse|all>"],
-    ("migrate",): ["<duckdb|clickhouse|all>"],
+    ("import",): ["<tardis|csv|parquet>", "<quotes|trades>", "<s|ms|us|ns>", "<duckdb|clickhouse|questdb|all>"],
+    ("generate",): ["<duckdb|clickhouse|questdb|all>"],
+    ("migrate",): ["<duckdb|clickhouse|questdb|all>"],
     ("demo",): [],
-    ("query",): ["<duckdb|clickhouse>", "<table|csv|json|parquet>"],
+    ("query",): ["<duckdb|clickhouse|questdb>", "<table|csv|json|parquet>"],
     ("refresh",): ["bars_1m|leaderboard_daily", "<duckdb|clickhouse|all>"],
     ("sql",): ["<clickhouse|duckdb>", "<duckdb|clickhouse>", "<table|csv|json|parquet>"],
     ("plot", "zscore"): ["<duckdb|clickhouse>"],

@@ -63,6 +63,16 @@ class EnginesChoice(StrEnum):
     all = "all"
 
 
+class StoreChoice(StrEnum):
+    """`--engine` of the commands that store ticks or migrate: the cold engines, QuestDB (the hot
+    tier, by name only: a server that may not be configured) or all (DuckDB and ClickHouse)."""
+
+    duckdb = "duckdb"
+    clickhouse = "clickhouse"
+    questdb = "questdb"
+    all = "all"
+
+
 class WriteTo(StrEnum):
     """`wh replay --write-to`: where the ledger goes."""
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import typer
 
 from warehouse.cli.common import (
-    EnginesChoice,
     Format,
     ImportFormat,
+    StoreChoice,
     TickKind,
     TsUnit,
     console,
@@ -90,7 +90,7 @@ def import_(
     ts_unit: TsUnit = typer.Option(TsUnit.us, "--ts-unit", help="unit of numeric timestamps"),
     ts_format: str | None = typer.Option(None, "--ts-format", help="strftime format of textual timestamps"),
     asset_class: str = typer.Option("crypto", "--asset-class", help="tardis: asset class of the file"),
-    engine: EnginesChoice | None = typer.Option(
+    engine: StoreChoice | None = typer.Option(
         None, "--engine", "-e", help="where to store (default: all, or the spec's sinks)"
     ),
     policy: list[str] = typer.Option([], "--policy", help="RULE=reject|raise (default reject)"),
@@ -183,7 +183,7 @@ def generate(
     ),
     gap_rate: float = typer.Option(0.0, "--gap-rate", min=0.0, max=1.0, help="share of ticks after a sequence gap"),
     out: Path | None = typer.Option(None, "--out", help="write Parquet files into this directory instead"),
-    engine: EnginesChoice = typer.Option(EnginesChoice.all, "--engine", "-e", help="where to store"),
+    engine: StoreChoice = typer.Option(StoreChoice.all, "--engine", "-e", help="where to store"),
 ) -> None:
     """Generate the synthetic multi-asset feed into the warehouse (or Parquet with --out)."""
     from warehouse.ingest.parquet_out import write_parquet
@@ -217,7 +217,7 @@ def generate(
     print_import_report(report)
 
 
-def migrate(engine: EnginesChoice = typer.Option(EnginesChoice.all, "--engine", "-e", help="which engines")) -> None:
+def migrate(engine: StoreChoice = typer.Option(StoreChoice.all, "--engine", "-e", help="which engines")) -> None:
     """Apply ddl/<engine>/NNN_*.sql in order (safe to re-run; refuses edited applied files)."""
     from warehouse.sql.engines import engine_names, open_engine
     from warehouse.sql.migrate import migrate as run
