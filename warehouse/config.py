@@ -133,28 +133,80 @@ def parse_clickhouse_url(raw: str, *, user: str = "default", password: SecretStr
     )
 
 
+class ClickHouseSettings(BaseSettings):
+    """WH_CLICKHOUSE_*: a ClickHouse server — WH_CLICKHOUSE_URL, or HOST/PORT/USER/PASSWORD/SECURE
+    field by field; neither set: the embedded engine (chdb) under WH_HOME."""
+
+    model_config = SettingsConfigDict(env_prefix="WH_CLICKHOUSE_", env_file=".env", extra="ignore")
+
+    url: SecretStr | None = None
+    host: str | None = None
+    port: int = 8123
+    user: str = "default"
+    password: SecretStr = SecretStr("")
+    secure: bool = False
+
+    @property
+    def is_server(self) -> bool:
+        return self.url is not None or self.host is not None
+
+    def address(self) -> ClickHouseAddress | None:
+        """Connection parameters of the configured server (None: local mode). `ConfigError`
+        when WH_CLICKHOUSE_URL / WH_CLICKHOUSE_HOST is not usable; never with the password."""
+        if self.url is not None:
+            return parse_clickhouse_url(self.url.get_secret_value(), user=self.user, password=self.password)
+        if self.host is not None:
+            host = self.host
+            if not _HOST.fullmatch(host):
+                shown = host if re.fullmatch(r"[A-Za-z0-9._:\[\]-]{1,255}", host) else "***"
+                raise ConfigError(f"WH_CLICKHOUSE_HOST {shown} is not a host name or IP address "
+                                  "(put the user and password in WH_CLICKHOUSE_USER / WH_CLICKHOUSE_PASSWORD)")  # fmt: skip
+            if not 0 < self.port < 65536:
+                raise ConfigError(f"WH_CLICKHOUSE_PORT {self.port} is not a port (1 to 65535)")
+            return ClickHouseAddress(scheme="https" if self.secure else "http", host=host.lower(), port=self.port,
+                                     username=self.user, password=self.password)  # fmt: skip
+        return None
+
+
+class KafkaSettings(BaseSettings):
+    """WH_KAFKA_*: the cluster (default: the address `wh broker` left in WH_HOME), topic, group,
+    and credentials for a secured one."""
+
+    model_config = SettingsConfigDict(env_prefix="WH_KAFKA_", env_file=".env", extra="ignore")
+
+    bootstrap: str | None = None
+    topic: str = "ticks"
+    group: str = "wh-ingest"
+    username: str | None = None
+    password: SecretStr | None = None
+    security_protocol: str | None = None
+    sasl_mechanism: str | None = None
+
+    def librdkafka(self) -> dict[str, str]:
+        """librdkafka settings for the configured cluster (secrets included: never log this)."""
+        conf: dict[str, str] = {}
+        if self.security_protocol:
+            conf["security.protocol"] = self.security_protocol
+        if self.sasl_mechanism:
+            conf["sasl.mechanism"] = self.sasl_mechanism
+        if self.username:
+            conf["sasl.username"] = self.username
+        if self.password is not None:
+            conf["sasl.password"] = self.password.get_secret_value()
+        return conf
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="WH_", env_file=".env", extra="ignore")
 
     home: Path = Field(default=Path("wh_data"))
-    clickhouse_url: SecretStr | None = None
-    clickhouse_host: str | None = None
-    clickhouse_port: int = 8123
-    clickhouse_user: str = "default"
-    clickhouse_password: SecretStr = SecretStr("")
-    clickhouse_secure: bool = False
+    clickhouse: ClickHouseSettings = Field(default_factory=lambda: ClickHouseSettings())
+    kafka: KafkaSettings = Field(default_factory=lambda: KafkaSettings())
     batch_rows: int = Field(default=50_000, gt=0)
     batch_seconds: float = Field(default=2.0, gt=0)
     lock_wait_seconds: float = Field(default=10.0, ge=0)
     # DuckDB buffer pool of a replay: bounds what a long replay caches of the file it reads
     replay_memory_limit: str = Field(default="32MB", pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|KiB|MiB|GiB)$")
-    kafka_bootstrap: str | None = None
-    kafka_topic: str = "ticks"
-    kafka_group: str = "wh-ingest"
-    kafka_username: str | None = None
-    kafka_password: SecretStr | None = None
-    kafka_security_protocol: str | None = None
-    kafka_sasl_mechanism: str | None = None
     # Real third-party sample files (Tardis CSV), never copied into the repository: read by
     # `wh demo` and the tests' `tardis` fixture; default ../shared/data beside the repo root.
     samples_dir: Path = Field(default=Path(__file__).resolve().parents[1].parent / "shared" / "data")
@@ -177,7 +229,7 @@ class Settings(BaseSettings):
 
     @property
     def clickhouse_is_server(self) -> bool:
-        return self.clickhouse_url is not None or self.clickhouse_host is not None
+        return self.clickhouse.is_server
 
     @property
     def clickhouse_server_file(self) -> Path:
@@ -201,45 +253,19 @@ class Settings(BaseSettings):
 
     def kafka_config(self) -> dict[str, str]:
         """librdkafka settings for the configured cluster (secrets included: never log this)."""
-        conf: dict[str, str] = {}
-        if self.kafka_security_protocol:
-            conf["security.protocol"] = self.kafka_security_protocol
-        if self.kafka_sasl_mechanism:
-            conf["sasl.mechanism"] = self.kafka_sasl_mechanism
-        if self.kafka_username:
-            conf["sasl.username"] = self.kafka_username
-        if self.kafka_password is not None:
-            conf["sasl.password"] = self.kafka_password.get_secret_value()
-        return conf
+        return self.kafka.librdkafka()
 
     def clickhouse_address(self) -> ClickHouseAddress | None:
-        """Connection parameters of the configured ClickHouse server (None: local mode).
-
-        `ConfigError` when WH_CLICKHOUSE_URL / WH_CLICKHOUSE_HOST is not usable; the message
-        never holds the password."""
-        if self.clickhouse_url is not None:
-            return parse_clickhouse_url(self.clickhouse_url.get_secret_value(), user=self.clickhouse_user,
-                                        password=self.clickhouse_password)  # fmt: skip
-        if self.clickhouse_host is not None:
-            host = self.clickhouse_host
-            if not _HOST.fullmatch(host):
-                shown = host if re.fullmatch(r"[A-Za-z0-9._:\[\]-]{1,255}", host) else "***"
-                raise ConfigError(f"WH_CLICKHOUSE_HOST {shown} is not a host name or IP address "
-                                  "(put the user and password in WH_CLICKHOUSE_USER / WH_CLICKHOUSE_PASSWORD)")  # fmt: skip
-            if not 0 < self.clickhouse_port < 65536:
-                raise ConfigError(f"WH_CLICKHOUSE_PORT {self.clickhouse_port} is not a port (1 to 65535)")
-            return ClickHouseAddress(scheme="https" if self.clickhouse_secure else "http", host=host.lower(),
-                                     port=self.clickhouse_port, username=self.clickhouse_user,
-                                     password=self.clickhouse_password)  # fmt: skip
-        return None
+        """Connection parameters of the configured ClickHouse server (None: local mode)."""
+        return self.clickhouse.address()
 
     def clickhouse_where(self) -> str:
         """Where ClickHouse lives, safe to print (no password, even when the address is bad)."""
         try:
             address = self.clickhouse_address()
         except ConfigError:
-            if self.clickhouse_url is not None:
-                return redact_url(self.clickhouse_url.get_secret_value())
+            if self.clickhouse.url is not None:
+                return redact_url(self.clickhouse.url.get_secret_value())
             return "(invalid WH_CLICKHOUSE_HOST)"
         if address is not None:
             return address.where
@@ -248,9 +274,9 @@ class Settings(BaseSettings):
     def check(self) -> Settings:
         """Fail now, with a redacted ConfigError, on values that cannot work (the ClickHouse
         address, a Kafka bootstrap string holding credentials)."""
-        self.clickhouse_address()
-        if self.kafka_bootstrap is not None:
-            check_bootstrap(self.kafka_bootstrap, "WH_KAFKA_BOOTSTRAP")
+        self.clickhouse.address()
+        if self.kafka.bootstrap is not None:
+            check_bootstrap(self.kafka.bootstrap, "WH_KAFKA_BOOTSTRAP")
         return self
 
 
@@ -274,8 +300,9 @@ def get_settings() -> Settings:
         # pydantic's message shows each bad input value (`input_value=…`): a password set in
         # the wrong variable would print. Keep the field names and reasons only, and build the
         # error outside the `except` so the original is not chained to it either.
+        prefix = {"ClickHouseSettings": "WH_CLICKHOUSE_", "KafkaSettings": "WH_KAFKA_"}.get(exc.title, "WH_")
         problems = [
-            f"WH_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+            f"{prefix}{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
             for e in exc.errors(include_url=False, include_input=False, include_context=False)
         ]
     raise ConfigError("bad settings: " + "; ".join(problems))

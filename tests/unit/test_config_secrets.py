@@ -108,8 +108,8 @@ def test_property_canary_never_leaks_from_url_parsing(
 
 
 def test_passwords_never_print(monkeypatch) -> None:
-    from warehouse.config import Settings
+    from warehouse.config import ClickHouseSettings, Settings
 
-    s = Settings(clickhouse_url="https://alice:s3cret@ch.example:8443/")
+    s = Settings(clickhouse=ClickHouseSettings(url="https://alice:s3cret@ch.example:8443/"))
     assert "s3cret" not in s.clickhouse_where() and "s3cret" not in repr(s)
     assert s.clickhouse_where() == "https://ch.example:8443/"

@@ -105,7 +105,7 @@ def feed(
     settings = get_settings()
     addr = bootstrap_servers(settings, bootstrap)
     kafka_config = _reachable(addr, settings.kafka_config(), connect_timeout)
-    topic = topic or settings.kafka_topic
+    topic = topic or settings.kafka.topic
     batches: Iterator[SourceBatch]
     if source == "synthetic":
         feed_ = SyntheticFeed(ticks=count, seed=seed, chunk=min(count, 100_000) or 1,
@@ -189,8 +189,8 @@ def ingest(
     if spec.source.kafka is None:
         raise fail(f"--pipeline {pipeline}: the spec reads files, not Kafka; use `wh import --pipeline {pipeline}`")
     explicit = pipeline is not None  # a named spec wins over WH_KAFKA_* / WH_BATCH_*; flags win over both
-    topic = topic or (spec.source.kafka.topic if explicit else settings.kafka_topic)
-    group = group or (spec.source.kafka.group if explicit else settings.kafka_group)
+    topic = topic or (spec.source.kafka.topic if explicit else settings.kafka.topic)
+    group = group or (spec.source.kafka.group if explicit else settings.kafka.group)
     batch_rows = batch_rows or (spec.batch.rows if explicit else settings.batch_rows)
     batch_seconds = batch_seconds or (spec.batch.seconds if explicit else settings.batch_seconds)
     names: list[str] = parse_sinks(sinks) if sinks is not None else [str(n) for n in spec.sinks]
@@ -230,7 +230,7 @@ def ingest(
                        f"retry in {delay:.1f} s", style="yellow"))  # fmt: skip
 
     def on_loss(partition: int, first: int, last: int) -> None:
-        err.print(f"warning: {topic or settings.kafka_topic}/{partition}: offsets {first:,}–{last:,} "
+        err.print(f"warning: {topic or settings.kafka.topic}/{partition}: offsets {first:,}–{last:,} "
                   f"({last - first + 1:,} messages) were expired by the broker before this group read them; "
                   "recorded in wh.stream_losses (wh status shows it)", markup=False, highlight=False)  # fmt: skip
 
@@ -288,8 +288,8 @@ def status(
     from warehouse.sql.engines import open_engine
 
     settings = get_settings()
-    group = group or settings.kafka_group
-    topic = topic or settings.kafka_topic
+    group = group or settings.kafka.group
+    topic = topic or settings.kafka.topic
     t = Table(title="warehouse", title_justify="left")
     t.add_column("engine")
     for name in ("market_ticks", "trades", "rejects", "gaps"):

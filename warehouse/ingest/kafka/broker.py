@@ -16,8 +16,8 @@ def bootstrap_servers(settings: Settings, explicit: str | None = None) -> str:
     """--bootstrap, else WH_KAFKA_BOOTSTRAP, else the address `wh broker` left in WH_HOME."""
     if explicit:
         return check_bootstrap(explicit)  # no user:password@ in it: librdkafka would log it
-    if settings.kafka_bootstrap:
-        return settings.kafka_bootstrap
+    if settings.kafka.bootstrap:
+        return settings.kafka.bootstrap
     if settings.broker_file.is_file():
         addr = settings.broker_file.read_text().strip()
         if addr:
