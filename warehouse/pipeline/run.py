@@ -8,28 +8,19 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from warehouse.pipeline.step import BatchStep, store
+from warehouse.pipeline.step import BatchStep, StepCounts, store
 from warehouse.records import SourceBatch
 from warehouse.sanitize import SanitizeConfig
 from warehouse.sinks.base import Sink, WriteCounts
 
 
 @dataclass
-class ImportReport:
+class ImportReport(StepCounts):
+    """The step's counts over the whole import, plus what each sink stored."""
+
     source: str
-    read: dict[str, int] = field(default_factory=dict)  # kind → rows read (incl. malformed)
-    rejected: dict[str, int] = field(default_factory=dict)  # rule → count
-    gaps: int = 0
     sinks: dict[str, WriteCounts] = field(default_factory=dict)
     seconds: float = 0.0
-
-    @property
-    def rows_read(self) -> int:
-        return sum(self.read.values())
-
-    @property
-    def rows_rejected(self) -> int:
-        return sum(self.rejected.values())
 
     def stored(self, sink: str) -> int:
         c = self.sinks.get(sink)
@@ -70,11 +61,7 @@ def run_import(
         try:
             for batch in batches:
                 result = step([batch])
-                for kind, n in result.read.items():
-                    report.read[kind] = report.read.get(kind, 0) + n
-                for rule, n in result.rejected.items():
-                    report.rejected[rule] = report.rejected.get(rule, 0) + n
-                report.gaps += result.gaps
+                report.add(result)
                 if pending is not None:
                     finish(pending)
                 pending = (pool.submit(store, sinks, result.batch), batch)

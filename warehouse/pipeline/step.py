@@ -83,9 +83,10 @@ def merge(batches: Iterable[WriteBatch]) -> WriteBatch:
     return {t: pa.concat_tables(parts) for t, parts in out.items()}
 
 
-@dataclass
-class StepResult:
-    batch: WriteBatch
+@dataclass(kw_only=True)
+class StepCounts:
+    """What the step saw: rows read per kind, rejects per rule, gap events (summed by `add`)."""
+
     read: dict[str, int] = field(default_factory=dict)  # kind → rows read (malformed included)
     rejected: dict[str, int] = field(default_factory=dict)  # rule → rejects
     gaps: int = 0
@@ -98,6 +99,18 @@ class StepResult:
     def rows_rejected(self) -> int:
         return sum(self.rejected.values())
 
+    def add(self, other: StepCounts) -> None:
+        for kind, n in other.read.items():
+            self.read[kind] = self.read.get(kind, 0) + n
+        for rule, n in other.rejected.items():
+            self.rejected[rule] = self.rejected.get(rule, 0) + n
+        self.gaps += other.gaps
+
+
+@dataclass(kw_only=True)
+class StepResult(StepCounts):
+    batch: WriteBatch = field(default_factory=dict)
+
 
 class BatchStep:
     """Stateful over the batches of one stream (a file, a feed, a topic): the stateful rules
@@ -109,7 +122,7 @@ class BatchStep:
         self.sanitizers = {k: Sanitizer(k, config) for k in Kind}
 
     def __call__(self, batches: Iterable[SourceBatch], extra: WriteBatch | None = None) -> StepResult:
-        result = StepResult({})
+        result = StepResult()
         parts: list[WriteBatch] = []
         for batch in batches:
             out = self.sanitizers[batch.kind].process(batch.rows)

@@ -21,12 +21,11 @@ import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from warehouse.errors import ConfigError
 from warehouse.servers import maven
-from warehouse.servers.process import Java, ServerProcess, find_java, log_tail, port_answers, stable_ports
+from warehouse.servers.process import Java, LocalServer, ServerProcess, find_java, log_tail, port_answers, stable_ports
 
 KAFKA_VERSION = "4.4.0"  # newest 4.x on Maven Central when pinned
 SCALA_VERSION = "2.13"
@@ -74,7 +73,7 @@ def broker_answers(bootstrap: str, timeout: float = 5.0) -> bool:
         return False
 
 
-class LocalKafkaServer:
+class LocalKafkaServer(LocalServer):
     """`with LocalKafkaServer(dir) as k: k.bootstrap` — fetch the jars, format once, start, stop.
 
     `root` holds server.properties, log4j2.properties, data/ (the log dirs and KRaft metadata)
@@ -196,20 +195,3 @@ class LocalKafkaServer:
             return self.process.wait_until(self._answers, timeout=timeout, what=self.bootstrap, cancel=cancel)
         except ConfigError as exc:
             raise ConfigError(f"{exc}\n{self.server_log} ends:\n{log_tail(self.server_log)}") from None
-
-    def stop(self, timeout: float = 30.0) -> int | None:
-        return self.process.stop(timeout)
-
-    @property
-    def startup_seconds(self) -> float | None:
-        return self.process.startup_seconds
-
-    def rss_bytes(self) -> int | None:
-        return self.process.rss_bytes()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
-        self.stop()

@@ -22,7 +22,8 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from types import TracebackType
+from typing import IO, Self
 
 from warehouse.errors import ConfigError, ToolMissing
 
@@ -226,3 +227,30 @@ class ServerProcess:
         except OSError:
             return None
         return None
+
+
+class LocalServer:
+    """What every local server shares: its ServerProcess (`self.process`), stop, the figures
+    the tests and `wh servers` report, and `with` (start on enter, stop on exit)."""
+
+    process: ServerProcess
+
+    def start(self, timeout: float = 90.0) -> None:
+        raise NotImplementedError
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        return self.process.stop(timeout)
+
+    @property
+    def startup_seconds(self) -> float | None:
+        return self.process.startup_seconds
+
+    def rss_bytes(self) -> int | None:
+        return self.process.rss_bytes()
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()

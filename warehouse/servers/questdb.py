@@ -18,12 +18,11 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from warehouse.errors import ConfigError, SinkError, WarehouseError
 from warehouse.servers import maven
-from warehouse.servers.process import Java, ServerProcess, find_java, stable_ports
+from warehouse.servers.process import Java, LocalServer, ServerProcess, find_java, stable_ports
 
 # The newest org.questdb:questdb on Maven Central when pinned (9.4.x/10.x are not published there).
 QUESTDB_VERSION = "9.3.4"
@@ -54,7 +53,7 @@ def jvm_args(java: Java) -> list[str]:
     return args
 
 
-class LocalQuestDBServer:
+class LocalQuestDBServer(LocalServer):
     """`with LocalQuestDBServer(dir) as q: q.client_conf` — fetch the jar, start, wait for /exec, stop.
 
     `root` is QuestDB's own root (conf/, db/, log/); the JVM's output goes to `root/server.log`.
@@ -152,23 +151,6 @@ class LocalQuestDBServer:
         """One statement over HTTP /exec; QuestDB's JSON answer. An SQL error → SinkError."""
         url = f"{self.http_url}/exec?{urllib.parse.urlencode({'query': sql})}"
         return http_exec(url, timeout=timeout)
-
-    def stop(self, timeout: float = 30.0) -> int | None:
-        return self.process.stop(timeout)
-
-    @property
-    def startup_seconds(self) -> float | None:
-        return self.process.startup_seconds
-
-    def rss_bytes(self) -> int | None:
-        return self.process.rss_bytes()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
-        self.stop()
 
 
 def http_exec(url: str, *, timeout: float = 30.0) -> dict[str, Any]:
