@@ -22,6 +22,7 @@ from pathlib import Path
 import polars as pl
 import pyarrow as pa
 import pytest
+from reference import zscore_reference
 from servers import questdb_fixture, unavailable
 
 from warehouse.config import Settings
@@ -507,7 +508,70 @@ def test_questdb_queries_agree_with_the_warehouse_engines(qdb, home: Path) -> No
         app, ["query", "bars", symbols[0], "--engine", "questdb", "--interval", "3600", "--format", "json"]
     )
     assert r.exit_code == 0 and '"open"' in r.output, r.output
-    r = runner.invoke(app, ["query", "zscore", symbols[0], "--engine", "questdb"])
-    assert r.exit_code == 1 and "Error: unknown query 'zscore' on questdb" in r.output, r.output
+    r = runner.invoke(app, ["query", "vwap_rolling", symbols[0], "--engine", "questdb"])
+    assert r.exit_code == 1 and "Error: unknown query 'vwap_rolling' on questdb" in r.output, r.output
     r = runner.invoke(app, ["query", "latest_quotes"])
     assert r.exit_code == 1 and "Error: unknown query 'latest_quotes'" in r.output, r.output
+
+
+def test_questdb_zscore_matches_the_exact_reference_and_the_other_engines(qdb, home: Path, tardis) -> None:
+    """queries/questdb/zscore.sql on the real BTCUSDT day: every row's mean and std against the
+    exact two-pass reference (the bar of the other engines), NULL z exactly on the flat windows,
+    z within 1e-8; `wh query zscore BTCUSDT --engine questdb` gives DuckDB's and ClickHouse's
+    rows; other windows (1, 7, 1,000) and a short limit agree with DuckDB too."""
+    import json
+
+    import numpy as np
+    from typer.testing import CliRunner
+
+    from warehouse.cli.main import app
+
+    migrated(qdb)
+    quotes, _ = tardis
+    runner = CliRunner()
+
+    def wh(*args: str) -> str:
+        r = runner.invoke(app, list(args))
+        assert r.exit_code == 0, (r.output, r.exception)
+        return r.output
+
+    for engine in ("questdb", "all"):
+        wh("import", str(quotes), "--engine", engine)
+    qdb.wait_applied()
+    csv = pl.read_csv(quotes).sort(["timestamp", "local_timestamp"], maintain_order=True)
+    bids = csv["bid_price"].to_numpy()
+    mean, std, flat = zscore_reference(bids)
+    assert flat.sum() > 90
+    rows = pl.DataFrame(json.loads(wh("query", "zscore", "BTCUSDT", "--engine", "questdb", "--limit", "0",
+                                      "--format", "json"))).reverse()  # fmt: skip
+    assert rows.height == 9_999
+    got_mean, got_std, z = rows["rolling_mean"].to_numpy(), rows["rolling_std"].to_numpy(), rows["z_score"]
+    assert np.max(np.abs(got_mean - mean) / mean) < 1e-9
+    nz = ~flat
+    assert np.max(np.abs(got_std[nz] - std[nz]) / std[nz]) < 1e-9
+    assert np.all(got_std[flat] == 0.0)
+    assert z.is_null().to_numpy().tolist() == flat.tolist()
+    assert np.max(np.abs(z.to_numpy()[nz] - (bids[nz] - mean[nz]) / std[nz])) < 1e-8
+
+    def frame(engine: str, *extra: str) -> pl.DataFrame:
+        return pl.read_csv(wh("query", "zscore", "BTCUSDT", "--engine", engine, "--format", "csv", *extra).encode())
+
+    for extra in ((), ("--window", "1"), ("--window", "7", "--limit", "3"), ("--window", "1000", "--limit", "250")):
+        want = frame("duckdb", *extra)
+        assert want.height == int(dict(zip(extra[::2], extra[1::2], strict=True)).get("--limit", 100))
+        for engine in ("clickhouse", "questdb"):
+            got = frame(engine, *extra)
+            assert got.columns == want.columns and got.height == want.height, (engine, extra)
+            assert got["timestamp"].to_list() == want["timestamp"].to_list()
+            assert got["z_score"].is_null().to_list() == want["z_score"].is_null().to_list(), (engine, extra)
+            for col in ("bid", "rolling_mean", "rolling_std"):
+                np.testing.assert_allclose(got[col].to_numpy().astype(float), want[col].to_numpy().astype(float),
+                                           rtol=1e-9, err_msg=f"{engine} {extra} {col}")  # fmt: skip
+            zg, zw = got["z_score"].drop_nulls().to_numpy(), want["z_score"].drop_nulls().to_numpy()
+            assert np.max(np.abs(zg - zw), initial=0.0) < 1e-8, (engine, extra)
+    r = runner.invoke(app, ["query", "zscore", "NOPE", "--engine", "questdb"])
+    assert (
+        r.exit_code == 1 and "Error: unknown symbol 'NOPE' (no quotes on questdb); known symbols: BTCUSDT" in r.output
+    )
+    r = runner.invoke(app, ["query", "zscore", "BTC' OR '1'='1", "--engine", "questdb"])
+    assert r.exit_code == 1 and "unknown symbol" in r.output, r.output

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import polars as pl
 import pytest
+from reference import zscore_reference
 from typer.testing import CliRunner
 
 from warehouse.cli.main import app
@@ -51,24 +52,12 @@ def test_tardis_import_is_exact_and_idempotent_on_both_engines(home, tardis) -> 
             assert count(engine, "rejects") == 0
 
 
-def _reference(bids: np.ndarray, w: int = 60):
-    n = len(bids)
-    mean, std, flat = np.empty(n), np.empty(n), np.empty(n, dtype=bool)
-    for i in range(n):
-        win = bids[max(0, i - w + 1) : i + 1]
-        m = win.sum() / len(win)
-        mean[i] = m
-        std[i] = np.sqrt(((win - m) ** 2).sum() / len(win))  # two-pass, population
-        flat[i] = win.min() == win.max()
-    return mean, std, flat
-
-
 def test_zscore_matches_an_exact_reference_on_both_engines(home, tardis) -> None:
     quotes, _ = tardis
     wh("import", str(quotes))
     csv = pl.read_csv(quotes).sort(["timestamp", "local_timestamp"], maintain_order=True)
     bids = csv["bid_price"].to_numpy()
-    mean, std, flat = _reference(bids)
+    mean, std, flat = zscore_reference(bids)
     assert flat.sum() > 90  # the flat windows the seed's query gets wrong
     out = {}
     for engine in ("duckdb", "clickhouse"):
