@@ -411,13 +411,35 @@ def parse_questdb_conf(raw: str) -> QuestDBAddress:
 
 class QuestDBSettings(BaseSettings):
     """QDB_CLIENT_CONF, plus WH_QUESTDB_TIMEOUT (seconds per /exec request, default 30) and
-    WH_QUESTDB_WAL_WAIT (seconds `wait_applied` waits for WAL apply, default 60)."""
+    WH_QUESTDB_WAL_WAIT (seconds `wait_applied` waits for WAL apply, default 60).
+
+    `wh sql --engine questdb` runs as QuestDB's read-only PG-wire user: WH_QUESTDB_PG (HOST:PORT),
+    WH_QUESTDB_READER_USER (default wh_reader) and WH_QUESTDB_READER_PASSWORD — the server's
+    `pg.readonly.user.enabled`/`pg.readonly.user`/`pg.readonly.password` (`wh servers` and
+    docker-compose.yml set them)."""
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
 
     client_conf: SecretStr | None = Field(default=None, validation_alias="QDB_CLIENT_CONF")
     timeout: float = Field(default=30.0, gt=0, validation_alias="WH_QUESTDB_TIMEOUT")
     wal_wait: float = Field(default=60.0, gt=0, validation_alias="WH_QUESTDB_WAL_WAIT")
+    pg: str | None = Field(default=None, validation_alias="WH_QUESTDB_PG")
+    reader_user: str = Field(default="wh_reader", min_length=1, validation_alias="WH_QUESTDB_READER_USER")
+    reader_password: SecretStr | None = Field(default=None, validation_alias="WH_QUESTDB_READER_PASSWORD")
+
+    def reader(self) -> tuple[str, int, str, str]:
+        """(host, port, user, password) of the read-only PG-wire user, or ConfigError."""
+        password = self.reader_password.get_secret_value() if self.reader_password is not None else ""
+        if not self.pg or not password:
+            missing = " and ".join(n for n, v in (("WH_QUESTDB_PG", self.pg), ("WH_QUESTDB_READER_PASSWORD",
+                                                   password)) if not v)  # fmt: skip
+            raise ConfigError(f"wh sql --engine questdb runs as QuestDB's read-only PG user: set {missing} "
+                              "(the server needs pg.readonly.user.enabled=true with that user and password; "
+                              "`wh servers` and docker-compose.yml set both sides)")  # fmt: skip
+        host, _, port = self.pg.rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigError(f"WH_QUESTDB_PG must be HOST:PORT, not {self.pg!r}")
+        return host, int(port), self.reader_user, password
 
     def address(self) -> QuestDBAddress:
         if self.client_conf is None:

@@ -16,7 +16,7 @@ COMMANDS: dict[tuple[str, ...], list[str]] = {
     ("demo",): [],
     ("query",): ["<duckdb|clickhouse|questdb>", "<table|csv|json|parquet>"],
     ("refresh",): ["bars_1m|leaderboard_daily", "<duckdb|clickhouse|all>"],
-    ("sql",): ["<clickhouse|duckdb>", "<duckdb|clickhouse>", "<table|csv|json|parquet>"],
+    ("sql",): ["<clickhouse|duckdb>", "<duckdb|clickhouse|questdb>", "<table|csv|json|parquet>"],
     ("plot", "zscore"): ["<duckdb|clickhouse>"],
     ("plot", "equity"): ["<duckdb|clickhouse>"],
     ("replay",): ["<noop|zscore|twap>", "<event|receipt>", "<duckdb|clickhouse|all|none>"],

@@ -56,6 +56,15 @@ def _report(name: str, srv: Any) -> None:
 @dataclass(frozen=True)
 class QuestDB:
     http_url: str  # http://127.0.0.1:PORT — /exec and ILP over HTTP
+    pg: str | None = None  # HOST:PORT of PG wire, where `wh sql --engine questdb` runs
+    reader_password: str | None = None  # of its read-only user (wh servers: wh_reader)
+
+    def reader_env(self) -> dict[str, str]:
+        """WH_QUESTDB_PG / WH_QUESTDB_READER_PASSWORD, or fail (CI) / skip: no read-only user known."""
+        if not self.pg or not self.reader_password:
+            unavailable("QuestDB's read-only PG user is unknown: set WH_QUESTDB_PG and WH_QUESTDB_READER_PASSWORD "
+                        "(from `wh servers`' env file) beside WH_TEST_QUESTDB_HTTP")  # fmt: skip
+        return {"WH_QUESTDB_PG": self.pg, "WH_QUESTDB_READER_PASSWORD": self.reader_password}
 
     @property
     def client_conf(self) -> str:
@@ -80,8 +89,9 @@ class QuestDB:
 
 def _questdb_from_env() -> QuestDB | None:
     url = os.environ.get("WH_TEST_QUESTDB_HTTP")
+    reader = {"pg": os.environ.get("WH_QUESTDB_PG"), "reader_password": os.environ.get("WH_QUESTDB_READER_PASSWORD")}
     if url:
-        return QuestDB(url.rstrip("/"))
+        return QuestDB(url.rstrip("/"), **reader)
     conf = os.environ.get("QDB_CLIENT_CONF")
     if conf:
         m = re.match(r"(https?)::(?:.*;)?addr=([^;]+)", conf)
@@ -89,7 +99,7 @@ def _questdb_from_env() -> QuestDB | None:
             pytest.fail(
                 f"QDB_CLIENT_CONF={conf!r}: the tests need an http:: (or https::) conf with addr=", pytrace=False
             )
-        return QuestDB(f"{m.group(1)}://{m.group(2)}")
+        return QuestDB(f"{m.group(1)}://{m.group(2)}", **reader)
     return None
 
 
@@ -143,7 +153,7 @@ def _local_questdb(folder: Path, request: pytest.FixtureRequest) -> Iterator[Que
     srv.start(timeout=120)
     _report("QuestDB", srv)
     try:
-        yield QuestDB(srv.http_url)
+        yield QuestDB(srv.http_url, srv.pg_address, srv.reader_password)
     finally:
         srv.stop()
 

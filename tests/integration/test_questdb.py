@@ -575,3 +575,76 @@ def test_questdb_zscore_matches_the_exact_reference_and_the_other_engines(qdb, h
     )
     r = runner.invoke(app, ["query", "zscore", "BTC' OR '1'='1", "--engine", "questdb"])
     assert r.exit_code == 1 and "unknown symbol" in r.output, r.output
+
+
+def test_wh_sql_on_questdb_runs_as_a_user_that_cannot_write(qdb, questdb, home: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """`wh sql --engine questdb`: QuestDB's SQL (SAMPLE BY, LATEST ON) runs as the read-only PG
+    user; the token check refuses other tables and functions; past it, QuestDB itself refuses
+    every write (barrier 2, reached directly); limits on rows and time hold."""
+    from typer.testing import CliRunner
+
+    from warehouse.cli.main import app
+    from warehouse.errors import RefusedSQLError
+    from warehouse.sql import readonly_questdb
+
+    for k, v in questdb.reader_env().items():
+        monkeypatch.setenv(k, v)
+    migrated(qdb)
+    runner = CliRunner()
+    feed = SyntheticFeed(instruments=4, ticks=4_000, seed=3)
+    from warehouse.pipeline import BatchStep
+    from warehouse.sinks import open_sinks
+
+    step = BatchStep(feed.source)
+    (sink,) = open_sinks(["questdb"], Settings(home=home))
+    try:
+        for b in feed.batches():
+            sink.write(step([b]).batch)
+    finally:
+        sink.close()
+    qdb.wait_applied()
+    quotes = int(qdb.query("SELECT count() FROM wh.market_ticks").column(0)[0].as_py())
+
+    def sql(*args: str) -> tuple[int, str]:
+        r = runner.invoke(app, ["sql", "--engine", "questdb", *args])
+        return r.exit_code, r.output
+
+    code, out = sql("SELECT count() n FROM wh.market_ticks", "--format", "csv")
+    assert code == 0 and out.splitlines() == ['"n"', str(quotes)], out
+    code, out = sql("SELECT symbol, last(bid) FROM wh_market_ticks SAMPLE BY 1h", "--format", "json")
+    assert code == 0 and '"symbol"' in out, out
+    code, out = sql("SELECT symbol, bid FROM wh.market_ticks LATEST ON timestamp PARTITION BY symbol", "--format",
+                    "csv")  # fmt: skip
+    assert code == 0 and len(out.strip().splitlines()) == 5, out
+    for statement, message in [
+        ("SELECT * FROM wh_schema_migrations", "table wh_schema_migrations is not one wh sql may read"),
+        ("SELECT * FROM tables()", "function tables() is not allowed"),
+        ("SELECT * FROM read_parquet('x.parquet')", "function read_parquet() is not allowed"),
+        ("DROP TABLE wh_trades", "only a query"),
+        ("SELECT 1; DROP TABLE wh_trades", "one statement only"),
+    ]:
+        code, out = sql(statement)
+        assert code == 1 and f"Error: {message}" in out, (statement, out)
+    for statement in ["DROP TABLE wh_trades", "INSERT INTO wh_market_ticks (timestamp, bid) VALUES (now(), 1.0)",
+                      "UPDATE wh_market_ticks SET bid = 0", "CREATE TABLE wh_probe (x INT)", "TRUNCATE TABLE wh_trades",
+                      "ALTER TABLE wh_trades ADD COLUMN probe INT", "SNAPSHOT PREPARE"]:  # fmt: skip
+        with pytest.raises(RefusedSQLError, match=r"refused by QuestDB's read-only user: .*[Pp]ermission denied"):
+            readonly_questdb.execute(statement, max_rows=10, timeout=30)
+    qdb.wait_applied()
+    assert int(qdb.query("SELECT count() FROM wh.market_ticks").column(0)[0].as_py()) == quotes
+    assert set(qdb.tables()) >= {"wh.trades", "wh.market_ticks", "wh.rejects"}
+    assert qdb.query("SELECT count() FROM tables() WHERE table_name = 'wh_probe'").column(0)[0].as_py() == 0
+
+    code, out = sql("SELECT * FROM wh.market_ticks", "--max-rows", "10")
+    assert code == 1 and "more than 10 rows" in out, out
+    t = time.monotonic()
+    code, out = sql("SELECT count() FROM wh_market_ticks a CROSS JOIN wh_market_ticks b CROSS JOIN wh_market_ticks c "
+                    "WHERE a.bid + b.bid > c.bid * 2", "--timeout", "1")  # fmt: skip
+    assert code == 1 and "ran longer than 1 s" in out and time.monotonic() - t < 15, out
+    monkeypatch.setenv("WH_QUESTDB_READER_PASSWORD", "not-the-password")
+    code, out = sql("SELECT 1")
+    assert code == 1 and "Error: cannot connect to QuestDB's PG wire" in out and "not-the-password" not in out, out
+    monkeypatch.delenv("WH_QUESTDB_READER_PASSWORD")
+    code, out = sql("SELECT 1")
+    assert code == 1 and "set WH_QUESTDB_READER_PASSWORD" in out, out

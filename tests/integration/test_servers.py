@@ -166,29 +166,43 @@ def test_wh_servers_prints_env_lines_and_stops_on_sigterm(tmp_path: Path) -> Non
         assert proc.stdout is not None
         for line in proc.stdout:
             lines.append(line.strip())
-            if len(lines) == 4:
+            if len(lines) == 6:
                 done.set()
 
     threading.Thread(target=read, daemon=True).start()
     try:
         assert done.wait(180), (lines, "".join(stderr))
-        values = {k: shlex.split(v)[0] for k, v in (line.split("=", 1) for line in lines)}
-        assert set(values) == {"QDB_CLIENT_CONF", "WH_QUESTDB_HTTP", "WH_QUESTDB_PG", "WH_KAFKA_BOOTSTRAP"}
+        # the read-only user's password goes to the 0600 file only: stdout says where it is
+        assert lines[-1] == f"# WH_QUESTDB_READER_PASSWORD: in {env_file} (mode 0600)", lines
+        values = {k: shlex.split(v)[0] for k, v in (line.split("=", 1) for line in lines[:-1])}
+        assert set(values) == {"QDB_CLIENT_CONF", "WH_QUESTDB_HTTP", "WH_QUESTDB_PG", "WH_QUESTDB_READER_USER",
+                               "WH_KAFKA_BOOTSTRAP"}  # fmt: skip
         http_port = int(values["WH_QUESTDB_HTTP"].rsplit(":", 1)[1])
         assert values["QDB_CLIENT_CONF"] == f"http::addr=127.0.0.1:{http_port};"
         assert lines[0] == f"QDB_CLIENT_CONF='http::addr=127.0.0.1:{http_port};'"  # a shell keeps the ';'
         sourced = subprocess.run(["sh", "-c", f'set -a; . "{env_file}"; echo "$QDB_CLIENT_CONF"'],
                                  capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
         assert sourced == values["QDB_CLIENT_CONF"]
-        assert env_file.read_text().splitlines() == lines
+        in_file = env_file.read_text().splitlines()
+        assert in_file[:-1] == lines[:-1] and in_file[-1].startswith("WH_QUESTDB_READER_PASSWORD=")
+        password = shlex.split(in_file[-1].split("=", 1)[1])[0]
+        assert len(password) >= 24 and password not in "".join(stderr)
         assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
 
         from servers import QuestDB
 
         assert QuestDB(values["WH_QUESTDB_HTTP"]).exec("SELECT 1")["dataset"] == [[1]]
         assert broker_answers(values["WH_KAFKA_BOOTSTRAP"], timeout=10)
-        with socket.create_connection(("127.0.0.1", int(values["WH_QUESTDB_PG"].rsplit(":", 1)[1])), timeout=5):
-            pass
+        import psycopg
+
+        host, port = values["WH_QUESTDB_PG"].rsplit(":", 1)
+        with psycopg.connect(host=host, port=int(port), user=values["WH_QUESTDB_READER_USER"], password=password,
+                             dbname="qdb", autocommit=True) as pg:  # fmt: skip
+            assert pg.execute("SELECT 1").fetchall() == [(1,)]
+            with pytest.raises(psycopg.Error, match="permission denied"):
+                pg.execute("CREATE TABLE wh_probe (x INT)")
+        with pytest.raises(psycopg.OperationalError):  # the admin's default password is not the one
+            psycopg.connect(host=host, port=int(port), user="admin", password="quest", dbname="qdb", connect_timeout=5)
         ports = [http_port, int(values["WH_QUESTDB_PG"].rsplit(":", 1)[1]),
                  int(values["WH_KAFKA_BOOTSTRAP"].rsplit(":", 1)[1])]  # fmt: skip
 

@@ -77,4 +77,7 @@ def test_secrets_come_from_the_env_file_and_clickhouse_has_a_read_only_analyst()
         pw = user.find("password")
         if pw is not None:
             assert pw.get("from_env") and not (pw.text or "").strip(), user.tag  # never a literal password
-    assert _services()["questdb"]["environment"]["QDB_LINE_AUTO_CREATE_NEW_TABLES"] == "false"
+    qdb = _services()["questdb"]["environment"]
+    assert qdb["QDB_LINE_AUTO_CREATE_NEW_TABLES"] == "false"
+    assert qdb["QDB_PG_READONLY_USER_ENABLED"] == "true"  # wh sql --engine questdb's user
+    assert qdb["QDB_PG_READONLY_PASSWORD"].startswith("${WH_QUESTDB_READER_PASSWORD:?")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from warehouse.cli.common import Dialect, EngineChoice, Format, console, err, fail, output_file
+from warehouse.cli.common import Dialect, EngineChoice, Format, QueryEngineChoice, console, err, fail, output_file
 from warehouse.cli.output import check_output, emit
 from warehouse.config import get_settings
 
@@ -16,9 +16,13 @@ plot_app = typer.Typer(help="PNG charts: `wh plot zscore SYMBOL`, `wh plot equit
 
 
 def sql(
-    statement: str = typer.Argument(..., help="one SELECT (ClickHouse dialect by default)"),
-    dialect: Dialect = typer.Option(Dialect.clickhouse, "--dialect", help="the dialect the SQL is written in"),
-    engine: EngineChoice = typer.Option(EngineChoice.duckdb, "--engine", "-e", help="where it runs"),
+    statement: str = typer.Argument(..., help="one SELECT (ClickHouse dialect by default; QuestDB's own on questdb)"),
+    dialect: Dialect | None = typer.Option(
+        None, "--dialect", help="the dialect the SQL is written in (default clickhouse; not with --engine questdb)"
+    ),
+    engine: QueryEngineChoice = typer.Option(
+        QueryEngineChoice.duckdb, "--engine", "-e", help="where it runs (questdb: as its read-only PG user)"
+    ),
     max_rows: int = typer.Option(100_000, "--max-rows", help="refuse results longer than this"),
     timeout: float = typer.Option(60.0, "--timeout", help="seconds before the query is stopped"),
     fmt: Format = typer.Option(Format.table, "--format", help="how to print the result"),
@@ -31,10 +35,13 @@ def sql(
 
     if max_rows < 1 or timeout <= 0:
         raise fail("--max-rows and --timeout must be positive")
+    if dialect is not None and engine == QueryEngineChoice.questdb:
+        raise fail("--dialect is for duckdb and clickhouse: QuestDB runs its own SQL (SAMPLE BY, LATEST ON, …)")
     check_output(fmt, out)
-    table = readonly.run(statement, dialect=dialect.value, engine=engine.value, settings=get_settings(),
+    written = (dialect or Dialect.clickhouse).value if engine != QueryEngineChoice.questdb else "questdb"
+    table = readonly.run(statement, dialect=written, engine=engine.value, settings=get_settings(),
                          max_rows=max_rows, timeout=timeout)  # fmt: skip
-    emit(table, fmt, f"{engine.value} ({dialect.value} SQL)", out)
+    emit(table, fmt, f"{engine.value} ({written} SQL)", out)
 
 
 def _out_path(out: Path | None, kind: str, key: str) -> Path:

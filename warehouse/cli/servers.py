@@ -72,11 +72,13 @@ def servers(
             ready = all(srv.wait_ready(timeout, cancel=stop) for srv in launched) and len(launched) == len(started)
             if ready and not stop.is_set():
                 lines = env_lines({k: v for _, srv in started for k, v in srv.env().items()})
+                secret = env_lines({k: v for _, srv in started for k, v in srv.secret_env().items()})
                 for name, srv in started:
                     rss = srv.rss_bytes() or 0
                     say(f"{name} answers ({srv.startup_seconds or 0:.1f} s after start, RSS {rss / 2**20:.0f} MiB)")
-                write_env_file(env_file, lines)
-                print("\n".join(lines), flush=True)
+                write_env_file(env_file, lines + secret)
+                hidden = [f"# {line.partition('=')[0]}: in {env_file} (mode 0600)" for line in secret]
+                print("\n".join(lines + hidden), flush=True)
                 say(f"addresses written to {env_file}; Ctrl-C stops the servers")
                 while not stop.wait(0.5):
                     for name, srv in started:

@@ -241,6 +241,14 @@ class LocalServer:
     def stop(self, timeout: float = 30.0) -> int | None:
         return self.process.stop(timeout)
 
+    def env(self) -> dict[str, str]:
+        """The environment lines that tell wh (and the tests) where the server is."""
+        raise NotImplementedError
+
+    def secret_env(self) -> dict[str, str]:
+        """Lines for the env file only (mode 0600), never printed."""
+        return {}
+
     @property
     def startup_seconds(self) -> float | None:
         return self.process.startup_seconds

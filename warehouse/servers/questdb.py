@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import threading
 import urllib.error
 import urllib.parse
@@ -53,6 +54,9 @@ def jvm_args(java: Java) -> list[str]:
     return args
 
 
+READER_USER = "wh_reader"
+
+
 class LocalQuestDBServer(LocalServer):
     """`with LocalQuestDBServer(dir) as q: q.client_conf` — fetch the jar, start, wait for /exec, stop.
 
@@ -71,6 +75,8 @@ class LocalQuestDBServer(LocalServer):
         self.process = ServerProcess(f"QuestDB {QUESTDB_VERSION}", self.root / "server.log")
         self.jars: maven.Jars | None = None
         self.java: Java | None = None
+        # `wh sql --engine questdb` connects as this read-only PG user; new on every start
+        self.reader_password = secrets.token_urlsafe(24)
 
     # addresses -------------------------------------------------------------------------
     @property
@@ -95,7 +101,12 @@ class LocalQuestDBServer(LocalServer):
         return f"http::addr=127.0.0.1:{self.ports['http']};"
 
     def env(self) -> dict[str, str]:
-        return {"QDB_CLIENT_CONF": self.client_conf, "WH_QUESTDB_HTTP": self.http_url, "WH_QUESTDB_PG": self.pg_address}
+        return {"QDB_CLIENT_CONF": self.client_conf, "WH_QUESTDB_HTTP": self.http_url, "WH_QUESTDB_PG": self.pg_address,
+                "WH_QUESTDB_READER_USER": READER_USER}  # fmt: skip
+
+    def secret_env(self) -> dict[str, str]:
+        """For the env file only (mode 0600), never printed: the read-only user's password."""
+        return {"WH_QUESTDB_READER_PASSWORD": self.reader_password}
 
     # lifecycle -------------------------------------------------------------------------
     def fetch(self) -> maven.Jars:
@@ -131,7 +142,14 @@ class LocalQuestDBServer(LocalServer):
             # wh's tables come from ddl/questdb/ (`wh migrate --engine questdb`), never from ILP:
             # a misspelt or dropped table is an error, not a new empty table
             "QDB_LINE_AUTO_CREATE_NEW_TABLES": "false",
+            # analysts' SQL runs as a user QuestDB itself keeps from writing (refusals measured:
+            # INSERT, UPDATE, CREATE, DROP, ALTER, TRUNCATE, VACUUM, SNAPSHOT → "Write permission denied")
+            "QDB_PG_READONLY_USER_ENABLED": "true",
+            "QDB_PG_READONLY_USER": READER_USER,
+            "QDB_PG_READONLY_PASSWORD": self.reader_password,
         }
+        # wh never uses the PG admin: unless the developer set one, it gets a password no one knows
+        env.setdefault("QDB_PG_PASSWORD", secrets.token_urlsafe(24))
         argv = [str(self.java.executable), *jvm_args(self.java), "-p", str(jar),
                 "-m", "io.questdb/io.questdb.ServerMain", "-d", str(self.root)]  # fmt: skip
         if self.progress:

@@ -417,9 +417,14 @@ def to_engine_sql(tree: exp.Query, dialect: str, engine: str, max_rows: int) -> 
 
 def run(sql: str, *, dialect: str, engine: str, settings: Settings, max_rows: int = 100_000,
         timeout: float = 60.0) -> pa.Table:  # fmt: skip
-    """Check, translate and run one read-only query on `engine`; the result as Arrow."""
+    """Check, translate and run one read-only query on `engine`; the result as Arrow.
+    `engine="questdb"` takes QuestDB's own SQL (readonly_questdb.py; `dialect` is not used)."""
+    if engine == "questdb":
+        from warehouse.sql import readonly_questdb
+
+        return readonly_questdb.run(sql, max_rows=max_rows, timeout=timeout)
     if engine not in ("duckdb", "clickhouse"):
-        raise RefusedSQLError(f"--engine {engine!r}: use duckdb or clickhouse")
+        raise RefusedSQLError(f"--engine {engine!r}: use duckdb, clickhouse or questdb")
     tree = check(sql, dialect)
     try:
         text = to_engine_sql(tree, dialect, engine, max_rows)
