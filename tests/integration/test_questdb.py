@@ -100,6 +100,33 @@ def embedded_counts(settings: Settings, engines: tuple[str, ...]) -> dict[str, d
     return out
 
 
+def row_keys(settings: Settings, qdb) -> dict[str, set[tuple]]:
+    """Every stored tick's dedup key and price, per engine (QuestDB, DuckDB, ClickHouse): the
+    same rows everywhere, not just the same counts."""
+    from warehouse.sql.engines import close_embedded, open_engine
+
+    sql = ("SELECT 'q' AS k, exchange, symbol, timestamp, seq AS id, bid AS price FROM wh.market_ticks "
+           "UNION ALL SELECT 't' AS k, exchange, symbol, timestamp, trade_id AS id, price FROM wh.trades")  # fmt: skip
+
+    def keys(table: pa.Table) -> set[tuple]:
+        df = pl.from_arrow(table)
+        assert isinstance(df, pl.DataFrame)
+        df = df.with_columns(pl.col("timestamp").dt.epoch("ns"), pl.col("id").cast(pl.String))
+        return set(df.iter_rows())
+
+    qdb.wait_applied(timeout=60)
+    out = {"questdb": keys(qdb.query(sql.replace("seq AS id", "cast(seq AS string) AS id")))}
+    for name in ("duckdb", "clickhouse"):
+        eng = open_engine(name, settings, read_only=True)
+        try:
+            out[name] = keys(eng.query(sql.replace("seq AS id", "CAST(seq AS VARCHAR) AS id")
+                                       if name == "duckdb" else sql.replace("seq AS id", "toString(seq) AS id")))  # fmt: skip
+        finally:
+            eng.close()
+    close_embedded()
+    return out
+
+
 # -- DDL and migrations ------------------------------------------------------------------------
 
 
@@ -369,6 +396,8 @@ def test_sigkill_five_times_with_questdb_loses_and_doubles_nothing(qdb, home: Pa
     assert c["r"] == c["rd"] == rejected, c
     for engine, e in embedded_counts(Settings(home=home), ("duckdb", "clickhouse")).items():
         assert e["n"] == e["d"] == good and e["r"] == rejected, engine
+    keys = row_keys(Settings(home=home), qdb)
+    assert len(keys["questdb"]) == good and keys["questdb"] == keys["duckdb"] == keys["clickhouse"]
 
 
 def test_questdb_stopped_mid_ingest_and_restarted_loses_nothing(home: Path, tmp_path: Path, broker: str, topic: str,
