@@ -28,6 +28,8 @@ COMMANDS: dict[tuple[str, ...], list[str]] = {
     ("bench", "import"): [],
     ("bench", "zscore"): [],
     ("bench", "ingest"): [],
+    ("bench", "freshness"): [],
+    ("bench", "questdb"): [],
     ("bench", "analytics"): [],
     ("bench", "replay"): ["<duckdb|clickhouse>"],
 }

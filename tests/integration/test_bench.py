@@ -32,3 +32,53 @@ def test_zscore_bench_measures_both_engines(home: Path) -> None:
                                                                  ("clickhouse", ""), ("clickhouse", "binance")]  # fmt: skip
     assert all(0 < lat.p50_ms <= lat.p95_ms for lat in r.latency)
     assert notes, "progress notes reach the log callback"
+
+
+def test_freshness_latencies_are_taken_on_the_conservative_side() -> None:
+    """Tick n's produce time is the start of its chunk; it is queryable at the end of the first
+    poll that counts ≥ n rows (counts never go back)."""
+    import numpy as np
+
+    from warehouse.bench.freshness import latencies
+    from warehouse.errors import WarehouseError
+
+    marks = [(0, 10.0), (3, 10.5), (6, 11.0)]  # ticks 1–3 from 10.0, 4–6 from 10.5, 7–8 from 11.0
+    samples = [(10.2, 0), (10.6, 2), (10.9, 5), (11.3, 4), (11.6, 8)]  # a poll that read a stale 4
+    lat = latencies(marks, samples, 8)
+    np.testing.assert_allclose(lat, [0.6, 0.6, 0.9, 0.4, 0.4, 1.1, 0.6, 0.6])
+    with pytest.raises(WarehouseError, match="only 8 of 9 ticks became queryable"):
+        latencies(marks, samples, 9)
+
+
+@pytest.mark.slow
+@pytest.mark.questdb
+@pytest.mark.kafka
+def test_freshness_bench_runs_its_own_servers_and_counts_every_tick(tmp_path: Path) -> None:
+    from servers import require_server_tools
+
+    from warehouse.bench import freshness
+
+    require_server_tools()
+    notes: list[str] = []
+    r = freshness.run(2_000, 3.0, log=notes.append, keep=tmp_path)
+    assert r.produced == 6_000 and r.delivery_failures == 0
+    assert [s.sink for s in r.sinks] == ["questdb", "clickhouse"]
+    for s in r.sinks:
+        assert s.rows == 6_000 and 0 < s.p50 <= s.p99 <= s.max < 60 and s.rows_per_s > 0, s
+    assert any("producing 6,000 ticks" in n for n in notes)
+    logs = list(tmp_path.rglob("ingest-*.log"))  # kept (keep=): the consumers said where they started
+    assert len(logs) == 2 and all("assigned freshness-" in p.read_text() for p in logs)
+
+
+@pytest.mark.questdb
+def test_questdb_bench_writes_every_row_on_both_paths() -> None:
+    """`wh bench questdb` at a small scale: both paths end with count() == rows (it raises
+    otherwise), and the ratio is the two rates' quotient."""
+    from servers import require_server_tools
+
+    from warehouse.bench import questdb
+
+    require_server_tools()
+    r = questdb.run(30_000, 10_000)
+    assert r.rows == 30_000 and r.request_rows == 10_000 and r.bytes > 30_000 * 100
+    assert r.ceiling_seconds > 0 and r.wh_seconds > 0 and r.ratio == pytest.approx(r.wh_rate / r.ceiling_rate)

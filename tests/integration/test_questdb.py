@@ -677,3 +677,26 @@ def test_wh_sql_on_questdb_runs_as_a_user_that_cannot_write(qdb, questdb, home: 
     monkeypatch.delenv("WH_QUESTDB_READER_PASSWORD")
     code, out = sql("SELECT 1")
     assert code == 1 and "set WH_QUESTDB_READER_PASSWORD" in out, out
+
+
+def test_a_table_dropped_and_re_created_under_a_running_sink_loses_nothing(qdb) -> None:
+    """questdb/questdb#5803 (open in 9.3.4): a sender that wrote a table before it was dropped
+    and re-created loses its next transaction to it without an error (measured: 150,000 of
+    200,000 rows). The engine notices the new table id and writes through a new sender."""
+    from warehouse.bench.questdb import quotes
+    from warehouse.sql.engines import QuestDBEngine
+    from warehouse.sql.migrate import migrate
+
+    data = quotes(40_000)
+    chunks = [data.slice(i, 10_000) for i in range(0, data.num_rows, 10_000)]
+    writer = QuestDBEngine()
+    try:
+        for _ in range(2):
+            reset(qdb)
+            migrate(qdb)
+            for c in chunks:
+                writer.insert("wh.market_ticks", c)
+            qdb.wait_applied()
+            assert int(qdb.query("SELECT count() FROM wh.market_ticks").column(0)[0].as_py()) == 40_000
+    finally:
+        writer.close()

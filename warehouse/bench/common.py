@@ -22,6 +22,26 @@ from warehouse.records import TABLE_FOR_KIND, Kind
 Log = Callable[[str], None]
 
 
+class AgainstCeiling:
+    """A result with `rows`, `ceiling_seconds` and `wh_seconds`: the two rates and their ratio."""
+
+    rows: int
+    ceiling_seconds: float
+    wh_seconds: float
+
+    @property
+    def ceiling_rate(self) -> float:
+        return self.rows / self.ceiling_seconds
+
+    @property
+    def wh_rate(self) -> float:
+        return self.rows / self.wh_seconds
+
+    @property
+    def ratio(self) -> float:
+        return self.ceiling_seconds / self.wh_seconds
+
+
 def quiet(_: str) -> None:
     """The default `log`: benchmarks say nothing until they return."""
 

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from warehouse.bench.common import Log, machine, quiet, synthetic_parquet
+from warehouse.bench.common import AgainstCeiling, Log, machine, quiet, synthetic_parquet
 from warehouse.errors import WarehouseError
 from warehouse.records import Kind
 
@@ -21,23 +21,11 @@ TARGET_RATIO = 0.5
 
 
 @dataclass(frozen=True)
-class ImportBench:
+class ImportBench(AgainstCeiling):
     machine: str
     rows: int
     ceiling_seconds: float  # CREATE TABLE AS read_parquet
     wh_seconds: float  # import + sanitize + write
-
-    @property
-    def ceiling_rate(self) -> float:
-        return self.rows / self.ceiling_seconds
-
-    @property
-    def wh_rate(self) -> float:
-        return self.rows / self.wh_seconds
-
-    @property
-    def ratio(self) -> float:
-        return self.ceiling_seconds / self.wh_seconds
 
 
 def _import_into(home: Path, parquet: Path) -> float:

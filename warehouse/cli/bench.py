@@ -1,4 +1,4 @@
-"""`wh bench import|zscore|ingest|analytics|replay`: run a benchmark of warehouse.bench, print its figures.
+"""`wh bench import|zscore|ingest|freshness|questdb|analytics|replay`: run a benchmark of warehouse.bench, print its figures.
 
 Each prints ratios against a ceiling measured in the same run; progress notes go to stderr.
 """
@@ -75,6 +75,49 @@ def bench_ingest(
                   f"wh insert path (dedup lookup + insert_arrow): {r.clickhouse_wh_rate:,.0f} rows/s = "
                   f"{r.clickhouse_ratio:.2f} × (target ≥ {ingest.TARGET_INSERT_RATIO})")  # fmt: skip
     console.print(f"peak RSS of this process: {r.peak_rss_mb:,.0f} MB")
+
+
+@app.command("freshness")
+def bench_freshness(
+    rate: float = typer.Option(50_000, "--rate", min=1, help="ticks per second, steady"),
+    seconds: float = typer.Option(30.0, "--seconds", min=1, help="how long the producer runs"),
+    bootstrap: str | None = typer.Option(
+        None, "--bootstrap", help="a real cluster (default: an Apache Kafka started for the run)"
+    ),
+) -> None:
+    """Produce → queryable, p50/p99 per sink: QuestDB (hot group) and ClickHouse (cold group)."""
+    from warehouse.bench import freshness
+
+    r = freshness.run(rate, seconds, bootstrap=bootstrap, log=_log)
+    console.print(f"machine: {r.machine}; broker: {r.broker}")
+    console.print(f"produced {r.produced:,} ticks in {r.produce_seconds:.1f} s = {r.produce_rate:,.0f}/s "
+                  f"(asked {r.rate:,.0f}/s), delivery failures {r.delivery_failures}")  # fmt: skip
+    for s in r.sinks:
+        met = "met" if s.p99 < s.target else "NOT met"
+        console.print(f"{s.sink:10s} (batches of {s.batch}): p50 {s.p50:.3f} s, p99 {s.p99:.3f} s, "
+                      f"max {s.max:.3f} s (target p99 < {s.target:g} s: {met}); {s.rows_per_s:,.0f} rows/s "
+                      "while the ticks flowed")  # fmt: skip
+
+
+@app.command("questdb")
+def bench_questdb(
+    rows: int = typer.Option(1_000_000, "--rows", min=1, help="synthetic quotes"),
+    request_rows: int = typer.Option(50_000, "--request-rows", min=1, help="rows per ILP/HTTP request"),
+) -> None:
+    """wh's QuestDB write path (Arrow → pandas → ILP/HTTP) vs flushing the same bytes pre-serialised."""
+    from warehouse.bench import questdb
+
+    r = questdb.run(rows, request_rows, log=_log)
+    console.print(f"machine: {r.machine}; {r.rows:,} quotes in requests of {r.request_rows:,} rows "
+                  f"({r.bytes / r.rows:.0f} ILP bytes per row)")  # fmt: skip
+    console.print(
+        f"ceiling (flush of pre-serialised buffers): {r.ceiling_seconds:.2f} s = {r.ceiling_rate:,.0f} rows/s"
+    )
+    console.print(f"wh QuestDBEngine.insert (to pandas + Buffer.dataframe + flush): {r.wh_seconds:.2f} s = "
+                  f"{r.wh_rate:,.0f} rows/s = {r.ratio:.2f} × ceiling")  # fmt: skip
+    console.print(
+        f"  of which Arrow → pandas {r.to_pandas_seconds:.2f} s, Buffer.dataframe {r.dataframe_seconds:.2f} s"
+    )
 
 
 @app.command("analytics")

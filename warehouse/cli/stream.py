@@ -234,12 +234,18 @@ def ingest(
                   f"({last - first + 1:,} messages) were expired by the broker before this group read them; "
                   "recorded in wh.stream_losses (wh status shows it)", markup=False, highlight=False)  # fmt: skip
 
+    def on_assign(partitions: dict[int, int]) -> None:
+        where = ", ".join(f"{p} @ {o:,}" if o >= 0 else f"{p} @ start" for p, o in sorted(partitions.items()))
+        err.print(f"assigned {topic or settings.kafka.topic} partitions {where or '(none)'}", markup=False,
+                  highlight=False)  # fmt: skip
+
     ing = Ingestor(opened, bootstrap=addr, topic=topic, group=group, batch_rows=batch_rows, batch_seconds=batch_seconds,
                    stop_when_idle=stop_when_idle, sanitize=spec.sanitize.config(),
                    kafka_config={**kafka_config, **({"group.instance.id": instance_id} if instance_id else {})},
                    unsafe_commit_first=unsafe_commit_first,
                    unsafe_delay=settings.debug_delay_after_commit if unsafe_commit_first else 0.0,
-                   on_batch=on_batch, on_retry=on_retry, on_loss=on_loss, plan_dir=settings.home / "ingest")  # fmt: skip
+                   on_batch=on_batch, on_retry=on_retry, on_loss=on_loss, on_assign=on_assign,
+                   plan_dir=settings.home / "ingest")  # fmt: skip
     try:
         with stop_signals() as stop:
             stats = ing.run(stop)

@@ -99,6 +99,7 @@ class Ingestor:
         on_batch: Callable[[IngestStats], None] | None = None,
         on_retry: Callable[[str, int, float, BaseException], None] | None = None,
         on_loss: Callable[[int, int, int], None] | None = None,
+        on_assign: Callable[[dict[int, int]], None] | None = None,
         plan_dir: Path | None = None,
     ) -> None:
         if not sinks:
@@ -116,7 +117,7 @@ class Ingestor:
         self.unsafe = unsafe_commit_first
         self.unsafe_delay = unsafe_delay
         self.retry_base, self.retry_max = retry_base, retry_max
-        self.on_batch, self.on_retry, self.on_loss = on_batch, on_retry, on_loss
+        self.on_batch, self.on_retry, self.on_loss, self.on_assign = on_batch, on_retry, on_loss, on_assign
         self.stats = IngestStats()
         self.buffer: list[Any] = []
         self.rng = random.Random()
@@ -152,6 +153,8 @@ class Ingestor:
             self._check_retention(consumer, [tp.partition for tp in partitions])
         consumer.assign(partitions)
         self._assigned_at = time.monotonic()
+        if self.on_assign is not None:  # partition → where it resumes (-1: from the reset policy)
+            self.on_assign({tp.partition: self._resume.get(tp.partition, -1) for tp in partitions})
 
     def _check_retention(self, consumer: Any, partitions: list[int]) -> None:
         """A low watermark above where the group resumes (0 for a new group) = expired messages."""
@@ -233,7 +236,14 @@ class Ingestor:
         try:
             while not stop.is_set():
                 want = max(1, min(10_000, self.batch_rows - len(self.buffer)))
-                msgs = self.consumer.consume(num_messages=want, timeout=0.2)
+                # wait no longer than the open batch may stay open: a batch is due batch_seconds
+                # after its first message, not at the next 0.2 s poll after that
+                wait = (
+                    0.2
+                    if not self.buffer
+                    else min(0.2, max(0.005, self.batch_seconds - (time.monotonic() - started_batch)))
+                )
+                msgs = self.consumer.consume(num_messages=want, timeout=wait)
                 now = time.monotonic()
                 for m in msgs:
                     err = m.error()

@@ -94,7 +94,7 @@ def produce(
                     report.malformed += 1
                 if rate:
                     ahead = n / rate - (time.perf_counter() - start)
-                    if ahead > 0:
+                    if ahead > 0.002:  # sleep in ≥ 2 ms steps: a sleep per tick would cap the rate itself
                         producer.poll(0)
                         time.sleep(ahead)
             producer.poll(0)
