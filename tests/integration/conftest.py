@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from servers import server_fixture
+from servers import real_broker, server_fixture
 
 WH = [sys.executable, "-m", "warehouse.cli.main"]
 ENGINES = [
@@ -60,8 +60,12 @@ def _wh_broker(folder: Path, request: pytest.FixtureRequest) -> Iterator[str]:
         proc.wait(timeout=10)
 
 
-# The embedded broker: WH_TEST_KAFKA_BOOTSTRAP (any Kafka-protocol cluster), else `wh broker`.
-broker = server_fixture("broker", from_env=lambda: os.environ.get("WH_TEST_KAFKA_BOOTSTRAP") or None, start=_wh_broker)
+# The broker of the Kafka tests: WH_TEST_KAFKA_BOOTSTRAP (any Kafka-protocol cluster), else the real
+# Apache Kafka of WH_TEST_REAL_KAFKA_BOOTSTRAP (CI: always), else `wh broker` (librdkafka's mock).
+broker = server_fixture("broker", from_env=lambda: os.environ.get("WH_TEST_KAFKA_BOOTSTRAP") or real_broker(),
+                        start=_wh_broker)  # fmt: skip
+# The embedded mock only: the retention-loss tests need its ~5 MB per partition.
+mock_broker = server_fixture("mock_broker", from_env=lambda: None, start=_wh_broker)
 
 
 @pytest.fixture

@@ -184,6 +184,11 @@ def questdb_fixture() -> Any:
                           answers=lambda q: _answers_http(q.http_url), show=lambda q: q.http_url)  # fmt: skip
 
 
+def real_broker() -> str | None:
+    """The real Apache Kafka of the tests, when there is one (.ci/run's `wh servers`)."""
+    return os.environ.get("WH_TEST_REAL_KAFKA_BOOTSTRAP") or None
+
+
 def kafka_fixture() -> Any:
     """Apache Kafka (a real broker): WH_TEST_REAL_KAFKA_BOOTSTRAP, else started from its jars."""
     return server_fixture("kafka", from_env=lambda: os.environ.get("WH_TEST_REAL_KAFKA_BOOTSTRAP") or None,

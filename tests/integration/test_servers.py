@@ -138,7 +138,9 @@ def test_kafka_topic_produce_consume_group_static_membership(kafka: str) -> None
 
 
 def _port_free(port: int) -> bool:
+    """Nothing listens there any more (a closed connection's TIME_WAIT does not count)."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:

@@ -24,7 +24,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.kafka, pytest.mark.clickhouse
 WH = [sys.executable, "-m", "warehouse.cli.main"]
 
 
-def test_expired_messages_are_recorded_and_shown(home: Path, broker: str, topic: str) -> None:
+def test_expired_messages_are_recorded_and_shown(home: Path, mock_broker: str, topic: str) -> None:
+    broker = mock_broker
     from warehouse.ingest.consumer import Ingestor
     from warehouse.sql.engines import close_embedded, open_engine
 
@@ -74,7 +75,8 @@ def test_expired_messages_are_recorded_and_shown(home: Path, broker: str, topic:
 
 
 @pytest.mark.slow
-def test_the_issues_300k_scenario_with_the_commands(home: Path, broker: str, topic: str) -> None:
+def test_the_issues_300k_scenario_with_the_commands(home: Path, mock_broker: str, topic: str) -> None:
+    broker = mock_broker
     """As a new user did it: `wh feed --count 300000`, then `wh ingest`, then `wh status`."""
     env = {**os.environ, "WH_HOME": str(home), "WH_KAFKA_BOOTSTRAP": broker, "WH_KAFKA_TOPIC": topic,
            "WH_KAFKA_GROUP": f"g-{topic}"}  # fmt: skip

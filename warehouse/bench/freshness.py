@@ -42,6 +42,7 @@ CHUNKS_PER_S = 100
 HOT = ("questdb", "50000", "0.25")  # sinks, batch rows, batch seconds
 COLD = ("clickhouse", "50000", "2")
 QUIET = {"log_level": "3"}  # librdkafka: errors only on stderr
+COUNTS = ("SELECT count() FROM wh.market_ticks", "SELECT count() FROM wh.trades")
 
 
 @dataclass
@@ -253,7 +254,6 @@ def _counters(client_conf: str, ch_dsn: str) -> dict[str, Callable[[], int]]:
     ch = ClickHouseEngine(Settings(clickhouse=ClickHouseSettings(url=SecretStr(ch_dsn))), read_only=True)
 
     def count(engine: QuestDBEngine | ClickHouseEngine) -> int:
-        return sum(int(engine.query(f"SELECT count() FROM wh.{t}").column(0)[0].as_py())
-                   for t in ("market_ticks", "trades"))  # fmt: skip
+        return sum(int(engine.query(sql).column(0)[0].as_py()) for sql in COUNTS)
 
     return {"questdb": lambda: count(qdb), "clickhouse": lambda: count(ch)}

@@ -25,7 +25,8 @@ import pyarrow as pa
 from warehouse.bench.common import AgainstCeiling, Log, machine, quiet
 from warehouse.errors import WarehouseError
 
-TABLES = ("wh_market_ticks", "wh_trades", "wh_rejects", "wh_schema_migrations")
+DROPS = ("DROP TABLE IF EXISTS wh_market_ticks", "DROP TABLE IF EXISTS wh_trades", "DROP TABLE IF EXISTS wh_rejects",
+         "DROP TABLE IF EXISTS wh_schema_migrations")  # fmt: skip
 
 
 @dataclass
@@ -82,8 +83,8 @@ def run(rows: int = 1_000_000, request_rows: int = 50_000, *, log: Log = quiet) 
         chunks = [data.slice(i, request_rows) for i in range(0, data.num_rows, request_rows)]
 
         def fresh() -> None:
-            for t in TABLES:
-                engine.command(f"DROP TABLE IF EXISTS {t}")
+            for drop in DROPS:
+                engine.command(drop)
             migrate(engine)
 
         def applied(label: str) -> None:

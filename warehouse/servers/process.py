@@ -37,7 +37,10 @@ def free_port() -> int:
 
 
 def port_is_free(port: int) -> bool:
+    """No socket listens on it. SO_REUSEADDR as the servers bind (Java sets it): a connection of
+    the last run still in TIME_WAIT does not make the port taken."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
