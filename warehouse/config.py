@@ -170,13 +170,16 @@ class ClickHouseSettings(BaseSettings):
 
 class KafkaSettings(BaseSettings):
     """WH_KAFKA_*: the cluster (default: the address `wh broker` left in WH_HOME), topic, group,
-    and credentials for a secured one."""
+    credentials for a secured one, and WH_KAFKA_SESSION_TIMEOUT_MS — how long the group waits
+    for a consumer that stopped answering (a SIGKILLed one) before its partitions move to the
+    others (librdkafka's 45 s by default; the broker allows 6,000 to 300,000)."""
 
     model_config = SettingsConfigDict(env_prefix="WH_KAFKA_", env_file=".env", extra="ignore")
 
     bootstrap: str | None = None
     topic: str = "ticks"
     group: str = "wh-ingest"
+    session_timeout_ms: int = Field(default=45_000, ge=1_000, le=3_600_000)
     username: str | None = None
     password: SecretStr | None = None
     security_protocol: str | None = None

@@ -15,10 +15,12 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import polars as pl
 import pytest
+from servers import kafka_fixture
 
 from warehouse.config import Settings
 from warehouse.ingest.kafka import produce
@@ -497,3 +499,88 @@ def test_sigkill_changes_no_verdict(home: Path, tmp_path: Path, broker: str, top
     for engine in ("duckdb", "clickhouse"):
         assert got[engine][1] == want[engine][1], engine
         assert got[engine][0] == want[engine][0], engine
+
+
+# -- scale-out: one group, several processes, a real broker ------------------------------------
+
+kafka = kafka_fixture()
+
+
+def _wait_for(path: Path, text: str, proc: subprocess.Popen, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and text in path.read_text():
+            return
+        assert proc.poll() is None, f"wh ingest exited ({proc.returncode}): {path.read_text()[-2000:]}"
+        time.sleep(0.1)
+    raise AssertionError(f"{text!r} not in {path} within {timeout} s: {path.read_text()[-2000:]}")
+
+
+@pytest.mark.slow
+def test_three_consumers_over_twelve_partitions_survive_kills_and_rebalances(home: Path, tmp_path: Path,
+                                                                             kafka: str) -> None:  # fmt: skip
+    """3 `wh ingest` processes in one group on a 12-partition topic of a real Apache Kafka, into
+    DuckDB (offsets with the rows, shared file) and a ClickHouse server: one SIGKILLed, one
+    stopped with SIGTERM, one SIGKILLed again, each replaced while the others consume
+    (cooperative-sticky: a rebalance moves only the partitions that change owner). Every
+    sink ends with count == distinct == produced − rejected, and the group has committed all."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    from warehouse.config import ClickHouseSettings
+    from warehouse.ingest.kafka import committed_offsets, group_positions
+    from warehouse.sql.chserver import LocalClickHouseServer
+
+    topic = f"scale-{uuid.uuid4().hex[:8]}"
+    admin = AdminClient({"bootstrap.servers": kafka, "log_level": "3"})
+    admin.create_topics([NewTopic(topic, num_partitions=12, replication_factor=1)])[topic].result(30)
+    feed, labels = labelled_feed(300_000, seed=44, bad=0.01)  # stateless faults: verdicts need no state
+    report = produce(kafka, topic, feed.batches())
+    assert report.failed == 0 and report.produced == labels.height
+    good = labels.filter(pl.col("_expected").is_null()).height
+    with LocalClickHouseServer(tmp_path / "clickhouse") as ch:
+        env = {**os.environ, "WH_HOME": str(home), "WH_KAFKA_BOOTSTRAP": kafka,
+               "WH_CLICKHOUSE_URL": ch.dsn().get_secret_value(), "WH_KAFKA_SESSION_TIMEOUT_MS": "6000"}  # fmt: skip
+        subprocess.run([*WH, "migrate", "--engine", "all"], env=env, check=True, capture_output=True)
+        cmd = [*WH, "ingest", "--topic", topic, "--group", f"g-{topic}", "--sinks", "duckdb,clickhouse",
+               "--batch-rows", "5000", "--batch-seconds", "0.5", "--stop-when-idle", "15"]  # fmt: skip
+        procs: list[subprocess.Popen] = []
+        logs: list[Path] = []
+
+        def start() -> int:
+            i = len(procs)
+            logs.append(tmp_path / f"ingest-{i}.log")
+            with logs[i].open("w") as f:
+                procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=f, text=True))
+            return i
+
+        first = [start() for _ in range(3)]
+        for i in first:
+            _wait_for(logs[i], "batch ", procs[i])
+        rng = random.Random(44)
+        for victim, sig in ((0, signal.SIGKILL), (1, signal.SIGTERM), (2, signal.SIGKILL)):
+            time.sleep(rng.uniform(0.5, 2.0))
+            assert procs[victim].poll() is None, f"consumer {victim} finished before it could be stopped"
+            procs[victim].send_signal(sig)
+            procs[victim].wait(timeout=60)
+            new = start()
+            _wait_for(logs[new], "assigned ", procs[new])
+        codes = [p.wait(timeout=900) for p in procs]
+        assert codes[0] == -signal.SIGKILL and codes[1] == 0 and codes[2] == -signal.SIGKILL, codes
+        assert codes[3:] == [0, 0, 0], [logs[i].read_text()[-1500:] for i in range(3, 6)]
+        # cooperative rebalancing: a consumer that lived through others' kills got partitions
+        # added without first giving all of its own up
+        assigned = [logs[i].read_text().count("assigned ") for i in range(len(procs))]
+        assert max(assigned) >= 2, assigned
+        result = counts(Settings(home=home, clickhouse=ClickHouseSettings(url=ch.dsn(read_only=True))))
+        for engine, c in result.items():
+            assert c["n"] == c["d"] == good == report.produced - c["r"], (engine, c, good)
+            assert c["r"] == c["rd"] == labels.height - good, (engine, c)
+        assert sum(committed_offsets(kafka, topic, f"g-{topic}").values()) == report.produced
+        status = subprocess.run([*WH, "status", "--topic", topic, "--group", f"g-{topic}"], env=env,
+                                capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert status.returncode == 0, status.stderr
+        assert f"consumer lag of group g-{topic}" in status.stdout, status.stdout
+        all_row = next(line for line in status.stdout.splitlines() if line.strip("│ ").startswith("all"))
+        assert all_row.strip("│ ").split()[-1] == "0", status.stdout
+        positions = group_positions(kafka, topic, f"g-{topic}")
+        assert len(positions) == 12 and all(p.lag == 0 for p in positions.values()), positions

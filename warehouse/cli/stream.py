@@ -241,7 +241,8 @@ def ingest(
 
     ing = Ingestor(opened, bootstrap=addr, topic=topic, group=group, batch_rows=batch_rows, batch_seconds=batch_seconds,
                    stop_when_idle=stop_when_idle, sanitize=spec.sanitize.config(),
-                   kafka_config={**kafka_config, **({"group.instance.id": instance_id} if instance_id else {})},
+                   kafka_config={**kafka_config, "session.timeout.ms": str(settings.kafka.session_timeout_ms),
+                                 **({"group.instance.id": instance_id} if instance_id else {})},
                    unsafe_commit_first=unsafe_commit_first,
                    unsafe_delay=settings.debug_delay_after_commit if unsafe_commit_first else 0.0,
                    on_batch=on_batch, on_retry=on_retry, on_loss=on_loss, on_assign=on_assign,
@@ -342,11 +343,22 @@ def status(
     else:
         console.print(f"No messages of {topic} lost to broker retention (group {group}).")
     try:
-        from warehouse.ingest.kafka import bootstrap_servers, committed_offsets
+        from warehouse.ingest.kafka import bootstrap_servers, group_positions
 
         addr = bootstrap_servers(settings)
-        committed = committed_offsets(addr, topic, group, _quiet(settings.kafka_config()))
+        positions = group_positions(addr, topic, group, _quiet(settings.kafka_config()))
+        committed = {p: pos.committed for p, pos in positions.items() if pos.committed is not None}
         console.print(f"Kafka committed for group {group}: "
                       + (", ".join(f"{p}:{o:,}" for p, o in sorted(committed.items())) or "nothing yet"))  # fmt: skip
+        if positions:
+            lag = Table(title=f"consumer lag of group {group} on {topic} (messages not yet committed)",
+                        title_justify="left")  # fmt: skip
+            for col in ("partition", "committed", "end offset", "lag"):
+                lag.add_column(col, justify="right")
+            for p, pos in sorted(positions.items()):
+                lag.add_row(str(p), "-" if pos.committed is None else f"{pos.committed:,}", f"{pos.high:,}",
+                            f"{pos.lag:,}")  # fmt: skip
+            lag.add_row("all", "", "", f"{sum(pos.lag for pos in positions.values()):,}", style="bold")
+            console.print(lag)
     except WarehouseError as exc:
         console.print(f"Kafka: {shorten(str(exc))}")

@@ -125,6 +125,7 @@ class Ingestor:
         self._stop = threading.Event()
         self._assigned_at: float | None = None  # idle time counts from the first assignment
         self._resume: dict[int, int] = {}  # partition → offset consumption resumed from
+        self._cooperative = True  # incremental (cooperative-sticky) rebalances, as run() configures
         self._expect: dict[int, int] = {}  # partition → next offset the stream should deliver
         self._losses: list[dict[str, Any]] = []  # loss events not yet written
         self._committed_state: dict[str, bytes] = {}  # sanitizer state as of the last stored batch
@@ -139,7 +140,10 @@ class Ingestor:
             for tp in partitions:
                 if tp.partition in stored:
                     tp.offset = stored[tp.partition]
-        self._resume = {tp.partition: tp.offset for tp in partitions if tp.offset >= 0}
+        # cooperative-sticky: `partitions` are the ones added now; the others stay where they are
+        for tp in partitions:
+            self._resume.pop(tp.partition, None)
+        self._resume |= {tp.partition: tp.offset for tp in partitions if tp.offset >= 0}
         unknown = [tp for tp in partitions if tp.offset < 0]
         known = True
         if unknown:
@@ -151,7 +155,10 @@ class Ingestor:
                 known = False  # cannot tell where the group stood: no loss verdict
         if known:
             self._check_retention(consumer, [tp.partition for tp in partitions])
-        consumer.assign(partitions)
+        if self._cooperative:
+            consumer.incremental_assign(partitions)
+        else:
+            consumer.assign(partitions)
         self._assigned_at = time.monotonic()
         if self.on_assign is not None:  # partition → where it resumes (-1: from the reset policy)
             self.on_assign({tp.partition: self._resume.get(tp.partition, -1) for tp in partitions})
@@ -222,10 +229,12 @@ class Ingestor:
             "enable.partition.eof": False,
             "session.timeout.ms": 6000,
             "heartbeat.interval.ms": 500,
-            "partition.assignment.strategy": "range",
+            # a rebalance moves only the partitions that change owner; the others keep consuming
+            "partition.assignment.strategy": "cooperative-sticky",
             "fetch.max.bytes": 52_428_800,
             **self.kafka_config,
         }
+        self._cooperative = conf["partition.assignment.strategy"] == "cooperative-sticky"
         self._warm_start()
         self.consumer = Consumer(conf)
         self.consumer.subscribe(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 from contextlib import suppress
+from dataclasses import dataclass
 from typing import Any
 
 from warehouse.config import Settings, check_bootstrap
@@ -92,7 +93,27 @@ class PortForwarder:
 
 
 def committed_offsets(bootstrap: str, topic: str, group: str, extra: dict[str, str] | None = None) -> dict[int, int]:
-    """Offsets the group has committed to Kafka, per partition (for `wh status`)."""
+    """Offsets the group has committed to Kafka, per partition."""
+    return {p: pos.committed for p, pos in group_positions(bootstrap, topic, group, extra).items()
+            if pos.committed is not None}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a group stands on one partition: its committed offset (None: nothing committed),
+    the partition's first and next offset, and the lag (messages not yet committed)."""
+
+    committed: int | None
+    low: int
+    high: int
+
+    @property
+    def lag(self) -> int:
+        return self.high - max(self.committed if self.committed is not None else self.low, self.low)
+
+
+def group_positions(bootstrap: str, topic: str, group: str, extra: dict[str, str] | None = None) -> dict[int, Position]:
+    """Per partition of `topic`: the group's committed offset, the watermarks, the lag (`wh status`)."""
     from confluent_kafka import Consumer, KafkaException, TopicPartition
 
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False, **(extra or {})})
@@ -101,9 +122,14 @@ def committed_offsets(bootstrap: str, topic: str, group: str, extra: dict[str, s
         parts = md.topics.get(topic)
         if parts is None or parts.error is not None:
             return {}
-        tps = [TopicPartition(topic, p) for p in parts.partitions]
-        return {tp.partition: tp.offset for tp in c.committed(tps, timeout=5) if tp.offset >= 0}
+        tps = [TopicPartition(topic, p) for p in sorted(parts.partitions)]
+        committed = {tp.partition: tp.offset for tp in c.committed(tps, timeout=5) if tp.offset >= 0}
+        out = {}
+        for tp in tps:
+            low, high = c.get_watermark_offsets(tp, timeout=5, cached=False)
+            out[tp.partition] = Position(committed.get(tp.partition), low, high)
+        return out
     except KafkaException as exc:
-        raise KafkaError(f"cannot read committed offsets from {bootstrap}: {exc}") from exc
+        raise KafkaError(f"cannot read the group's offsets from {bootstrap}: {exc}") from exc
     finally:
         c.close()

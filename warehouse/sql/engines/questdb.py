@@ -421,7 +421,10 @@ def _server_json(text: str) -> dict[str, Any] | None:
 def _read_csv(body: bytes, names: list[str], types: list[pa.DataType]) -> pa.Table:
     import pyarrow.csv as pacsv
 
-    read = pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=1 << 24)
+    # small answers (the migrations' bookkeeping, a status count) are read on this thread: a
+    # short-lived `wh` process that started pyarrow's CSV threads aborted at exit once in CI
+    # ("terminate called without an active exception", apache/arrow#34314)
+    read = pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=1 << 24, use_threads=len(body) > 1 << 22)
     convert = pacsv.ConvertOptions(
         column_types=dict(zip(names, types, strict=True)),
         strings_can_be_null=True,  # a bare empty field is NULL …
