@@ -219,6 +219,12 @@ class Settings(BaseSettings):
     # `mvn` on PATH); the JDKs are found the JDK's way (WH_QUESTDB_JAVA_HOME / JAVA_HOME, PATH)
     cache_dir: Path | None = None
     mvn: str | None = None
+    # Dagster (`wh ui`, warehouse/defs): the instance folder (WH_DAGSTER_HOME, default the
+    # checkout's dagster_home/), the first day of the daily partitions, the blocking reject
+    # rate of a day's import
+    dagster_home: Path | None = None
+    dagster_start: str = Field(default="2020-01-01", pattern=r"^\d{4}-\d{2}-\d{2}$")
+    max_reject_rate: float = Field(default=0.05, ge=0, le=1)
     # test-only: widen the window of `wh ingest --debug-commit-before-write` (the negative control)
     debug_delay_after_commit: float = Field(default=0.0, ge=0)
 
@@ -238,6 +244,18 @@ class Settings(BaseSettings):
     def clickhouse_server_file(self) -> Path:
         """URL of the local ClickHouse server a running `wh ingest` started (local mode)."""
         return self.home / "clickhouse.url"
+
+    @property
+    def dagster_instance(self) -> Path:
+        """DAGSTER_HOME of `wh ui` and of the events `wh ingest` reports."""
+        if self.dagster_home is not None:
+            return self.dagster_home
+        return (self.project_root or Path(__file__).resolve().parents[1]) / "dagster_home"
+
+    @property
+    def dagster_ui_file(self) -> Path:
+        """Written by a running `wh ui` (its URL and instance): `wh ingest` then reports batches."""
+        return self.home / "dagster-ui.json"
 
     @property
     def clickhouse_secret_file(self) -> Path:

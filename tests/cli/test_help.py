@@ -25,6 +25,7 @@ COMMANDS: dict[tuple[str, ...], list[str]] = {
     ("ingest",): [],
     ("status",): [],
     ("servers",): [],
+    ("ui",): [],
     ("bench", "import"): [],
     ("bench", "zscore"): [],
     ("bench", "ingest"): [],

@@ -202,3 +202,20 @@ def test_verdicts_do_not_depend_on_batch_edges_or_restarts(seed: int) -> None:
     assert {r for _, r in whole[0]} >= {"duplicate", "out_of_order", "spike"}
     assert whole[1]
     assert verdicts(37) == whole
+
+
+def test_a_sizeless_quote_with_a_bad_price_is_a_reject_with_a_reason(tmp_path: Path) -> None:
+    """An FX feed has no sizes (NULL): the reason of a non-positive bid once came out NULL and the
+    whole batch failed to convert ("Casting field 'reason' with null values to non-nullable")."""
+    from warehouse.pipeline import BatchStep
+    from warehouse.pipeline.sources import file_batches
+
+    f = tmp_path / "fx.csv"
+    f.write_text("time,bid,ask\n2024-01-02 10:00:00.000,1.1,1.2\n2024-01-02 10:00:01.000,-1,1.2\n")
+    batches = list(file_batches(f, "csv", kind=Kind.QUOTE, columns={"timestamp": "time", "bid": "bid", "ask": "ask"},
+                                constants={"symbol": "EURUSD", "exchange": "EBS", "asset_class": "forex"},
+                                ts_format="%Y-%m-%d %H:%M:%S%.f"))  # fmt: skip
+    out = BatchStep("fx").__call__(batches)
+    assert out.batch["market_ticks"].num_rows == 1
+    (reason,) = out.batch["rejects"].column("reason").to_pylist()
+    assert reason == "price or size <= 0: bid=-1.0, ask=1.2, bid_size=null, ask_size=null"

@@ -97,17 +97,9 @@ def import_(
 ) -> None:
     """Import tick files: decode, sanitize, store (idempotent: a second import adds nothing)."""
     from warehouse.ingest.decode import Mapping
-    from warehouse.ingest.files import (
-        detect_parquet_kind,
-        detect_tardis_kind,
-        expand_paths,
-        identity_mapping,
-        iter_csv,
-        iter_parquet,
-        parquet_columns,
-        tardis_mapping,
-    )
+    from warehouse.ingest.files import expand_paths
     from warehouse.ingest.mapping_check import check_mapping
+    from warehouse.pipeline.sources import file_batches
     from warehouse.pipeline.spec import load_spec
     from warehouse.sql.engines import engine_names
 
@@ -142,20 +134,9 @@ def import_(
     for path in expand_paths(paths, fmt.value):
 
         def one(path: Path = path) -> ImportReport:
-            if fmt == ImportFormat.tardis:
-                k = detect_tardis_kind(path)
-                batches = iter_csv(path, tardis_mapping(k, asset_class))
-            else:
-                k = KINDS[kind or TickKind.quotes]
-                if fmt == ImportFormat.parquet and not cols:
-                    names = parquet_columns(path)[0]
-                    if kind is None:  # wh generate --out writes quotes.parquet and trades.parquet
-                        k = detect_parquet_kind(names, str(path))
-                    m = identity_mapping(k, names)
-                    m.constants.update(consts)
-                else:
-                    m = Mapping(k, cols, consts, ts_unit=ts_unit.value, ts_format=ts_format)
-                batches = iter_csv(path, m) if fmt == ImportFormat.csv else iter_parquet(path, m)
+            batches = file_batches(path, fmt.value, kind=KINDS[kind] if kind is not None else None, columns=cols,
+                                   constants=consts, ts_unit=ts_unit.value, ts_format=ts_format,
+                                   asset_class=asset_class)  # fmt: skip
             return _run(batches, str(path.resolve()), path.stat().st_size, path.name, engines, config)
 
         try:

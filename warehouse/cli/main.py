@@ -6,6 +6,7 @@
     sim.py       replay
     stream.py    broker, feed, ingest, status
     servers.py   servers
+    ui.py        ui (Dagster)
     bench.py     bench …  (the benchmarks themselves are warehouse.bench)
 
 The command modules import common.py (consoles, errors, choices) and output.py (results),
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import typer
 
-from warehouse.cli import analysis, bench, data, query, servers, sim, stream
+from warehouse.cli import analysis, bench, data, query, servers, sim, stream, ui
 from warehouse.cli.common import WarehouseGroup
 from warehouse.config import get_settings
 
@@ -37,6 +38,7 @@ analysis.register(app)
 sim.register(app)
 stream.register(app)
 servers.register(app)
+ui.register(app)
 app.add_typer(bench.app, name="bench")
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -11,17 +11,9 @@ from rich.table import Table
 from rich.text import Text
 
 from warehouse.cli.common import console, err, fail, progress_bar, shorten
-from warehouse.config import get_settings
+from warehouse.config import Settings, get_settings
 from warehouse.errors import ConfigError, WarehouseError
-from warehouse.ingest.files import (
-    detect_parquet_kind,
-    detect_tardis_kind,
-    identity_mapping,
-    iter_csv,
-    iter_parquet,
-    parquet_columns,
-    tardis_mapping,
-)
+from warehouse.ingest.files import parquet_columns
 from warehouse.records import SourceBatch
 
 
@@ -116,14 +108,11 @@ def feed(
         path = Path(source)
         if not path.is_file():
             raise fail(f"--source {source!r}: no such file (use 'synthetic' or a path)")
-        if path.suffix == ".parquet":
-            names, total = parquet_columns(path)
-            kind = detect_parquet_kind(names, str(path))
-            batches = iter_parquet(path, identity_mapping(kind, names))
-        else:
-            kind = detect_tardis_kind(path)
-            batches = iter_csv(path, tardis_mapping(kind))
-            total = 0
+        from warehouse.pipeline.sources import file_batches
+
+        parquet = path.suffix == ".parquet"
+        total = parquet_columns(path)[1] if parquet else 0
+        batches = file_batches(path, "parquet" if parquet else "tardis")
     with progress_bar() as progress:
         task = progress.add_task(f"feed → {topic}", total=total or None, rows=0)
         report = produce(addr, topic, batches, extra_config=kafka_config, rate=rate, malformed_every=malformed_every,
@@ -220,10 +209,14 @@ def ingest(
         _stop_local_server(settings, server)
         raise
 
+    report = _dagster_reporter(settings, spec.name, topic or settings.kafka.topic, group or settings.kafka.group)
+
     def on_batch(st: IngestStats) -> None:
         stored = ", ".join(f"{k}={v:,}" for k, v in st.stored.items())
         err.print(f"batch {st.batches}: {st.last_batch:,} msgs | total {st.messages:,} ({st.rate:,.0f}/s) | "
                   f"stored {stored} | rejects {st.rejected:,} | lag {st.lag if st.lag is not None else '?'}")  # fmt: skip
+        if report is not None:
+            report(st)
 
     def on_retry(sink: str, attempt: int, delay: float, exc: BaseException) -> None:
         err.print(Text(f"{sink} failed (attempt {attempt + 1}): {shorten(str(exc))}; consumption paused, "
@@ -285,6 +278,25 @@ def _stop_local_server(settings: Any, server: Any) -> None:
         if f.is_file():
             f.unlink()
     server.stop()
+
+
+def _dagster_reporter(settings: Settings, spec: str, topic: str, group: str) -> Callable[[Any], None] | None:
+    """While `wh ui` runs (it leaves $WH_HOME/dagster-ui.json), each committed batch is reported
+    to its Dagster instance as a materialization of `stream/<spec>`."""
+    import json
+
+    if not settings.dagster_ui_file.is_file():
+        return None
+    try:
+        home = Path(json.loads(settings.dagster_ui_file.read_text())["dagster_home"])
+        from warehouse.defs.report import batch_reporter
+
+        reporter = batch_reporter(home, spec, topic, group, warn=lambda m: err.print(f"warning: {shorten(m)}"))
+    except Exception as exc:
+        err.print(f"warning: not reporting to Dagster ({shorten(str(exc))})")
+        return None
+    err.print(f"reporting each batch to Dagster ({home}) as stream/{spec}")
+    return reporter
 
 
 def status(

@@ -161,7 +161,9 @@ class Sanitizer:
         df = self._with_group_ids(rows).with_row_index("_i")
         nums = self._numeric()
         max_ts = time.time_ns() + c.max_future
-        values = fmt_str(", ".join(f"{x}={{}}" for x in nums), *[pl.col(x) for x in nums])
+        values = fmt_str(
+            ", ".join(f"{x}={{}}" for x in nums), *[pl.col(x).cast(pl.String).fill_null("null") for x in nums]
+        )
         first = (
             pl.when(pl.any_horizontal([~pl.col(x).is_finite() for x in nums]))
             .then(pl.lit("non_finite"))

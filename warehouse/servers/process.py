@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Self
+from typing import IO, Any, Self
 
 from warehouse.errors import ConfigError, ToolMissing
 
@@ -34,6 +34,21 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def stop_group(proc: subprocess.Popen[Any], timeout: float = 30.0) -> int:
+    """Stop a process started in its own session and everything it started: SIGTERM to the
+    group, SIGKILL after `timeout`. Returns its exit code."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return proc.returncode
 
 
 def port_is_free(port: int) -> bool:
@@ -205,19 +220,7 @@ class ServerProcess:
 
     def stop(self, timeout: float = 30.0) -> int | None:
         """SIGTERM to the group (the JVM runs its shutdown hooks), SIGKILL after `timeout`."""
-        proc = self.proc
-        if proc is None:
-            return None
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        return proc.returncode
+        return None if self.proc is None else stop_group(self.proc, timeout)
 
     def rss_bytes(self) -> int | None:
         """Resident memory of the server process (Linux /proc), for the measurements."""

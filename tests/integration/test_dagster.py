@@ -1,0 +1,293 @@
+"""Dagster over the warehouse (warehouse/defs): the definitions load, a day materializes
+in-process into the real engines, each check fails on bad data and passes on clean data,
+`wh ingest` reports its batches, and (slow) `wh ui` serves the graph to a real browser."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = [pytest.mark.integration, pytest.mark.clickhouse]
+ROOT = Path(__file__).resolve().parents[2]
+WH = [sys.executable, "-m", "warehouse.cli.main"]
+DAY = "2020-02-22"
+
+
+def defs():
+    from warehouse.defs.definitions import build
+
+    return build()
+
+
+def materialize(keys: list[list[str]], partition: str | None = None, instance: Any = None):
+    import dagster as dg
+
+    from warehouse.defs.resources import WarehouseResource
+
+    d = defs()
+    wanted = {dg.AssetKey(k) for k in keys}
+    assets = [a for a in d.assets if isinstance(a, dg.AssetsDefinition) and wanted & set(a.keys)]
+    return dg.materialize(assets, partition_key=partition, resources={"warehouse": WarehouseResource()},
+                          selection=list(wanted), instance=instance, raise_on_error=False)  # fmt: skip
+
+
+def checks(result) -> dict[str, bool]:
+    return {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
+
+
+@pytest.fixture
+def landing(home: Path, tardis) -> Path:
+    folder = home / "landing" / "tardis"
+    folder.mkdir(parents=True)
+    for f in tardis:
+        shutil.copy(f, folder / f.name)
+    return folder
+
+
+def test_definitions_load_with_an_asset_set_per_pipeline_spec() -> None:
+    import dagster as dg
+
+    d = defs()
+    d.validate_loadable(d)
+    keys = {k.to_user_string() for k in d.resolve_asset_graph().get_all_asset_keys()}
+    assert {"ddl/duckdb", "ddl/clickhouse", "landing/files", "files/ticks", "landing/fx_csv", "fx_csv/ticks",
+            "kafka/ticks", "stream/ticks", "analytics/bars_1m", "analytics/leaderboard_daily",
+            "analytics/zscore_snapshot", "sim/ledger"} <= keys  # fmt: skip
+    graph = d.resolve_asset_graph()
+    ticks = graph.get(dg.AssetKey(["files", "ticks"]))
+    assert ticks.partitions_def is not None and ticks.partitions_def.get_first_partition_key() == "2020-01-01"
+    check_names = {c.name for c in d.resolve_asset_graph().asset_check_keys if c.asset_key == ticks.key}
+    assert check_names == {"reject_rate", "no_duplicates", "engines_agree", "sequence_gaps"}
+    status = {s.name: s.default_status for s in d.sensors or []}
+    assert status["landing_files"] == dg.DefaultSensorStatus.RUNNING
+    assert status["report_failures"] == dg.DefaultSensorStatus.RUNNING
+    scheds = {s.name: s.default_status for s in d.schedules or []}
+    assert scheds == {"daily_import_schedule": dg.DefaultScheduleStatus.STOPPED,
+                      "hourly_analytics_schedule": dg.DefaultScheduleStatus.STOPPED}  # fmt: skip
+
+
+def test_dg_cli_lists_the_definitions() -> None:
+    """pyproject's [tool.dg] makes the checkout a dg project: `dg list defs` loads the code location."""
+    dg_exe = str(Path(sys.executable).parent / "dg")
+    r = subprocess.run([dg_exe, "list", "defs", "--json"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    listed = json.loads(r.stdout)
+    assets = {a["asset_key"]: a for a in listed["assets"]}
+    assert assets["analytics/bars_1m"]["dependency_keys"] == ["files/ticks", "fx_csv/ticks", "stream/ticks"]
+    assert {c["key"] if "key" in c else str(c) for c in listed["asset_checks"]} and listed["sensors"]
+
+
+def test_a_day_materializes_into_both_engines_and_its_checks_pass(home: Path, landing: Path) -> None:
+    from warehouse.config import get_settings
+    from warehouse.sql.engines import close_embedded, open_engine
+
+    assert materialize([["ddl", "duckdb"], ["ddl", "clickhouse"]]).success
+    result = materialize([["files", "ticks"]], DAY)
+    assert result.success
+    (event,) = result.get_asset_materialization_events()
+    md = {k: getattr(v, "value", v) for k, v in event.materialization.metadata.items()}
+    assert md["files"] == 2 and md["rows read"] == 19_998 and md["rows stored (new)"] == 19_998
+    assert md["quotes in the day"] == 9_999 and md["trades in the day"] == 9_999
+    assert "BTCUSDT" in md["most active instruments"]
+    assert checks(result) == {"reject_rate": True, "no_duplicates": True, "engines_agree": True, "sequence_gaps": True}
+    for engine in ("duckdb", "clickhouse"):
+        eng = open_engine(engine, get_settings(), read_only=True)
+        try:
+            n = eng.query("SELECT (SELECT count(*) FROM wh.market_ticks) + (SELECT count(*) FROM wh.trades) AS n")
+            assert n.column("n")[0].as_py() == 19_998, engine
+        finally:
+            eng.close()
+    close_embedded()
+    again = materialize([["files", "ticks"]], DAY)  # idempotent: a re-run adds nothing
+    (event,) = again.get_asset_materialization_events()
+    assert event.materialization.metadata["rows stored (new)"].value == 0
+    other = materialize([["files", "ticks"]], "2020-02-23")  # no file of that day: an empty, passing day
+    assert other.success and other.get_asset_materialization_events()[0].materialization.metadata["files"].value == 0
+
+
+def test_each_check_fails_on_bad_data(home: Path, landing: Path) -> None:
+    from warehouse.config import get_settings
+    from warehouse.sql.engines import DuckDBEngine
+
+    assert materialize([["ddl", "duckdb"], ["ddl", "clickhouse"]]).success
+    assert materialize([["files", "ticks"]], DAY).success
+    duck = DuckDBEngine(get_settings().duckdb_path)
+    try:  # a second copy of one stored quote, behind the sinks' back, in DuckDB only
+        duck.command("INSERT INTO wh.market_ticks SELECT * FROM wh.market_ticks LIMIT 1")
+    finally:
+        duck.close()
+    result = materialize([["files", "ticks"]], DAY)
+    assert not result.success  # blocking checks failed
+    assert checks(result) == {
+        "reject_rate": True,
+        "no_duplicates": False,
+        "engines_agree": False,
+        "sequence_gaps": True,
+    }
+
+    # a day whose file is 20 % junk: the reject rate (limit 5 %) blocks it
+    fx = home / "landing" / "fx"
+    fx.mkdir(parents=True)
+    lines = ["time,bid,ask"] + [f"2024-01-02 10:00:{i // 10:02d}.{i % 10}00,1.1{i:03d},1.2{i:03d}" for i in range(80)]
+    lines += [f"2024-01-02 10:01:{i:02d}.000,-1,1.2" for i in range(20)]  # non-positive bid
+    (fx / "eurusd_2024-01-02.csv").write_text("\n".join(lines) + "\n")
+    bad = materialize([["fx_csv", "ticks"]], "2024-01-02")
+    assert not bad.success
+    c = checks(bad)
+    assert c["reject_rate"] is False and c["no_duplicates"] is True, c
+    rate = next(e for e in bad.get_asset_check_evaluations() if e.check_name == "reject_rate")
+    assert rate.metadata["reject rate"].value == pytest.approx(0.2)
+
+
+def test_day_checks_from_figures() -> None:
+    """The check logic on its own: gaps warn, disagreement and duplicates fail."""
+    import dagster as dg
+
+    from warehouse.defs.assets import day_checks
+
+    good = {"quotes": 10, "quote_keys": 10, "trades": 5, "trade_keys": 5, "rejects": 0, "gaps": 0}
+    key = dg.AssetKey(["x", "ticks"])
+    res = {r.check_name: r for r in day_checks(key, {"duckdb": good, "clickhouse": dict(good)}, 0.05)}
+    assert all(r.passed for r in res.values())
+    gappy = {**good, "gaps": 2}
+    res = {r.check_name: r for r in day_checks(key, {"duckdb": gappy, "clickhouse": gappy}, 0.05)}
+    assert not res["sequence_gaps"].passed and res["sequence_gaps"].severity == dg.AssetCheckSeverity.WARN
+    assert res["engines_agree"].passed and res["no_duplicates"].passed
+    res = {r.check_name: r for r in day_checks(key, {"duckdb": good, "clickhouse": {**good, "rejects": 1}}, 0.05)}
+    assert not res["engines_agree"].passed
+    res = {r.check_name: r for r in day_checks(key, {"duckdb": {**good, "rejects": 1}}, 0.05)}
+    assert not res["reject_rate"].passed  # 1 / 16 = 6.25 %, over 5 %
+    assert res["reject_rate"].metadata["reject rate"].value == pytest.approx(1 / 16)
+
+
+def test_no_secret_reaches_dagster(home: Path, landing: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import dagster as dg
+
+    canary = "canary-Zx81-do-not-print"
+    monkeypatch.setenv("WH_KAFKA_PASSWORD", canary)
+    monkeypatch.setenv("WH_KAFKA_USERNAME", "analyst")
+    monkeypatch.setenv("WH_CLICKHOUSE_PASSWORD", canary)  # embedded mode: unused, but present
+    with dg.instance_for_test() as instance:
+        assert materialize([["ddl", "duckdb"], ["ddl", "clickhouse"]], instance=instance).success
+        assert materialize([["files", "ticks"]], DAY, instance=instance).success
+        runs = instance.get_runs()
+        text = "".join(str(r) for run in runs for r in instance.all_logs(run.run_id))
+        assert len(runs) == 2 and "rows stored (new)" in text
+        assert canary not in text
+        assert all(canary not in json.dumps(run.run_config, default=str) for run in instance.get_runs())
+
+
+def test_wh_ingest_reports_each_batch_to_the_ui_instance(home: Path, tmp_path: Path, broker: str, topic: str) -> None:
+    import dagster as dg
+
+    from warehouse.ingest.kafka import produce
+    from warehouse.ingest.synthetic import SyntheticFeed
+
+    instance_dir = tmp_path / "dagster_home"
+    instance_dir.mkdir()
+    shutil.copy(ROOT / "dagster_home" / "dagster.yaml", instance_dir)
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "dagster-ui.json").write_text(json.dumps({"url": "http://127.0.0.1:1", "dagster_home": str(instance_dir)}))
+    produce(broker, topic, SyntheticFeed(ticks=12_000, seed=4).batches())
+    env = {**os.environ, "WH_HOME": str(home), "WH_KAFKA_BOOTSTRAP": broker}
+    r = subprocess.run([*WH, "ingest", "--topic", topic, "--group", f"g-{topic}", "--batch-rows", "5000",
+                        "--stop-when-idle", "3"], env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    batches = r.stderr.count("\nbatch ") + r.stderr.startswith("batch ")
+    assert "reporting each batch to Dagster" in r.stderr and batches >= 3
+    instance = dg.DagsterInstance.from_config(str(instance_dir))
+    events = instance.fetch_materializations(dg.AssetKey(["stream", "ticks"]), limit=100).records
+    assert len(events) == batches
+    newest = events[0].asset_materialization
+    assert newest is not None and newest.metadata["messages so far"].value == 12_000
+    assert newest.metadata["stored on duckdb so far"].value + newest.metadata["rejects so far"].value == 12_000
+
+
+# -- the UI, for real ---------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _graphql(url: str, query: str) -> dict[str, Any]:
+    req = urllib.request.Request(f"{url}/graphql", data=json.dumps({"query": query}).encode(),
+                                 headers={"Content-Type": "application/json"})  # fmt: skip
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        return json.loads(resp.read())["data"]
+
+
+@pytest.mark.slow
+def test_wh_ui_serves_assets_checks_schedules_and_sensors_to_a_browser(home: Path, tmp_path: Path) -> None:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        from servers import unavailable
+
+        unavailable("chromium is not installed (Debian package chromium; .ci/run installs it)")
+    instance_dir = tmp_path / "dagster_home"
+    instance_dir.mkdir()
+    for f in ("dagster.yaml", "workspace.yaml"):
+        shutil.copy(ROOT / "dagster_home" / f, instance_dir)
+    (instance_dir / "workspace.yaml").write_text(
+        (instance_dir / "workspace.yaml").read_text().replace("working_directory: ..", f"working_directory: {ROOT}")
+    )
+    port = _free_port()
+    env = {**os.environ, "WH_HOME": str(home), "WH_DAGSTER_HOME": str(instance_dir)}
+    proc = subprocess.Popen([*WH, "ui", "--port", str(port)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        assert url == f"http://127.0.0.1:{port}", proc.stderr.read() if proc.stderr else ""
+        assert json.loads((home / "dagster-ui.json").read_text())["dagster_home"] == str(instance_dir)
+        data = _graphql(url, "{ assetNodes { assetKey { path } } }")
+        keys = {"/".join(n["assetKey"]["path"]) for n in data["assetNodes"]}
+        assert {"files/ticks", "stream/ticks", "analytics/bars_1m", "ddl/duckdb"} <= keys
+        data = _graphql(url, '{ assetNodeOrError(assetKey: {path: ["files", "ticks"]}) { ... on AssetNode {'
+                             ' assetChecksOrError { ... on AssetChecks { checks { name blocking } } } } } }')  # fmt: skip
+        checks_found = {c["name"]: c["blocking"] for c in data["assetNodeOrError"]["assetChecksOrError"]["checks"]}
+        assert checks_found == {"reject_rate": True, "no_duplicates": True, "engines_agree": True,
+                                "sequence_gaps": False}  # fmt: skip
+        data = _graphql(url, "{ workspaceOrError { ... on Workspace { locationEntries { locationOrLoadError {"
+                             " ... on RepositoryLocation { repositories { schedules { name scheduleState { status } }"
+                             " sensors { name sensorState { status } } } } } } } } }")  # fmt: skip
+        repo = data["workspaceOrError"]["locationEntries"][0]["locationOrLoadError"]["repositories"][0]
+        assert {s["name"]: s["scheduleState"]["status"] for s in repo["schedules"]} == {
+            "daily_import_schedule": "STOPPED", "hourly_analytics_schedule": "STOPPED"}  # fmt: skip
+        sensors = {s["name"]: s["sensorState"]["status"] for s in repo["sensors"]}
+        assert sensors["landing_files"] == "RUNNING" and sensors["report_failures"] == "RUNNING", sensors
+        shot = home / "dagster-asset-graph.png"
+        flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--window-size=1600,1000", "--virtual-time-budget=20000"]  # fmt: skip
+        r = subprocess.run([chromium, *flags, f"--screenshot={shot}", f"{url}/asset-groups"], capture_output=True,
+                           timeout=120, cwd=tmp_path)  # fmt: skip
+        assert r.returncode == 0 and shot.stat().st_size > 20_000, r.stderr[-1000:]
+        keep = os.environ.get("WH_TEST_ARTIFACTS")
+        if keep:
+            Path(keep).mkdir(parents=True, exist_ok=True)
+            shutil.copy(shot, Path(keep) / shot.name)
+        dom = subprocess.run([chromium, *flags, "--dump-dom", f"{url}/assets"], capture_output=True, text=True,
+                             timeout=120, cwd=tmp_path).stdout  # fmt: skip
+        for name in ("bars_1m", "zscore_snapshot", "ticks", "ddl"):
+            assert name in dom, name
+        t = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+        assert time.monotonic() - t < 60 and not (home / "dagster-ui.json").exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

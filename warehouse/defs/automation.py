@@ -1,0 +1,83 @@
+"""Schedules and sensors, each with a deliberate default status.
+
+    landing_<spec>      RUNNING  a run per landing file that is new or changed (cursor: path → mtime),
+                                 for the file's day; nothing happens while the folder is quiet
+    daily_import        STOPPED  yesterday's partition of every file spec's ticks at 00:30 UTC (for
+                                 feeds that land late or in bulk; the landing sensors cover the rest)
+    hourly_analytics    STOPPED  the z-score snapshot and today's bars, hourly (turn on in production)
+    report_failures     RUNNING  a failed run is logged with its step and error, and written to
+                                 $WH_HOME/dagster-failures.log for `wh status`-style tooling
+Declarative automation (`eager`) keeps bars_1m and leaderboard_daily behind their upstream
+days; Dagster's automation sensor for it starts STOPPED (turn it on in the UI).
+"""
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import dagster as dg
+
+from warehouse.config import get_settings
+from warehouse.pipeline.spec import PipelineSpec, all_specs
+
+
+def landing_sensor(spec: PipelineSpec) -> dg.SensorDefinition:
+    key = dg.AssetKey([spec.name, "ticks"])
+
+    @dg.sensor(name=f"landing_{spec.name}", minimum_interval_seconds=30, asset_selection=[key],
+               default_status=dg.DefaultSensorStatus.RUNNING,
+               description=f"A run per new or changed file of `{spec.name}`'s landing folder, for its day")  # fmt: skip
+    def _sensor(context: dg.SensorEvaluationContext) -> Iterator[dg.RunRequest]:
+        from warehouse.defs.assets import file_day
+
+        assert spec.source.files is not None
+        seen: dict[str, float] = json.loads(context.cursor) if context.cursor else {}
+        now: dict[str, float] = {}
+        for path in spec.source.files.files(get_settings().home):
+            mtime = path.stat().st_mtime
+            now[str(path)] = mtime
+            if seen.get(str(path)) != mtime:
+                yield dg.RunRequest(run_key=f"{path}:{mtime}", partition_key=file_day(path).isoformat(),
+                                    tags={"wh/file": path.name})  # fmt: skip
+        context.update_cursor(json.dumps(now, sort_keys=True))
+
+    return _sensor
+
+
+def schedules(file_assets: list[dg.AssetKey]) -> list[Any]:
+    out: list[Any] = []
+    if file_assets:
+        job = dg.define_asset_job("daily_import", selection=dg.AssetSelection.assets(*file_assets),
+                                  description="One UTC day of every file spec's landing folder")  # fmt: skip
+        out.append(dg.build_schedule_from_partitioned_job(job, hour_of_day=0, minute_of_hour=30,
+                                                          default_status=dg.DefaultScheduleStatus.STOPPED))  # fmt: skip
+    snapshot = dg.define_asset_job("hourly_analytics", selection=dg.AssetSelection.assets(["analytics",
+                                                                                          "zscore_snapshot"]))  # fmt: skip
+    out.append(dg.ScheduleDefinition(job=snapshot, cron_schedule="5 * * * *", execution_timezone="UTC",
+                                     default_status=dg.DefaultScheduleStatus.STOPPED,
+                                     description="The z-score snapshot every hour"))  # fmt: skip
+    return out
+
+
+@dg.run_failure_sensor(name="report_failures", default_status=dg.DefaultSensorStatus.RUNNING,
+                       description="Log each failed run and append it to $WH_HOME/dagster-failures.log")  # fmt: skip
+def report_failures(context: dg.RunFailureSensorContext) -> None:
+    run = context.dagster_run
+    message = context.failure_event.message or "failed"
+    line = {"at": datetime.now(UTC).isoformat(), "run_id": run.run_id, "job": run.job_name,
+            "partition": run.tags.get("dagster/partition"), "error": message[:2000]}  # fmt: skip
+    context.log.error(f"run {run.run_id} ({run.job_name}) failed: {message[:500]}")
+    path = get_settings().home / "dagster-failures.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as f:
+        f.write(json.dumps(line) + "\n")
+
+
+def all_automation() -> tuple[list[Any], list[Any], list[Any]]:
+    """(schedules, sensors, jobs)"""
+    specs = [spec for _, spec in all_specs()]
+    files = [spec for spec in specs if spec.source.files is not None]
+    scheds = schedules([dg.AssetKey([s.name, "ticks"]) for s in files])
+    sensors = [landing_sensor(s) for s in files] + [report_failures]
+    return scheds, sensors, []
