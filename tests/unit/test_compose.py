@@ -81,3 +81,30 @@ def test_secrets_come_from_the_env_file_and_clickhouse_has_a_read_only_analyst()
     assert qdb["QDB_LINE_AUTO_CREATE_NEW_TABLES"] == "false"
     assert qdb["QDB_PG_READONLY_USER_ENABLED"] == "true"  # wh sql --engine questdb's user
     assert qdb["QDB_PG_READONLY_PASSWORD"].startswith("${WH_QUESTDB_READER_PASSWORD:?")
+
+
+def test_dagster_runs_from_the_package_with_postgres_storage() -> None:
+    """Webserver, daemon and code location share one image built from this package; they find
+    each other where the workspace and instance files say; Postgres holds Dagster's storage."""
+    svc = _services()
+    code, web, daemon, pg = (
+        svc["dagster-code"],
+        svc["dagster-webserver"],
+        svc["dagster-daemon"],
+        svc["dagster-postgres"],
+    )
+    assert code["build"]["dockerfile"] == "deploy/dagster/Dockerfile"
+    assert web["image"] == daemon["image"] == code["image"]
+    workspace = yaml.safe_load((ROOT / "deploy" / "dagster" / "workspace.yaml").read_text())
+    grpc = workspace["load_from"][0]["grpc_server"]
+    assert grpc["host"] == "dagster-code" and str(grpc["port"]) == code["command"][code["command"].index("-p") + 1]
+    assert "warehouse.defs.definitions" in code["command"]
+    instance = yaml.safe_load((ROOT / "deploy" / "dagster" / "dagster.yaml").read_text())
+    db = instance["storage"]["postgres"]["postgres_db"]
+    assert db["hostname"] == "dagster-postgres" and db["password"] == {"env": "DAGSTER_PG_PASSWORD"}
+    assert pg["environment"]["POSTGRES_PASSWORD"].startswith("${DAGSTER_PG_PASSWORD:?")
+    assert instance["concurrency"]["pools"]["default_limit"] == 1  # the wh_duckdb pool, as in dagster_home/
+    dockerfile = (ROOT / "deploy" / "dagster" / "Dockerfile").read_text()
+    assert "pip install --no-cache-dir -e ." in dockerfile and "WH_PROJECT_ROOT=/opt/wh" in dockerfile
+    for copied in ("warehouse", "ddl", "queries", "pipelines"):
+        assert f"COPY {copied} ./{copied}" in dockerfile
