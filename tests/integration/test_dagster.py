@@ -291,3 +291,39 @@ def test_wh_ui_serves_assets_checks_schedules_and_sensors_to_a_browser(home: Pat
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_the_replay_job_writes_the_ledger_and_the_leaderboard_follows(home: Path, landing: Path) -> None:
+    import dagster as dg
+
+    from warehouse.config import get_settings
+    from warehouse.defs.resources import WarehouseResource
+    from warehouse.sql.engines import close_embedded, open_engine
+
+    assert materialize([["ddl", "duckdb"], ["ddl", "clickhouse"]]).success
+    assert materialize([["files", "ticks"]], DAY).success
+    d = defs()
+    job = d.resolve_job_def("replay")
+    config = {"strategy": "zscore", "symbols": ["BTCUSDT"], "sweep": {"window": "30,60"},
+              "params": {"notional": "20000"}, "start": "2020-02-22T00:00:00", "end": "2020-02-23T00:00:00"}  # fmt: skip
+    result = job.execute_in_process(run_config={"ops": {"sim__ledger": {"config": config}}},
+                                    resources={"warehouse": WarehouseResource()})  # fmt: skip
+    assert result.success
+    (event,) = result.get_asset_materialization_events()
+    md = event.materialization.metadata
+    assert md["traders"].value == 2 and md["ticks replayed"].value == 19_998
+    assert "zscore-1" in md["per trader"].value and "zscore-2" in md["per trader"].value
+    board = [a for a in d.assets if isinstance(a, dg.AssetsDefinition)
+             and dg.AssetKey(["analytics", "leaderboard_daily"]) in a.keys]  # fmt: skip
+    out = dg.materialize(board, partition_key=DAY, resources={"warehouse": WarehouseResource()})
+    assert out.success
+    for engine in ("duckdb", "clickhouse"):
+        eng = open_engine(engine, get_settings(), read_only=True)
+        try:
+            traders = eng.query("SELECT DISTINCT trader FROM wh.fills ORDER BY trader").column(0).to_pylist()
+            assert traders == ["zscore-1", "zscore-2"], engine
+            rows = eng.query("SELECT count(*) AS n FROM wh.leaderboard_daily").column("n")[0].as_py()
+            assert rows == 2, engine
+        finally:
+            eng.close()
+    close_embedded()

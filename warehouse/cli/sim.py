@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -69,70 +68,50 @@ def replay(
     """Replay history into a strategy through the simulator; orders, fills and snapshots go into wh.*."""
     import pyarrow.parquet as pq
 
-    from warehouse.analytics import run as run_query
-    from warehouse.analytics.ledger import write_ledger
-    from warehouse.sim.run import simulate, summary
-    from warehouse.sim.strategies import STRATEGIES
-    from warehouse.sql.engines import engine_names, open_engine
-    from warehouse.sql.migrate import migrate
+    from warehouse.errors import SimulationError
+    from warehouse.sim.run import summary
+    from warehouse.sim.session import make_traders, replay_session
+    from warehouse.sql.engines import engine_names
 
-    cls = STRATEGIES[strategy.value]
     base = {k: _value(v) for k, v in parse_pairs(params, "--params").items()}
     axes = {k: [_value(x.strip()) for x in v.split(",") if x.strip()] for k, v in parse_pairs(sweep, "--sweep").items()}
-    for k, values in axes.items():
-        if not values:
-            raise fail(f"--sweep {k}=: no values; give NAME=V1,V2,… (e.g. --sweep {k}=30,60,120)")
     if fills_out is not None:
         output_file(fills_out, "--fills-out")
-    combos = [dict(zip(axes, c, strict=True)) for c in itertools.product(*axes.values())] if axes else [{}]
-    name = trader or strategy
     try:
-        traders = [
-            (name if len(combos) == 1 else f"{name}-{i + 1}", cls(**{**base, **c})) for i, c in enumerate(combos)
-        ]
-    except (TypeError, ValueError) as exc:
-        raise fail(f"{strategy.value} parameters: {exc}") from None
+        traders = make_traders(strategy.value, base, axes, trader)
+    except SimulationError as exc:
+        raise fail(str(exc).replace("sweep ", "--sweep ", 1)) from None
     t0, t1 = _when(since, "--from"), _when(until, "--to")
     if t1 <= t0:
         raise fail("--to must be after --from")
     targets = [] if write_to == WriteTo.none else engine_names(write_to.value)
-    settings = get_settings()
-    source = open_engine(engine.value, settings, read_only=True, for_replay=True)
-    try:
-        wanted = [s.strip() for s in symbols.split(",") if s.strip()]
-        if wanted == ["ALL"]:
-            wanted = sorted(set(run_query(source, "symbols", limit=100_000).column("symbol").to_pylist()))
-        if not wanted:
-            raise fail("--symbols: name at least one symbol (or ALL)")
-        with progress_bar() as progress:
-            task = progress.add_task(f"replay {engine.value}", total=None, rows=0)
+    wanted = [s.strip() for s in symbols.split(",") if s.strip()]
+    if not wanted:
+        raise fail("--symbols: name at least one symbol (or ALL)")
+    with progress_bar() as progress:
+        task = progress.add_task(f"replay {engine.value}", total=None, rows=0)
 
-            def tick(stats: Any) -> None:
-                progress.update(task, total=stats.expected or None, completed=stats.ticks, rows=stats.ticks)
+        def tick(stats: Any) -> None:
+            progress.update(task, total=stats.expected or None, completed=stats.ticks, rows=stats.ticks)
 
-            result = simulate(source, traders, wanted, t0, t1, clock=clock.value, initial_cash=cash,
-                              snapshot_every_s=snapshot_every, speed=speed, on_batch=tick, exchange=exchange)  # fmt: skip
-    finally:
-        source.close()
-    if result.stats.ticks == 0:
-        venue = f" on {exchange}" if exchange else ""
-        raise fail(f"no ticks of {', '.join(wanted)}{venue} in [{t0.isoformat()}, {t1.isoformat()}) on {engine.value}")
-    tables = result.tables()
-    for target in targets:
-        eng = open_engine(target, settings)
         try:
-            migrate(eng)
-            write_ledger(eng, tables)
-        finally:
-            eng.close()
+            result, tables = replay_session(get_settings(), traders, wanted, t0, t1, source=engine.value,
+                                            write_to=targets, clock=clock.value, cash=cash,
+                                            snapshot_every_s=snapshot_every, speed=speed, exchange=exchange,
+                                            on_batch=tick)  # fmt: skip
+        except SimulationError as exc:
+            if str(exc).startswith("no ticks of"):
+                raise fail(str(exc)) from None
+            raise
     if fills_out is not None:
         try:
             pq.write_table(tables["fills"], fills_out, compression="zstd")
         except OSError as exc:
             raise fail(f"--fills-out {str(fills_out)!r}: cannot write: {exc.strerror or exc}") from None
     st = result.stats
-    console.print(f"replayed {st.ticks:,} ticks ({st.quotes:,} quotes, {st.trades:,} trades) of {len(wanted)} "
-                  f"symbol(s) from {engine.value}, {clock.value} clock")  # fmt: skip
+    what = "every symbol" if wanted == ["ALL"] else f"{len(wanted)} symbol(s)"
+    console.print(f"replayed {st.ticks:,} ticks ({st.quotes:,} quotes, {st.trades:,} trades) of {what} "
+                  f"from {engine.value}, {clock.value} clock")  # fmt: skip
     print_simulation(summary(result))
     if targets:
         console.print(f"ledger written to {', '.join(targets)}: try `wh query leaderboard` or "

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+from pydantic import Field
 
 from warehouse.config import get_settings
 from warehouse.defs.resources import WarehouseResource
@@ -119,6 +120,7 @@ def landing_assets(spec: PipelineSpec) -> list[Any]:
 
     @dg.asset(key=key, deps=[landing.key, *(dg.AssetKey(["ddl", s]) for s in spec.sinks)], partitions_def=daily(),
               group_name=spec.name, kinds=set(spec.sinks), pool=POOL if "duckdb" in spec.sinks else None,
+              freshness_policy=dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=26)),
               description=f"One UTC day of `{spec.name}`'s files imported into {', '.join(spec.sinks)} "
                           "(idempotent: re-running a day adds nothing), with its checks.",
               check_specs=[dg.AssetCheckSpec(name, asset=key, description=text, blocking=name != "sequence_gaps")
@@ -195,6 +197,9 @@ def stream_assets(spec: PipelineSpec) -> list[dg.AssetSpec]:
     topic = dg.AssetSpec(key=["kafka", src.topic], group_name=spec.name, kinds={"kafka"},
                          description=f"Kafka topic {src.topic} (JSON ticks, key = symbol)")  # fmt: skip
     stream = dg.AssetSpec(key=["stream", spec.name], group_name=spec.name, kinds={"kafka", *spec.sinks},
+                          # a running consumer reports every few seconds: 2 min without a batch is a warning
+                          freshness_policy=dg.FreshnessPolicy.time_window(fail_window=timedelta(minutes=10),
+                                                                          warn_window=timedelta(minutes=2)),
                           deps=[topic.key, *(dg.AssetKey(["ddl", s]) for s in spec.sinks if s in (*COLD, "questdb"))],
                           description=f"`wh ingest --pipeline {spec.name}`: group {src.group} stores the topic into "
                                       f"{', '.join(spec.sinks)} exactly once; each committed batch is reported here "
@@ -232,6 +237,8 @@ def analytics_assets(upstream: list[dg.AssetKey]) -> list[dg.AssetsDefinition]:
                           "(wh refresh leaderboard_daily)")  # fmt: skip
 
     @dg.asset(key=["analytics", "zscore_snapshot"], deps=upstream, group_name="analytics", kinds={"duckdb"},
+              freshness_policy=dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=2),
+                                                              warn_window=timedelta(minutes=70)),
               description="The newest rolling z-score (60 quotes) of the 10 most active instruments (DuckDB)")  # fmt: skip
     def zscore_snapshot(warehouse: WarehouseResource) -> dg.MaterializeResult:
         from warehouse import analytics
@@ -252,9 +259,58 @@ def analytics_assets(upstream: list[dg.AssetKey]) -> list[dg.AssetsDefinition]:
     return [bars, board, zscore_snapshot]
 
 
-def ledger_spec() -> dg.AssetSpec:
-    return dg.AssetSpec(key=["sim", "ledger"], group_name="analytics", kinds={"duckdb", "clickhouse"},
-                        description="Orders, fills and NAV snapshots written by `wh replay` (the simulator)")  # fmt: skip
+class ReplayConfig(dg.Config):
+    """`wh replay` as run config (the launchpad of the `replay` job). Values of `params` and the
+    comma lists of `sweep` are numbers when they read as numbers."""
+
+    strategy: str = "zscore"
+    params: dict[str, str] = Field(default_factory=dict)
+    sweep: dict[str, str] = Field(default_factory=dict)  # NAME: "V1,V2,…" — one trader per combination
+    symbols: list[str] = Field(default_factory=lambda: ["ALL"])
+    start: str = "2020-02-22T00:00:00+00:00"  # UTC, inclusive
+    end: str = "2020-02-23T00:00:00+00:00"  # UTC, exclusive
+    source: str = "duckdb"  # where history is read
+    write_to: list[str] = Field(default_factory=lambda: ["duckdb", "clickhouse"])
+    trader: str | None = None
+    cash: float = 1_000_000.0
+
+
+def _number(text: str) -> Any:
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def ledger_asset(upstream: list[dg.AssetKey]) -> dg.AssetsDefinition:
+    @dg.asset(key=["sim", "ledger"], deps=upstream, group_name="analytics", kinds={"duckdb", "clickhouse"},
+              pool=POOL, description="Orders, fills and NAV snapshots of a replay through the simulator "
+                                     "(the `replay` job's config: strategy, params, sweep, symbols, range; as `wh replay`)")  # fmt: skip
+    def ledger(
+        context: dg.AssetExecutionContext, config: ReplayConfig, warehouse: WarehouseResource
+    ) -> dg.MaterializeResult:
+        from warehouse.sim.run import summary
+        from warehouse.sim.session import make_traders, replay_session
+
+        params = {k: _number(v) for k, v in config.params.items()}
+        sweep = {k: [_number(x.strip()) for x in v.split(",") if x.strip()] for k, v in config.sweep.items()}
+        traders = make_traders(config.strategy, params, sweep, config.trader)
+        since, until = (datetime.fromisoformat(t) for t in (config.start, config.end))
+        since, until = (t if t.tzinfo else t.replace(tzinfo=UTC) for t in (since, until))
+        result, tables = replay_session(warehouse.settings(), traders, config.symbols, since, until,
+                                        source=config.source, write_to=config.write_to, cash=config.cash)  # fmt: skip
+        rows = [{k: (f"{v:,.2f}" if isinstance(v, float) else v) for k, v in r.items() if k != "rejects"}
+                for r in summary(result)]  # fmt: skip
+        context.log.info(f"replayed {result.stats.ticks:,} ticks into {len(traders)} trader(s)")
+        return dg.MaterializeResult(metadata={
+            "traders": len(traders), "ticks replayed": result.stats.ticks,
+            "fills": tables["fills"].num_rows, "orders": tables["orders"].num_rows,
+            "per trader": md_table(rows, "no trader"),
+        })  # fmt: skip
+
+    return ledger
 
 
 def all_assets() -> list[Any]:
@@ -270,6 +326,6 @@ def all_assets() -> list[Any]:
         else:
             out += stream_assets(spec)
             upstream.append(dg.AssetKey(["stream", spec.name]))
-    out.append(ledger_spec())
+    out.append(ledger_asset(upstream))
     out += analytics_assets(upstream)
     return out

@@ -80,4 +80,7 @@ def all_automation() -> tuple[list[Any], list[Any], list[Any]]:
     files = [spec for spec in specs if spec.source.files is not None]
     scheds = schedules([dg.AssetKey([s.name, "ticks"]) for s in files])
     sensors = [landing_sensor(s) for s in files] + [report_failures]
-    return scheds, sensors, []
+    replay = dg.define_asset_job("replay", selection=dg.AssetSelection.assets(["sim", "ledger"]),
+                                 description="A replay through the simulator (config: strategy, params, sweep, "
+                                             "symbols, range); the ledger into the warehouse")  # fmt: skip
+    return scheds, sensors, [replay]
