@@ -23,15 +23,6 @@ from warehouse.cli.output import print_simulation
 from warehouse.config import get_settings
 
 
-def _value(text: str) -> Any:
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
-
-
 def _when(text: str, flag: str) -> datetime:
     try:
         when = datetime.fromisoformat(text)
@@ -70,11 +61,13 @@ def replay(
 
     from warehouse.errors import SimulationError
     from warehouse.sim.run import summary
-    from warehouse.sim.session import make_traders, replay_session
+    from warehouse.sim.session import make_traders, parse_value, replay_session
     from warehouse.sql.engines import engine_names
 
-    base = {k: _value(v) for k, v in parse_pairs(params, "--params").items()}
-    axes = {k: [_value(x.strip()) for x in v.split(",") if x.strip()] for k, v in parse_pairs(sweep, "--sweep").items()}
+    base = {k: parse_value(v) for k, v in parse_pairs(params, "--params").items()}
+    axes = {
+        k: [parse_value(x.strip()) for x in v.split(",") if x.strip()] for k, v in parse_pairs(sweep, "--sweep").items()
+    }
     if fills_out is not None:
         output_file(fills_out, "--fills-out")
     try:

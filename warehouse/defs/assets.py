@@ -275,15 +275,6 @@ class ReplayConfig(dg.Config):
     cash: float = 1_000_000.0
 
 
-def _number(text: str) -> Any:
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
-
-
 def ledger_asset(upstream: list[dg.AssetKey]) -> dg.AssetsDefinition:
     @dg.asset(key=["sim", "ledger"], deps=upstream, group_name="analytics", kinds={"duckdb", "clickhouse"},
               pool=POOL, description="Orders, fills and NAV snapshots of a replay through the simulator "
@@ -292,10 +283,10 @@ def ledger_asset(upstream: list[dg.AssetKey]) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext, config: ReplayConfig, warehouse: WarehouseResource
     ) -> dg.MaterializeResult:
         from warehouse.sim.run import summary
-        from warehouse.sim.session import make_traders, replay_session
+        from warehouse.sim.session import make_traders, parse_value, replay_session
 
-        params = {k: _number(v) for k, v in config.params.items()}
-        sweep = {k: [_number(x.strip()) for x in v.split(",") if x.strip()] for k, v in config.sweep.items()}
+        params = {k: parse_value(v) for k, v in config.params.items()}
+        sweep = {k: [parse_value(x.strip()) for x in v.split(",") if x.strip()] for k, v in config.sweep.items()}
         traders = make_traders(config.strategy, params, sweep, config.trader)
         since, until = (datetime.fromisoformat(t) for t in (config.start, config.end))
         since, until = (t if t.tzinfo else t.replace(tzinfo=UTC) for t in (since, until))

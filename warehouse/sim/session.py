@@ -17,6 +17,16 @@ from warehouse.sim.run import SimResult, simulate
 from warehouse.sim.strategies import STRATEGIES, Strategy
 
 
+def parse_value(text: str) -> Any:
+    """A strategy parameter from text: an int, else a float, else the text."""
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
 def make_traders(strategy: str, params: Mapping[str, Any], sweep: Mapping[str, Sequence[Any]],
                  name: str | None = None) -> list[tuple[str, Strategy]]:  # fmt: skip
     """(trader id, strategy) per combination of the sweep's values: `name` (default the strategy's)
