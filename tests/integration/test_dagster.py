@@ -72,6 +72,8 @@ def test_definitions_load_with_an_asset_set_per_pipeline_spec() -> None:
     status = {s.name: s.default_status for s in d.sensors or []}
     assert status["landing_files"] == dg.DefaultSensorStatus.RUNNING
     assert status["report_failures"] == dg.DefaultSensorStatus.RUNNING
+    for job in ("daily_import", "replay"):  # a job of the assets alone would skip their checks
+        assert d.resolve_job_def(job).asset_layer.asset_graph.asset_check_keys, job
     scheds = {s.name: s.default_status for s in d.schedules or []}
     assert scheds == {"daily_import_schedule": dg.DefaultScheduleStatus.STOPPED,
                       "hourly_analytics_schedule": dg.DefaultScheduleStatus.STOPPED}  # fmt: skip
@@ -313,6 +315,8 @@ def test_the_replay_job_writes_the_ledger_and_the_leaderboard_follows(home: Path
     md = event.materialization.metadata
     assert md["traders"].value == 2 and md["ticks replayed"].value == 19_998
     assert "zscore-1" in md["per trader"].value and "zscore-2" in md["per trader"].value
+    (nav,) = result.get_asset_check_evaluations()
+    assert nav.check_name == "nav_reconciles" and nav.passed and nav.metadata["snapshots compared"].value >= 4
     board = [a for a in d.assets if isinstance(a, dg.AssetsDefinition)
              and dg.AssetKey(["analytics", "leaderboard_daily"]) in a.keys]  # fmt: skip
     out = dg.materialize(board, partition_key=DAY, resources={"warehouse": WarehouseResource()})

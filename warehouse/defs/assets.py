@@ -275,13 +275,35 @@ class ReplayConfig(dg.Config):
     cash: float = 1_000_000.0
 
 
+def nav_check(key: dg.AssetKey, warehouse: WarehouseResource, engines: list[str],
+              snapshots: list[dict[str, Any]], samples: int = 50) -> dg.AssetCheckResult:  # fmt: skip
+    """The simulator's NAV at (up to `samples` of) its snapshots against the warehouse's own
+    (queries/trader_rank.sql: initial cash + cash flows + positions marked to its quotes) in each
+    engine the ledger went to: within 1e-9 of the NAV."""
+    from warehouse.sql import queries
+
+    step = max(1, len(snapshots) // samples)
+    worst, checked = 0.0, 0
+    for engine in engines:
+        with warehouse.engine(engine, read_only=True) as eng:
+            for snap in snapshots[::step]:
+                rank = queries.load("trader_rank").run(eng, {"trader": snap["trader"], "at": snap["timestamp"]})
+                nav = rank.column("nav")[0].as_py()
+                worst = max(worst, abs(nav - snap["nav"]) / abs(snap["nav"]))
+                checked += 1
+    return dg.AssetCheckResult(asset_key=key, check_name="nav_reconciles", passed=checked > 0 and worst <= 1e-9,
+                               metadata={"snapshots compared": checked, "worst relative difference": worst})  # fmt: skip
+
+
 def ledger_asset(upstream: list[dg.AssetKey]) -> dg.AssetsDefinition:
-    @dg.asset(key=["sim", "ledger"], deps=upstream, group_name="analytics", kinds={"duckdb", "clickhouse"},
+    key = dg.AssetKey(["sim", "ledger"])
+
+    @dg.asset(key=key, deps=upstream, group_name="analytics", kinds={"duckdb", "clickhouse"},
+              check_specs=[dg.AssetCheckSpec("nav_reconciles", asset=key, blocking=True,
+                                             description="the warehouse's NAV equals the simulator's at its snapshots")],
               pool=POOL, description="Orders, fills and NAV snapshots of a replay through the simulator "
                                      "(the `replay` job's config: strategy, params, sweep, symbols, range; as `wh replay`)")  # fmt: skip
-    def ledger(
-        context: dg.AssetExecutionContext, config: ReplayConfig, warehouse: WarehouseResource
-    ) -> dg.MaterializeResult:
+    def ledger(context: dg.AssetExecutionContext, config: ReplayConfig, warehouse: WarehouseResource) -> Iterator[Any]:
         from warehouse.sim.run import summary
         from warehouse.sim.session import make_traders, parse_value, replay_session
 
@@ -295,11 +317,12 @@ def ledger_asset(upstream: list[dg.AssetKey]) -> dg.AssetsDefinition:
         rows = [{k: (f"{v:,.2f}" if isinstance(v, float) else v) for k, v in r.items() if k != "rejects"}
                 for r in summary(result)]  # fmt: skip
         context.log.info(f"replayed {result.stats.ticks:,} ticks into {len(traders)} trader(s)")
-        return dg.MaterializeResult(metadata={
+        yield dg.MaterializeResult(metadata={
             "traders": len(traders), "ticks replayed": result.stats.ticks,
             "fills": tables["fills"].num_rows, "orders": tables["orders"].num_rows,
             "per trader": md_table(rows, "no trader"),
         })  # fmt: skip
+        yield nav_check(key, warehouse, list(config.write_to), tables["portfolio_snapshots"].to_pylist())
 
     return ledger
 

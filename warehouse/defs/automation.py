@@ -22,10 +22,16 @@ from warehouse.config import get_settings
 from warehouse.pipeline.spec import PipelineSpec, all_specs
 
 
+def with_checks(*keys: dg.AssetKey) -> dg.AssetSelection:
+    """The assets and their checks: a job of the assets alone would not run the checks (and a
+    blocking check that does not run blocks nothing)."""
+    return dg.AssetSelection.assets(*keys) | dg.AssetSelection.checks_for_assets(*keys)
+
+
 def landing_sensor(spec: PipelineSpec) -> dg.SensorDefinition:
     key = dg.AssetKey([spec.name, "ticks"])
 
-    @dg.sensor(name=f"landing_{spec.name}", minimum_interval_seconds=30, asset_selection=[key],
+    @dg.sensor(name=f"landing_{spec.name}", minimum_interval_seconds=30, asset_selection=with_checks(key),
                default_status=dg.DefaultSensorStatus.RUNNING,
                description=f"A run per new or changed file of `{spec.name}`'s landing folder, for its day")  # fmt: skip
     def _sensor(context: dg.SensorEvaluationContext) -> Iterator[dg.RunRequest]:
@@ -48,7 +54,7 @@ def landing_sensor(spec: PipelineSpec) -> dg.SensorDefinition:
 def schedules(file_assets: list[dg.AssetKey]) -> list[Any]:
     out: list[Any] = []
     if file_assets:
-        job = dg.define_asset_job("daily_import", selection=dg.AssetSelection.assets(*file_assets),
+        job = dg.define_asset_job("daily_import", selection=with_checks(*file_assets),
                                   description="One UTC day of every file spec's landing folder")  # fmt: skip
         out.append(dg.build_schedule_from_partitioned_job(job, hour_of_day=0, minute_of_hour=30,
                                                           default_status=dg.DefaultScheduleStatus.STOPPED))  # fmt: skip
@@ -80,7 +86,7 @@ def all_automation() -> tuple[list[Any], list[Any], list[Any]]:
     files = [spec for spec in specs if spec.source.files is not None]
     scheds = schedules([dg.AssetKey([s.name, "ticks"]) for s in files])
     sensors = [landing_sensor(s) for s in files] + [report_failures]
-    replay = dg.define_asset_job("replay", selection=dg.AssetSelection.assets(["sim", "ledger"]),
+    replay = dg.define_asset_job("replay", selection=with_checks(dg.AssetKey(["sim", "ledger"])),
                                  description="A replay through the simulator (config: strategy, params, sweep, "
                                              "symbols, range); the ledger into the warehouse")  # fmt: skip
     return scheds, sensors, [replay]
