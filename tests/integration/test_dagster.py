@@ -331,3 +331,30 @@ def test_the_replay_job_writes_the_ledger_and_the_leaderboard_follows(home: Path
         finally:
             eng.close()
     close_embedded()
+
+
+@pytest.mark.slow
+def test_dg_launch_fills_a_day_and_runs_its_checks(home: Path, landing: Path, tmp_path: Path) -> None:
+    """The command line way: `dg launch --assets … --partition …` against an instance of our own."""
+    from warehouse.config import get_settings
+    from warehouse.sql.engines import close_embedded, open_engine
+
+    instance_dir = tmp_path / "dagster_home"
+    instance_dir.mkdir()
+    shutil.copy(ROOT / "dagster_home" / "dagster.yaml", instance_dir)
+    env = {**os.environ, "WH_HOME": str(home), "DAGSTER_HOME": str(instance_dir)}
+    dg_exe = str(Path(sys.executable).parent / "dg")
+    for args in (["--assets", "ddl/duckdb,ddl/clickhouse"], ["--assets", "files/ticks", "--partition", DAY]):
+        r = subprocess.run([dg_exe, "launch", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0 and "RUN_SUCCESS" in r.stderr + r.stdout, (r.stdout + r.stderr)[-3000:]
+    out = r.stderr + r.stdout
+    for check in ("reject_rate", "no_duplicates", "engines_agree", "sequence_gaps"):
+        assert f"Asset check '{check}' on 'files/ticks' passed" in out, check
+    for engine in ("duckdb", "clickhouse"):
+        eng = open_engine(engine, get_settings(), read_only=True)
+        try:
+            n = eng.query("SELECT (SELECT count(*) FROM wh.market_ticks) + (SELECT count(*) FROM wh.trades) AS n")
+            assert n.column("n")[0].as_py() == 19_998, engine
+        finally:
+            eng.close()
+    close_embedded()

@@ -126,6 +126,8 @@ class Ingestor:
         self._assigned_at: float | None = None  # idle time counts from the first assignment
         self._resume: dict[int, int] = {}  # partition → offset consumption resumed from
         self._cooperative = True  # incremental (cooperative-sticky) rebalances, as run() configures
+        self._align: dict[int, int] = {}  # partition → stored next offset to commit to Kafka
+        self._held: set[int] = set()  # partitions paused while the interrupted batch is re-cut
         self._expect: dict[int, int] = {}  # partition → next offset the stream should deliver
         self._losses: list[dict[str, Any]] = []  # loss events not yet written
         self._committed_state: dict[str, bytes] = {}  # sanitizer state as of the last stored batch
@@ -140,6 +142,10 @@ class Ingestor:
             for tp in partitions:
                 if tp.partition in stored:
                     tp.offset = stored[tp.partition]
+                    # Kafka's committed offset may be behind (a commit that failed in a rebalance,
+                    # a crash between DuckDB and the commit): align it, so lag and other readers
+                    # of the group see what is stored (committed from the loop, not from here)
+                    self._align[tp.partition] = stored[tp.partition]
         # cooperative-sticky: `partitions` are the ones added now; the others stay where they are
         for tp in partitions:
             self._resume.pop(tp.partition, None)
@@ -244,7 +250,8 @@ class Ingestor:
         last_message = time.monotonic()
         try:
             while not stop.is_set():
-                want = max(1, min(10_000, self.batch_rows - len(self.buffer)))
+                # re-cutting the interrupted batch takes as many messages as its edges need
+                want = 10_000 if self._replay is not None else max(1, min(10_000, self.batch_rows - len(self.buffer)))
                 # wait no longer than the open batch may stay open: a batch is due batch_seconds
                 # after its first message, not at the next 0.2 s poll after that
                 wait = (
@@ -253,6 +260,8 @@ class Ingestor:
                     else min(0.2, max(0.005, self.batch_seconds - (time.monotonic() - started_batch)))
                 )
                 msgs = self.consumer.consume(num_messages=want, timeout=wait)
+                if self._align:
+                    self._commit_aligned()
                 now = time.monotonic()
                 for m in msgs:
                     err = m.error()
@@ -339,18 +348,35 @@ class Ingestor:
         assigned = {tp.partition for tp in self.consumer.assignment()}
         need = {p: last for p, (_, last) in self._replay.items()
                 if p in assigned and self._resume.get(p, -1) <= last}  # fmt: skip
-        reached = all(any(m.partition() == p and m.offset() >= last for m in self.buffer) for p, last in need.items())
-        if not reached:
+        done = {p for p, last in need.items() if any(m.partition() == p and m.offset() >= last for m in self.buffer)}
+        if len(done) < len(need):
             if now - self._assigned_at > 30:  # the messages are gone (retention?): give up, dedup still holds
-                self._replay = None
+                self._end_replay()
+                return
+            # a real broker hands one partition's backlog over in bulk: hold the partitions that
+            # are complete (or not part of the cut) so the fetcher brings the missing ones
+            hold = [tp for tp in self.consumer.assignment()
+                    if (tp.partition not in need or tp.partition in done) and tp.partition not in self._held]  # fmt: skip
+            if hold:
+                self.consumer.pause(hold)
+                self._held |= {tp.partition for tp in hold}
             return
-        self._replay = None
+        self._end_replay()
         inside = [m for m in self.buffer if m.partition() in need and m.offset() <= need[m.partition()]]
         rest = [m for m in self.buffer if not (m.partition() in need and m.offset() <= need[m.partition()])]
         self.buffer = inside
         if inside:
             self._flush()
         self.buffer = rest + self.buffer
+
+    def _end_replay(self) -> None:
+        from confluent_kafka import TopicPartition
+
+        self._replay = None
+        held, self._held = self._held, set()
+        owned = {tp.partition for tp in self.consumer.assignment()}
+        if held & owned:
+            self.consumer.resume([TopicPartition(self.topic, p) for p in sorted(held & owned)])
 
     def _flush(self, retry: bool = True) -> None:
         msgs, self.buffer = self.buffer, []
@@ -436,6 +462,14 @@ class Ingestor:
         finally:
             if paused:
                 self.consumer.resume(self.consumer.assignment())
+
+    def _commit_aligned(self) -> None:
+        """Commit the offsets DuckDB holds for newly assigned partitions (still owned)."""
+        owned = {tp.partition for tp in self.consumer.assignment()}
+        align, self._align = self._align, {}
+        ranges = {p: (o - 1, o - 1) for p, o in align.items() if p in owned and o > 0}
+        if ranges:
+            self._commit(ranges)
 
     def _commit(self, ranges: dict[int, tuple[int, int]]) -> None:
         from confluent_kafka import KafkaException, TopicPartition
