@@ -42,6 +42,23 @@ def materialize(keys: list[list[str]], partition: str | None = None, instance: A
                           selection=list(wanted), instance=instance, raise_on_error=False)  # fmt: skip
 
 
+def stored_ticks() -> dict[str, int]:
+    """Quotes + trades per engine (WH_HOME's)."""
+    from warehouse.config import get_settings
+    from warehouse.sql.engines import close_embedded, open_engine
+
+    out = {}
+    for engine in ("duckdb", "clickhouse"):
+        eng = open_engine(engine, get_settings(), read_only=True)
+        try:
+            n = eng.query("SELECT (SELECT count(*) FROM wh.market_ticks) + (SELECT count(*) FROM wh.trades) AS n")
+            out[engine] = int(n.column("n")[0].as_py())
+        finally:
+            eng.close()
+    close_embedded()
+    return out
+
+
 def checks(result) -> dict[str, bool]:
     return {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
 
@@ -91,8 +108,6 @@ def test_dg_cli_lists_the_definitions() -> None:
 
 
 def test_a_day_materializes_into_both_engines_and_its_checks_pass(home: Path, landing: Path) -> None:
-    from warehouse.config import get_settings
-    from warehouse.sql.engines import close_embedded, open_engine
 
     assert materialize([["ddl", "duckdb"], ["ddl", "clickhouse"]]).success
     result = materialize([["files", "ticks"]], DAY)
@@ -103,14 +118,7 @@ def test_a_day_materializes_into_both_engines_and_its_checks_pass(home: Path, la
     assert md["quotes in the day"] == 9_999 and md["trades in the day"] == 9_999
     assert "BTCUSDT" in md["most active instruments"]
     assert checks(result) == {"reject_rate": True, "no_duplicates": True, "engines_agree": True, "sequence_gaps": True}
-    for engine in ("duckdb", "clickhouse"):
-        eng = open_engine(engine, get_settings(), read_only=True)
-        try:
-            n = eng.query("SELECT (SELECT count(*) FROM wh.market_ticks) + (SELECT count(*) FROM wh.trades) AS n")
-            assert n.column("n")[0].as_py() == 19_998, engine
-        finally:
-            eng.close()
-    close_embedded()
+    assert stored_ticks() == {"duckdb": 19_998, "clickhouse": 19_998}
     again = materialize([["files", "ticks"]], DAY)  # idempotent: a re-run adds nothing
     (event,) = again.get_asset_materialization_events()
     assert event.materialization.metadata["rows stored (new)"].value == 0
@@ -225,15 +233,55 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _graphql(url: str, query: str) -> dict[str, Any]:
-    req = urllib.request.Request(f"{url}/graphql", data=json.dumps({"query": query}).encode(),
-                                 headers={"Content-Type": "application/json"})  # fmt: skip
+def _graphql(url: str, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+    body = json.dumps({"query": query, "variables": variables or {}}).encode()
+    req = urllib.request.Request(f"{url}/graphql", data=body, headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=60) as resp:
-        return json.loads(resp.read())["data"]
+        answer = json.loads(resp.read())
+    assert "errors" not in answer, answer["errors"]
+    return answer["data"]
+
+
+LAUNCH = """mutation Launch($params: ExecutionParams!) { launchRun(executionParams: $params) {
+  __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }"""
+STEPS = """query Steps($runId: ID!) { runOrError(runId: $runId) { ... on Run { status } }
+  logsForRun(runId: $runId) { ... on EventConnection { events { __typename
+    ... on ExecutionStepStartEvent { stepKey timestamp } ... on ExecutionStepSuccessEvent { stepKey timestamp } } } } }"""
+
+
+def _two_runs_share_the_duckdb_pool(url: str, repo: dict[str, Any]) -> None:
+    """Two runs that both write DuckDB (files/ticks, one UTC day each) launched at once: the
+    `wh_duckdb` pool (limit 1, dagster.yaml) lets one step run at a time — never both."""
+    runs = []
+    for day in (DAY, "2020-02-23"):
+        params = {"selector": {"repositoryLocationName": "warehouse", "repositoryName": repo.get("name", "__repository__"),
+                               "jobName": "__ASSET_JOB", "assetSelection": [{"path": ["files", "ticks"]}]},
+                  "executionMetadata": {"tags": [{"key": "dagster/partition", "value": day}]}}  # fmt: skip
+        data = _graphql(url, LAUNCH, {"params": params})["launchRun"]
+        assert data["__typename"] == "LaunchRunSuccess", data
+        runs.append(data["run"]["runId"])
+    spans = []
+    deadline = time.monotonic() + 300
+    for run_id in runs:
+        while True:
+            data = _graphql(url, STEPS, {"runId": run_id})
+            status = data["runOrError"]["status"]
+            if status in ("SUCCESS", "FAILURE", "CANCELED"):
+                break
+            assert time.monotonic() < deadline, f"run {run_id} still {status}"
+            time.sleep(1)
+        assert status == "SUCCESS", (run_id, status)
+        events = data["logsForRun"]["events"]
+        start = next(float(e["timestamp"]) for e in events if e["__typename"] == "ExecutionStepStartEvent")
+        end = next(float(e["timestamp"]) for e in events if e["__typename"] == "ExecutionStepSuccessEvent")
+        spans.append((start, end))
+    (_, a1), (b0, _) = sorted(spans)
+    assert a1 <= b0, f"the two DuckDB-writing steps overlapped: {spans}"
 
 
 @pytest.mark.slow
-def test_wh_ui_serves_assets_checks_schedules_and_sensors_to_a_browser(home: Path, tmp_path: Path) -> None:
+def test_wh_ui_serves_assets_checks_schedules_and_sensors_to_a_browser(home: Path, tmp_path: Path,
+                                                                      landing: Path) -> None:  # fmt: skip
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         from servers import unavailable
@@ -246,6 +294,10 @@ def test_wh_ui_serves_assets_checks_schedules_and_sensors_to_a_browser(home: Pat
     (instance_dir / "workspace.yaml").write_text(
         (instance_dir / "workspace.yaml").read_text().replace("working_directory: ..", f"working_directory: {ROOT}")
     )
+    assert materialize([["ddl", "duckdb"], ["ddl", "clickhouse"]]).success
+    from warehouse.sql.engines import close_embedded
+
+    close_embedded()  # the runs (other processes) open the embedded ClickHouse
     port = _free_port()
     env = {**os.environ, "WH_HOME": str(home), "WH_DAGSTER_HOME": str(instance_dir)}
     proc = subprocess.Popen([*WH, "ui", "--port", str(port)], env=env, stdout=subprocess.PIPE,
@@ -264,7 +316,7 @@ def test_wh_ui_serves_assets_checks_schedules_and_sensors_to_a_browser(home: Pat
         assert checks_found == {"reject_rate": True, "no_duplicates": True, "engines_agree": True,
                                 "sequence_gaps": False}  # fmt: skip
         data = _graphql(url, "{ workspaceOrError { ... on Workspace { locationEntries { locationOrLoadError {"
-                             " ... on RepositoryLocation { repositories { schedules { name scheduleState { status } }"
+                             " ... on RepositoryLocation { repositories { name schedules { name scheduleState { status } }"
                              " sensors { name sensorState { status } } } } } } } } }")  # fmt: skip
         repo = data["workspaceOrError"]["locationEntries"][0]["locationOrLoadError"]["repositories"][0]
         assert {s["name"]: s["scheduleState"]["status"] for s in repo["schedules"]} == {
@@ -285,6 +337,7 @@ def test_wh_ui_serves_assets_checks_schedules_and_sensors_to_a_browser(home: Pat
                              timeout=120, cwd=tmp_path).stdout  # fmt: skip
         for name in ("bars_1m", "zscore_snapshot", "ticks", "ddl"):
             assert name in dom, name
+        _two_runs_share_the_duckdb_pool(url, repo)
         t = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
@@ -336,8 +389,6 @@ def test_the_replay_job_writes_the_ledger_and_the_leaderboard_follows(home: Path
 @pytest.mark.slow
 def test_dg_launch_fills_a_day_and_runs_its_checks(home: Path, landing: Path, tmp_path: Path) -> None:
     """The command line way: `dg launch --assets … --partition …` against an instance of our own."""
-    from warehouse.config import get_settings
-    from warehouse.sql.engines import close_embedded, open_engine
 
     instance_dir = tmp_path / "dagster_home"
     instance_dir.mkdir()
@@ -350,11 +401,4 @@ def test_dg_launch_fills_a_day_and_runs_its_checks(home: Path, landing: Path, tm
     out = r.stderr + r.stdout
     for check in ("reject_rate", "no_duplicates", "engines_agree", "sequence_gaps"):
         assert f"Asset check '{check}' on 'files/ticks' passed" in out, check
-    for engine in ("duckdb", "clickhouse"):
-        eng = open_engine(engine, get_settings(), read_only=True)
-        try:
-            n = eng.query("SELECT (SELECT count(*) FROM wh.market_ticks) + (SELECT count(*) FROM wh.trades) AS n")
-            assert n.column("n")[0].as_py() == 19_998, engine
-        finally:
-            eng.close()
-    close_embedded()
+    assert stored_ticks() == {"duckdb": 19_998, "clickhouse": 19_998}
