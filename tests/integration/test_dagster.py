@@ -402,3 +402,47 @@ def test_dg_launch_fills_a_day_and_runs_its_checks(home: Path, landing: Path, tm
     for check in ("reject_rate", "no_duplicates", "engines_agree", "sequence_gaps"):
         assert f"Asset check '{check}' on 'files/ticks' passed" in out, check
     assert stored_ticks() == {"duckdb": 19_998, "clickhouse": 19_998}
+
+
+@pytest.mark.slow
+def test_wh_ingest_beside_a_materialization_loses_nothing(home: Path, landing: Path, broker: str, topic: str) -> None:
+    """A day materializes in this process while `wh ingest` stores a stream into the same WH_HOME
+    (it serves the embedded ClickHouse; DuckDB is opened per write by both, with lock waits):
+    both sides end with every row, once."""
+    import threading
+
+    import polars as pl
+
+    from warehouse.ingest.kafka import produce
+    from warehouse.ingest.synthetic import FaultRates, SyntheticFeed
+
+    assert materialize([["ddl", "duckdb"], ["ddl", "clickhouse"]]).success
+    from warehouse.sql.engines import close_embedded
+
+    close_embedded()
+    feed = SyntheticFeed(ticks=60_000, seed=8, chunk=10_000, faults=FaultRates(bad=0.01),
+                         bad_kinds=("non_positive", "crossed_book"))  # fmt: skip
+    good = pl.concat([b.rows.select("_expected") for b in feed.batches()]).filter(pl.col("_expected").is_null()).height
+    batches = list(feed.batches())
+    produce(broker, topic, batches[:2])  # the topic exists before the group subscribes
+    env = {**os.environ, "WH_HOME": str(home), "WH_KAFKA_BOOTSTRAP": broker}
+    proc = subprocess.Popen([*WH, "ingest", "--topic", topic, "--group", f"g-{topic}", "--batch-rows", "5000",
+                             "--batch-seconds", "0.3", "--stop-when-idle", "6"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        while line and not line.startswith("assigned "):
+            line = proc.stderr.readline()
+        producer = threading.Thread(target=lambda: produce(broker, topic, batches[2:], rate=20_000))
+        producer.start()
+        result = materialize([["files", "ticks"]], DAY)
+        producer.join()
+        assert result.success, [e.message for e in result.all_events if e.is_failure]
+        rest = proc.communicate(timeout=300)[1]
+        assert proc.returncode == 0, rest[-2000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert stored_ticks() == {"duckdb": 19_998 + good, "clickhouse": 19_998 + good}
