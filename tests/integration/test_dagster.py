@@ -369,6 +369,8 @@ def test_the_replay_job_writes_the_ledger_and_the_leaderboard_follows(home: Path
     md = event.materialization.metadata
     assert md["traders"].value == 2 and md["ticks replayed"].value == 19_998
     assert "zscore-1" in md["per trader"].value and "zscore-2" in md["per trader"].value
+    for trader in ("zscore-1", "zscore-2"):  # the equity curves, drawn
+        assert Path(md[f"equity curve of {trader}"].value).stat().st_size > 10_000
     (nav,) = result.get_asset_check_evaluations()
     assert nav.check_name == "nav_reconciles" and nav.passed and nav.metadata["snapshots compared"].value >= 4
     board = [a for a in d.assets if isinstance(a, dg.AssetsDefinition)

@@ -69,6 +69,19 @@ def md_table(rows: list[dict[str, Any]], empty: str = "(none)") -> dg.MetadataVa
     return dg.MetadataValue.md("\n".join(lines))
 
 
+def picture(path: Path, title: str) -> dg.MetadataValue:
+    """A chart's PNG as a path in the materialization's metadata. (Inline base64 images were
+    tried: the UI's markdown renderer keeps only http(s) image URLs, and the event log would
+    carry every image; the files stay under $WH_HOME/plots/dagster/.)"""
+    return dg.MetadataValue.path(str(path))
+
+
+def plot_path(warehouse: WarehouseResource, name: str) -> Path:
+    folder = warehouse.settings().home / "plots" / "dagster"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}.png"
+
+
 def day_figures(warehouse: WarehouseResource, engine: str, day: date) -> dict[str, int]:
     from warehouse.sql import queries
 
@@ -254,7 +267,18 @@ def analytics_assets(upstream: list[dg.AssetKey]) -> list[dg.AssetsDefinition]:
                 if z:
                     rows.append({"exchange": r["exchange"], "symbol": r["symbol"], "at": str(z[0]["timestamp"]),
                                  "bid": z[0]["bid"], "z": "—" if z[0]["z_score"] is None else f"{z[0]['z_score']:.3f}"})  # fmt: skip
-        return dg.MaterializeResult(metadata={"instruments": len(rows), "newest z-scores": md_table(rows, "no quotes")})
+            pictures: dict[str, Any] = {}
+            if out:
+                from warehouse.analytics.charts import zscore_chart
+
+                top = out[0]
+                series = analytics.zscore(eng, top["symbol"], exchange=top["exchange"], limit=2_000)
+                png = zscore_chart(
+                    series, symbol=top["symbol"], window=60, path=plot_path(warehouse, f"zscore_{top['symbol']}")
+                )
+                pictures[f"z-score of {top['symbol']}"] = picture(png, f"z-score {top['symbol']}")
+        return dg.MaterializeResult(metadata={"instruments": len(rows), "newest z-scores": md_table(rows, "no quotes"),
+                                              **pictures})  # fmt: skip
 
     return [bars, board, zscore_snapshot]
 
@@ -317,10 +341,21 @@ def ledger_asset(upstream: list[dg.AssetKey]) -> dg.AssetsDefinition:
         rows = [{k: (f"{v:,.2f}" if isinstance(v, float) else v) for k, v in r.items() if k != "rejects"}
                 for r in summary(result)]  # fmt: skip
         context.log.info(f"replayed {result.stats.ticks:,} ticks into {len(traders)} trader(s)")
+        pictures: dict[str, Any] = {}
+        if config.write_to:
+            from warehouse import analytics
+            from warehouse.analytics.charts import equity_chart
+
+            with warehouse.engine(config.write_to[0], read_only=True) as eng:
+                for name, _ in traders[:3]:
+                    step = analytics.equity_interval(eng, name)
+                    curve = analytics.run(eng, "equity_curve", trader=name, interval=step)
+                    png = equity_chart(curve, trader=name, path=plot_path(warehouse, f"equity_{name}"), interval=step)
+                    pictures[f"equity curve of {name}"] = picture(png, f"equity {name}")
         yield dg.MaterializeResult(metadata={
             "traders": len(traders), "ticks replayed": result.stats.ticks,
             "fills": tables["fills"].num_rows, "orders": tables["orders"].num_rows,
-            "per trader": md_table(rows, "no trader"),
+            "per trader": md_table(rows, "no trader"), **pictures,
         })  # fmt: skip
         yield nav_check(key, warehouse, list(config.write_to), tables["portfolio_snapshots"].to_pylist())
 
