@@ -449,3 +449,29 @@ def test_wh_ingest_beside_a_materialization_loses_nothing(home: Path, landing: P
             proc.kill()
             proc.wait()
     assert stored_ticks() == {"duckdb": 19_998 + good, "clickhouse": 19_998 + good}
+
+
+def test_the_daily_schedule_runs_yesterday_and_the_landing_sensor_skips_days_it_has_no_partition_for(
+    home: Path, landing: Path
+) -> None:
+    from datetime import UTC, datetime
+
+    import dagster as dg
+
+    d = defs()
+    sched = next(s for s in d.schedules or [] if s.name == "daily_import_schedule")
+    with dg.instance_for_test() as instance:
+        ctx = dg.build_schedule_context(instance=instance, repository_def=d.get_repository_def(),
+                                        scheduled_execution_time=datetime(2024, 5, 10, 0, 30, tzinfo=UTC))  # fmt: skip
+        (req,) = sched.evaluate_tick(ctx).run_requests or []
+        assert req.partition_key == "2024-05-09"
+        (landing / "tardis_binance-futures_quotes_BTCUSDT_2019-12-31.csv").write_text("too early\n")
+        sensor = next(s for s in d.sensors or [] if s.name == "landing_files")
+        repo = d.get_repository_def()
+        result = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, repository_def=repo))
+        keys = sorted(r.partition_key for r in result.run_requests or [])
+        assert keys == ["2020-02-22", "2020-02-22"]  # the sample's two files; the 2019 one is skipped, not fatal
+        again = sensor.evaluate_tick(
+            dg.build_sensor_context(instance=instance, cursor=result.cursor, repository_def=repo)
+        )
+        assert not again.run_requests  # nothing new

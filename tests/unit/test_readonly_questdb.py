@@ -22,6 +22,8 @@ ACCEPTED = [
     "SELECT row_number() OVER (PARTITION BY symbol ORDER BY timestamp) FROM wh.trades",
     "SELECT CASE WHEN bid > 0 THEN 1 ELSE 0 END, cast(bid AS LONG), coalesce(seq, 0) FROM wh.market_ticks",
     'SELECT * FROM "wh_trades"',
+    "WITH a AS (SELECT 1 x) SELECT * FROM (SELECT * FROM a) s JOIN a ON (x)",  # in scope in a subquery
+    "SELECT * FROM wh_trades t JOIN wh_trades u ON t.symbol = u.symbol WHERE t.price IN (1, 2)",
 ]
 
 REFUSED = [
@@ -54,6 +56,17 @@ REFUSED = [
     ("SELECT pg_catalog.current_user()", "qualified names are refused"),
     ('SELECT "sum"(bid) FROM wh_trades', "is not allowed"),
     ("SELECT 'unterminated FROM wh_trades", "cannot read the SQL"),
+    # found by review (each read a non-wh table on QuestDB 9.3.4 before the fix)
+    ("SELECT * FROM wh_trades t JOIN wh_trades u ON t.symbol = u.symbol, other_table", "table other_table"),
+    ("SELECT * FROM wh_trades t ASOF JOIN wh_market_ticks q ON (symbol), other_table", "table other_table"),
+    ("SELECT E'\\', * FROM other_table --'", "table other_table"),  # QuestDB has no E'' escapes
+    (
+        "SELECT * FROM (WITH other_table AS (SELECT 1 x) SELECT * FROM other_table) a CROSS JOIN other_table",
+        "table other_table",
+    ),
+    ("WITH other_table AS (SELECT * FROM other_table) SELECT * FROM other_table", "table other_table"),
+    ("SELECT 1 x FROM wh_trades) CROSS JOIN (SELECT * FROM wh_trades", "unbalanced parentheses"),
+    ("SELECT (1 FROM wh_trades", "unbalanced parentheses"),
 ]
 
 

@@ -130,6 +130,11 @@ def landing_assets(spec: PipelineSpec) -> list[Any]:
                                        "(the landing sensor launches a run per new or changed file)")  # fmt: skip
     key = dg.AssetKey([spec.name, "ticks"])
     engines = [s for s in spec.sinks if s in COLD]
+    if not engines:
+        from warehouse.errors import ConfigError
+
+        raise ConfigError(f"pipeline {spec.name}: Dagster's daily import checks its days on DuckDB or ClickHouse; "
+                          "add one of them to the spec's sinks")  # fmt: skip
 
     @dg.asset(key=key, deps=[landing.key, *(dg.AssetKey(["ddl", s]) for s in spec.sinks)], partitions_def=daily(),
               group_name=spec.name, kinds=set(spec.sinks), pool=POOL if "duckdb" in spec.sinks else None,
@@ -313,10 +318,11 @@ def nav_check(key: dg.AssetKey, warehouse: WarehouseResource, engines: list[str]
             for snap in snapshots[::step]:
                 rank = queries.load("trader_rank").run(eng, {"trader": snap["trader"], "at": snap["timestamp"]})
                 nav = rank.column("nav")[0].as_py()
-                worst = max(worst, abs(nav - snap["nav"]) / abs(snap["nav"]))
+                worst = max(worst, abs(nav - snap["nav"]) / max(abs(snap["nav"]), 1.0))
                 checked += 1
     return dg.AssetCheckResult(asset_key=key, check_name="nav_reconciles", passed=checked > 0 and worst <= 1e-9,
-                               metadata={"snapshots compared": checked, "worst relative difference": worst})  # fmt: skip
+                               metadata={"snapshots compared": checked, "worst relative difference": worst,
+                                         "note": "no snapshot to compare" if not checked else ""})  # fmt: skip
 
 
 def ledger_asset(upstream: list[dg.AssetKey]) -> dg.AssetsDefinition:
@@ -331,6 +337,8 @@ def ledger_asset(upstream: list[dg.AssetKey]) -> dg.AssetsDefinition:
         from warehouse.sim.run import summary
         from warehouse.sim.session import make_traders, parse_value, replay_session
 
+        if not config.write_to:
+            raise dg.Failure("write_to names no engine: the ledger asset is the ledger written to the warehouse")
         params = {k: parse_value(v) for k, v in config.params.items()}
         sweep = {k: [parse_value(x.strip()) for x in v.split(",") if x.strip()] for k, v in config.sweep.items()}
         traders = make_traders(config.strategy, params, sweep, config.trader)

@@ -13,7 +13,7 @@ days; Dagster's automation sensor for it starts STOPPED (turn it on in the UI).
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import dagster as dg
@@ -38,14 +38,21 @@ def landing_sensor(spec: PipelineSpec) -> dg.SensorDefinition:
         from warehouse.defs.assets import file_day
 
         assert spec.source.files is not None
+        settings = get_settings()
+        first, last = date.fromisoformat(settings.dagster_start), datetime.now(UTC).date() + timedelta(days=1)
         seen: dict[str, float] = json.loads(context.cursor) if context.cursor else {}
         now: dict[str, float] = {}
-        for path in spec.source.files.files(get_settings().home):
+        for path in spec.source.files.files(settings.home):
             mtime = path.stat().st_mtime
             now[str(path)] = mtime
-            if seen.get(str(path)) != mtime:
-                yield dg.RunRequest(run_key=f"{path}:{mtime}", partition_key=file_day(path).isoformat(),
-                                    tags={"wh/file": path.name})  # fmt: skip
+            if seen.get(str(path)) == mtime:
+                continue
+            day = file_day(path)
+            if not first <= day <= last:  # no such partition: say so once, keep watching the rest
+                context.log.warning(f"{path.name}: its day {day} is outside the partitions {first} … {last} "
+                                    "(WH_DAGSTER_START); not imported")  # fmt: skip
+                continue
+            yield dg.RunRequest(run_key=f"{path}:{mtime}", partition_key=day.isoformat(), tags={"wh/file": path.name})
         context.update_cursor(json.dumps(now, sort_keys=True))
 
     return _sensor
@@ -56,8 +63,17 @@ def schedules(file_assets: list[dg.AssetKey]) -> list[Any]:
     if file_assets:
         job = dg.define_asset_job("daily_import", selection=with_checks(*file_assets),
                                   description="One UTC day of every file spec's landing folder")  # fmt: skip
-        out.append(dg.build_schedule_from_partitioned_job(job, hour_of_day=0, minute_of_hour=30,
-                                                          default_status=dg.DefaultScheduleStatus.STOPPED))  # fmt: skip
+
+        @dg.schedule(name="daily_import_schedule", job=job, cron_schedule="30 0 * * *", execution_timezone="UTC",
+                     default_status=dg.DefaultScheduleStatus.STOPPED,
+                     description="Yesterday's partition at 00:30 UTC (the partitions reach today, "
+                                 "for files that land early)")  # fmt: skip
+        def daily_import_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+            when = context.scheduled_execution_time or datetime.now(UTC)
+            day = (when.astimezone(UTC) - timedelta(days=1)).date().isoformat()
+            return dg.RunRequest(run_key=f"daily_import:{day}", partition_key=day)
+
+        out.append(daily_import_schedule)
     snapshot = dg.define_asset_job("hourly_analytics", selection=dg.AssetSelection.assets(["analytics",
                                                                                           "zscore_snapshot"]))  # fmt: skip
     out.append(dg.ScheduleDefinition(job=snapshot, cron_schedule="5 * * * *", execution_timezone="UTC",

@@ -165,7 +165,11 @@ class Ingestor:
             consumer.incremental_assign(partitions)
         else:
             consumer.assign(partitions)
-        self._assigned_at = time.monotonic()
+        if partitions:
+            # a pause outlives an unassign in librdkafka (measured): a partition this consumer
+            # held during a re-cut and gets back later must not stay paused
+            consumer.resume(partitions)
+            self._assigned_at = time.monotonic()
         if self.on_assign is not None:  # partition → where it resumes (-1: from the reset policy)
             self.on_assign({tp.partition: self._resume.get(tp.partition, -1) for tp in partitions})
 
@@ -206,16 +210,22 @@ class Ingestor:
             self._lose(partition, expected, min(low, offset) - 1, "expired by the broker while the group was behind")
 
     def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
-        for tp in partitions:
-            self._expect.pop(tp.partition, None)
+        revoked = {tp.partition for tp in partitions}
+        for p in revoked:
+            self._expect.pop(p, None)
+        self._held -= revoked
         if self.buffer:
+            pending = list(self.buffer)
             try:
                 self._flush(retry=False)
             except WarehouseError:
-                self.buffer.clear()  # not committed: the next owner re-reads these messages
+                # not committed: the revoked partitions' messages are re-read by their next owner;
+                # those of the partitions this consumer keeps (cooperative rebalancing) stay here
+                self.buffer = [m for m in pending if m.partition() not in revoked] + self.buffer
 
     def _on_lost(self, consumer: Any, partitions: list[Any]) -> None:
         lost = {tp.partition for tp in partitions}
+        self._held -= lost
         self.buffer = [m for m in self.buffer if m.partition() not in lost]
         for p in lost:
             self._expect.pop(p, None)

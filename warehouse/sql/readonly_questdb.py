@@ -13,9 +13,8 @@ barriers, as for the other engines:
    * every function called is on an allowlist (aggregates, window, math, string,
      date/time, conditional): catalog and file functions (`tables()`, `read_parquet()`,
      `long_sequence()`, `wal_tables()`, …) and unknown names are refused by name.
-   A CTE name is recognised wherever `name AS (` follows WITH or a comma, so a name defined
-   in one scope is accepted in another; QuestDB then resolves it to a table of that name,
-   if one exists. The second barrier is what makes that harmless for writing.
+   A CTE name counts only where the CTE is in scope (after its body, inside the query that
+   owns its WITH); unbalanced parentheses are refused (they could close the row-limit wrapper).
 2. It runs over PG wire as QuestDB's read-only user (`pg.readonly.user.enabled`), which the
    server refuses every write, DDL and snapshot (measured on 9.3.4: "Write permission
    denied"); never as the admin.
@@ -35,9 +34,8 @@ import threading
 from typing import Any
 
 import pyarrow as pa
-from sqlglot.dialects.postgres import Postgres
 from sqlglot.errors import TokenError
-from sqlglot.tokens import Token, TokenType
+from sqlglot.tokens import Token, Tokenizer, TokenType
 
 from warehouse.config import QuestDBSettings
 from warehouse.errors import ConfigError, QueryError, RefusedSQLError
@@ -78,16 +76,19 @@ _SYNTAX = _words("""
     is all any some distinct union except intersect with case filter within like ilike by
     partition order group limit having window sample latest fill align to range rows
 """)
+# (not ON: `JOIN t ON a = b, other` is a cross join in QuestDB, the comma still lists tables)
 _ENDS_FROM = {TokenType.WHERE, TokenType.GROUP_BY, TokenType.ORDER_BY, TokenType.LIMIT, TokenType.HAVING,
               TokenType.UNION, TokenType.EXCEPT, TokenType.INTERSECT, TokenType.SELECT, TokenType.JOIN,
-              TokenType.WINDOW, TokenType.ON}  # fmt: skip
+              TokenType.WINDOW}  # fmt: skip
 _SET_OPS = {TokenType.UNION, TokenType.EXCEPT, TokenType.INTERSECT}
 
 
 def check(sql: str) -> str:
     """The statement without a trailing `;`, or RefusedSQLError saying what is not allowed."""
     try:
-        tokens = Postgres().tokenize(sql)
+        # sqlglot's generic tokenizer reads strings as QuestDB does: '' escapes a quote, a
+        # backslash is a character (Postgres' E'\'' would end the string elsewhere than QuestDB)
+        tokens = Tokenizer().tokenize(sql)
     except TokenError as exc:
         raise RefusedSQLError(f"cannot read the SQL: {exc}") from exc
     while tokens and tokens[-1].token_type == TokenType.SEMICOLON:
@@ -98,9 +99,13 @@ def check(sql: str) -> str:
         raise RefusedSQLError("one statement only")
     if tokens[0].token_type not in (TokenType.SELECT, TokenType.WITH):
         raise RefusedSQLError(f"only a query (SELECT or WITH …) may run in wh sql, not {tokens[0].text.upper()} …")
-    ctes = _cte_names(tokens)
     from_depth: set[int] = set()
     depth = 0
+    # CTE scope: a name is usable after its body closes, while the query that owns its WITH
+    # lasts (until the depth drops below the WITH's); never inside its own body (QuestDB has
+    # no recursive CTEs: there the name would be the table of that name)
+    visible: dict[str, int] = {}
+    pending: list[tuple[str, int]] = []
     for i, tok in enumerate(tokens):
         kind = tok.token_type
         nxt = tokens[i + 1] if i + 1 < len(tokens) else None
@@ -110,17 +115,27 @@ def check(sql: str) -> str:
         if kind == TokenType.R_PAREN:
             from_depth.discard(depth)
             depth -= 1
+            if depth < 0:
+                raise RefusedSQLError("unbalanced parentheses: a ')' closes nothing")
+            for name, d in [p for p in pending if p[1] == depth]:
+                visible[name] = d
+                pending.remove((name, d))
+            visible = {n: d for n, d in visible.items() if d <= depth}
             continue
+        if kind == TokenType.ALIAS and _defines_cte(tokens, i):
+            pending.append((tokens[i - 1].text.lower(), depth))
         if nxt is not None and nxt.token_type == TokenType.L_PAREN and _is_word(tok):
             _check_call(tok, tokens[i - 1] if i else None)
         if kind in (TokenType.FROM, TokenType.JOIN) or (kind == TokenType.COMMA and depth in from_depth):
-            _check_source(tokens, i + 1, ctes)
+            _check_source(tokens, i + 1, frozenset(visible))
             if kind == TokenType.FROM:
                 from_depth.add(depth)
         elif kind in _ENDS_FROM or (_is_word(tok) and tok.text.lower() in ("sample", "latest")):
             from_depth.discard(depth)
         if kind in _SET_OPS or (kind == TokenType.ALIAS and _defines_cte(tokens, i)):
             _check_query_follows(tokens, i + 1)
+    if depth != 0:
+        raise RefusedSQLError("unbalanced parentheses: a '(' is never closed")
     return sql.strip().rstrip(";").rstrip()
 
 
@@ -138,11 +153,6 @@ def _check_call(tok: Token, before: Token | None) -> None:
         raise RefusedSQLError(f"function {tok.text}() is not allowed in wh sql: only aggregate, window, math, "
                               "string, date/time and conditional functions on its allowlist "
                               "(warehouse/sql/readonly_questdb.py)")  # fmt: skip
-
-
-def _cte_names(tokens: list[Token]) -> frozenset[str]:
-    return frozenset(tokens[i].text.lower() for i in range(1, len(tokens) - 2)
-                     if _defines_cte(tokens, i + 1) and _is_word(tokens[i]))  # fmt: skip
 
 
 def _defines_cte(tokens: list[Token], alias_at: int) -> bool:

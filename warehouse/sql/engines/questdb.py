@@ -291,11 +291,15 @@ class QuestDBEngine(Engine):
             try:
                 self._sender = Sender.from_conf(join_client_conf(schema, pairs))
                 self._sender.establish()
-                self._written = self._table_ids()  # what this sender may write to, as it is now
             except QuestDBError as exc:
                 self._sender = None
                 raise SinkError("questdb", f"cannot open an ILP/HTTP sender to {self.where}: "
                                 f"{_client_text(exc)}") from None  # fmt: skip
+            try:
+                self._written = self._table_ids()  # what this sender may write to, as it is now
+            except BaseException:
+                self.close()  # no sender without the ids it was made against
+                raise
         return self._sender
 
     def insert(self, table: str, data: pa.Table, *, dedup_token: str | None = None) -> None:
