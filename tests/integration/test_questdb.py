@@ -180,6 +180,12 @@ def test_wh_migrate_creates_dedup_wal_tables_once_and_refuses_edits(qdb, home: P
     with pytest.raises(MigrationError, match="has changed since"):
         migrate(qdb, edited)
 
+    qdb.command("DROP TABLE wh_trades")  # behind wh's back: "up to date" would be a dead end
+    with pytest.raises(MigrationError, match=r"wh\.trades missing although .*DROP TABLE wh_schema_migrations"):
+        migrate(qdb)
+    qdb.command("DROP TABLE wh_schema_migrations")
+    assert migrate(qdb) == ["001_ticks.sql"] and "wh.trades" in qdb.tables()
+
 
 def test_tables_come_from_ddl_only(qdb) -> None:
     """The sink refuses to open without the DDL; ILP cannot create a table on wh's servers."""

@@ -84,6 +84,8 @@ def migrate(engine: Engine, directory: Path | None = None) -> list[str]:
                 )
             continue
         pending.append(mig)
+    if not pending and engine.name == "questdb":
+        _check_hot_tables(engine)
     names = []
     for mig in pending:
         for stmt in split_statements(mig.path.read_text()):
@@ -104,3 +106,18 @@ def migrate(engine: Engine, directory: Path | None = None) -> list[str]:
         )
         names.append(mig.name)
     return names
+
+
+def _check_hot_tables(engine: Engine) -> None:
+    """QuestDB keeps no transactional DDL: a table dropped behind wh's back leaves the migration
+    recorded as applied. "Up to date" would then send the user back to a sink that refuses to
+    open for the missing table, so say what is missing and how to re-create it."""
+    from warehouse.sql.engines.questdb import HOT_TABLES
+
+    present = set(engine.query("SELECT table_name FROM tables()").column(0).to_pylist())
+    missing = sorted(f"wh.{t}" for t in HOT_TABLES if f"wh_{t}" not in present)
+    if missing:
+        raise MigrationError(f"questdb: {', '.join(missing)} missing although the migrations that create them are "
+                             "recorded as applied (dropped outside wh?): `DROP TABLE wh_schema_migrations` on that "
+                             "QuestDB, then `wh migrate --engine questdb` creates what is missing (the DDL is "
+                             "CREATE … IF NOT EXISTS)")  # fmt: skip
