@@ -342,7 +342,11 @@ class Ingestor:
         if self.plan_file is None:
             return
         self.plan_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.plan_file.with_suffix(".tmp")
+        # one temporary file per process: consumers of one group sharing WH_HOME write the same
+        # plan file, and a shared temporary name let one rename another's file away (seen in the
+        # scale-out test: FileNotFoundError). The plan itself is last-writer-wins between them:
+        # a re-cut only uses partitions the consumer owns, and dedup holds where edges differ.
+        tmp = self.plan_file.with_suffix(f".{os.getpid()}.tmp")
         with tmp.open("w") as f:
             json.dump({"ranges": {str(p): list(r) for p, r in ranges.items()}}, f)
             f.flush()
