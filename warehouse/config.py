@@ -199,12 +199,29 @@ class KafkaSettings(BaseSettings):
         return conf
 
 
+class WatchdogSettings(BaseSettings):
+    """The simulator's statistical watchdog (warehouse/sim/watchdog.py, Dagster's `sim_watchdog`
+    sensor): a running replay counts each trader's orders and fills per bucket of `bucket_s`
+    seconds of event time; the newest bucket trips the trader's kill switch when it passes both
+    mean + k · max(std, √mean, 1) of up to `history` buckets before it (at least `min_buckets`
+    of them) and `floor`. WH_WATCHDOG_BUCKET_S, _K, _HISTORY, _MIN_BUCKETS, _FLOOR."""
+
+    model_config = SettingsConfigDict(env_prefix="WH_WATCHDOG_", env_file=".env", extra="ignore")
+
+    bucket_s: int = Field(default=60, gt=0)
+    k: float = Field(default=6.0, gt=0)
+    history: int = Field(default=60, ge=2)
+    min_buckets: int = Field(default=10, ge=2)
+    floor: int = Field(default=20, ge=1)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="WH_", env_file=".env", extra="ignore")
 
     home: Path = Field(default=Path("wh_data"))
     clickhouse: ClickHouseSettings = Field(default_factory=lambda: ClickHouseSettings())
     kafka: KafkaSettings = Field(default_factory=lambda: KafkaSettings())
+    watchdog: WatchdogSettings = Field(default_factory=lambda: WatchdogSettings())
     batch_rows: int = Field(default=50_000, gt=0)
     batch_seconds: float = Field(default=2.0, gt=0)
     lock_wait_seconds: float = Field(default=10.0, ge=0)
@@ -321,7 +338,8 @@ def get_settings() -> Settings:
         # pydantic's message shows each bad input value (`input_value=…`): a password set in
         # the wrong variable would print. Keep the field names and reasons only, and build the
         # error outside the `except` so the original is not chained to it either.
-        prefix = {"ClickHouseSettings": "WH_CLICKHOUSE_", "KafkaSettings": "WH_KAFKA_"}.get(exc.title, "WH_")
+        prefix = {"ClickHouseSettings": "WH_CLICKHOUSE_", "KafkaSettings": "WH_KAFKA_",
+                  "WatchdogSettings": "WH_WATCHDOG_"}.get(exc.title, "WH_")  # fmt: skip
         problems = [
             f"{prefix}{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
             for e in exc.errors(include_url=False, include_input=False, include_context=False)

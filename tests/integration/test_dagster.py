@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -475,3 +476,77 @@ def test_the_daily_schedule_runs_yesterday_and_the_landing_sensor_skips_days_it_
             dg.build_sensor_context(instance=instance, cursor=result.cursor, repository_def=repo)
         )
         assert not again.run_requests  # nothing new
+
+
+def test_the_watchdog_sensor_trips_the_kill_switch_of_a_runaway_replay(home: Path, tardis,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """A replay of the real BTCUSDT day with two traders sending one order per 0.5 s of event
+    time; after 120 s one of them sends one per 0.05 s (10 ×, still under the account's own
+    limits). The `sim_watchdog` sensor, evaluated after every batch as the daemon would between
+    batches, trips that trader's kill switch: it stops within a batch, the steady one trades on.
+    Without the sensor the same replay runs to the end with nobody halted."""
+    import dagster as dg
+
+    from warehouse.config import get_settings
+    from warehouse.defs.automation import sim_watchdog
+    from warehouse.sim.broker import SELL, Limits
+    from warehouse.sim.run import simulate
+    from warehouse.sim.strategies import Strategy
+    from warehouse.sim.watchdog import RunMonitor, runs_dir
+    from warehouse.sql.engines import close_embedded, open_engine
+
+    monkeypatch.setenv("WH_WATCHDOG_BUCKET_S", "5")
+    r = subprocess.run([*WH, "import", *map(str, tardis)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    start_ns = 1582329601_000_000_000
+
+    class Paced(Strategy):
+        name = "paced"
+
+        def __init__(self, burst_after: float | None = None) -> None:
+            super().__init__()
+            self.burst_at = start_ns + int(burst_after * 1e9) if burst_after is not None else None
+            self.next = 0
+
+        def on_quote(self, acct, q) -> None:  # an IOC limit far under the bid: an order, never a fill
+            step = 50_000_000 if self.burst_at is not None and q.ts >= self.burst_at else 500_000_000
+            if q.ts >= self.next:
+                self.next = q.ts + step
+                self._submit(acct, q.symbol, SELL, 0.001, order_type="limit", limit=q.ask * 2, tif="IOC")
+
+    settings = get_settings()
+    limits = Limits(max_orders_per_minute=1_000_000, max_notional_per_minute=1e15)
+    since, until = datetime(2020, 2, 22, tzinfo=UTC), datetime(2020, 2, 23, tzinfo=UTC)
+
+    def run(watch: bool):
+        monitor = RunMonitor(runs_dir(settings), f"test-{watch}", settings.watchdog)
+        reasons: list[str] = []
+
+        def on_batch(_stats) -> None:
+            if watch:
+                reasons.append(str(sim_watchdog(dg.build_sensor_context()).skip_message))
+
+        eng = open_engine("duckdb", settings, read_only=True, for_replay=True)
+        try:
+            result = simulate(eng, [("steady", Paced()), ("runaway", Paced(burst_after=120))], ["BTCUSDT"],
+                              since, until, limits=limits, batch_rows=500, monitor=monitor, on_batch=on_batch)  # fmt: skip
+        finally:
+            eng.close()
+            monitor.close()
+        return result, reasons
+
+    result, reasons = run(watch=True)
+    steady, runaway = result.accounts["steady"], result.accounts["runaway"]
+    assert steady.halted is None and len(steady.orders) > 350  # ≤ one per 0.5 s over the 226 s day (388)
+    assert runaway.halted is not None and runaway.halted.startswith("watchdog: ") and " orders in 5 s" in runaway.halted
+    assert len(runaway.orders) < 400  # 278: tripped in the burst's first bucket ("44 orders … against 8.4 ± 1.4")
+    assert any("tripped 1 kill switch(es): runaway" in m for m in reasons), reasons
+    assert any("1 running replay(s) within bounds" in m for m in reasons), reasons
+    last = max(o.created_at for o in runaway.orders)
+    assert start_ns + 120 * 10**9 < last < start_ns + 140 * 10**9  # stopped soon after the burst began
+    assert result.stats.ticks == 19_998 and max(o.created_at for o in steady.orders) > start_ns + 220 * 10**9
+    assert not list(runs_dir(settings).glob("*/"))  # a finished run leaves nothing to watch
+
+    control, reasons = run(watch=False)
+    assert control.accounts["runaway"].halted is None and len(control.accounts["runaway"].orders) > 1_200  # 1,403
+    close_embedded()

@@ -219,6 +219,10 @@ def ingest(
             report(st)
 
     def on_retry(sink: str, attempt: int, delay: float, exc: BaseException) -> None:
+        if sink == "kafka-commit":  # the rows are stored; only Kafka's copy of the offsets trails
+            err.print(Text(f"offset commit refused: {shorten(str(exc))}; the rows are stored, the commit "
+                           "is repeated while the partitions stay assigned", style="yellow"))  # fmt: skip
+            return
         err.print(Text(f"{sink} failed (attempt {attempt + 1}): {shorten(str(exc))}; consumption paused, "
                        f"retry in {delay:.1f} s", style="yellow"))  # fmt: skip
 

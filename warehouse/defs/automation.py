@@ -7,6 +7,9 @@
     hourly_analytics    STOPPED  the z-score snapshot and today's bars, hourly (turn on in production)
     report_failures     RUNNING  a failed run is logged with its step and error, and written to
                                  $WH_HOME/dagster-failures.log for `wh status`-style tooling
+    sim_watchdog        RUNNING  every running replay (the `replay` job, `wh replay`): a trader whose
+                                 order or fill rate leaves the statistical bound has its kill
+                                 switch tripped (warehouse/sim/watchdog.py); idle without replays
 Declarative automation (`eager`) keeps bars_1m and leaderboard_daily behind their upstream
 days; Dagster's automation sensor for it starts STOPPED (turn it on in the UI).
 """
@@ -96,12 +99,27 @@ def report_failures(context: dg.RunFailureSensorContext) -> None:
         f.write(json.dumps(line) + "\n")
 
 
+@dg.sensor(name="sim_watchdog", minimum_interval_seconds=10, default_status=dg.DefaultSensorStatus.RUNNING,
+           description="Trips a replaying trader's kill switch when its order or fill rate per bucket of "
+                       "event time passes mean + k·σ of the buckets before (WH_WATCHDOG_*)")  # fmt: skip
+def sim_watchdog(context: dg.SensorEvaluationContext) -> dg.SkipReason:
+    from warehouse.sim.watchdog import patrol
+
+    watched, trips = patrol(get_settings())
+    for t in trips:
+        context.log.warning(f"kill switch tripped for {t.trader} in {t.run}: {t.reason}")
+    if trips:
+        return dg.SkipReason(f"tripped {len(trips)} kill switch(es): "
+                             + "; ".join(f"{t.trader} ({t.run}): {t.reason}" for t in trips))  # fmt: skip
+    return dg.SkipReason(f"{watched} running replay(s) within bounds" if watched else "no replay running")
+
+
 def all_automation() -> tuple[list[Any], list[Any], list[Any]]:
     """(schedules, sensors, jobs)"""
     specs = [spec for _, spec in all_specs()]
     files = [spec for spec in specs if spec.source.files is not None]
     scheds = schedules([dg.AssetKey([s.name, "ticks"]) for s in files])
-    sensors = [landing_sensor(s) for s in files] + [report_failures]
+    sensors = [landing_sensor(s) for s in files] + [report_failures, sim_watchdog]
     replay = dg.define_asset_job("replay", selection=with_checks(dg.AssetKey(["sim", "ledger"])),
                                  description="A replay through the simulator (config: strategy, params, sweep, "
                                              "symbols, range); the ledger into the warehouse")  # fmt: skip

@@ -127,6 +127,7 @@ class Ingestor:
         self._resume: dict[int, int] = {}  # partition → offset consumption resumed from
         self._cooperative = True  # incremental (cooperative-sticky) rebalances, as run() configures
         self._align: dict[int, int] = {}  # partition → stored next offset to commit to Kafka
+        self._align_at = 0.0  # a failed commit is tried again from then on (not at every poll)
         self._held: set[int] = set()  # partitions paused while the interrupted batch is re-cut
         self._expect: dict[int, int] = {}  # partition → next offset the stream should deliver
         self._losses: list[dict[str, Any]] = []  # loss events not yet written
@@ -222,6 +223,8 @@ class Ingestor:
                 # not committed: the revoked partitions' messages are re-read by their next owner;
                 # those of the partitions this consumer keeps (cooperative rebalancing) stay here
                 self.buffer = [m for m in pending if m.partition() not in revoked] + self.buffer
+        for p in revoked:  # no longer ours to commit: the next owner aligns from what is stored
+            self._align.pop(p, None)
 
     def _on_lost(self, consumer: Any, partitions: list[Any]) -> None:
         lost = {tp.partition for tp in partitions}
@@ -229,6 +232,7 @@ class Ingestor:
         self.buffer = [m for m in self.buffer if m.partition() not in lost]
         for p in lost:
             self._expect.pop(p, None)
+            self._align.pop(p, None)
 
     # -- the loop ------------------------------------------------------------------------
     def run(self, stop: threading.Event | None = None) -> IngestStats:
@@ -270,7 +274,7 @@ class Ingestor:
                     else min(0.2, max(0.005, self.batch_seconds - (time.monotonic() - started_batch)))
                 )
                 msgs = self.consumer.consume(num_messages=want, timeout=wait)
-                if self._align:
+                if self._align and time.monotonic() >= self._align_at:
                     self._commit_aligned()
                 now = time.monotonic()
                 for m in msgs:
@@ -312,6 +316,8 @@ class Ingestor:
                 self._flush()
             if self._losses:
                 self._write_losses()
+            if self._align:  # a commit that failed last, or an assignment not yet aligned
+                self._commit_aligned()
         finally:
             self.consumer.close()
         return self.stats
@@ -478,7 +484,8 @@ class Ingestor:
                 self.consumer.resume(self.consumer.assignment())
 
     def _commit_aligned(self) -> None:
-        """Commit the offsets DuckDB holds for newly assigned partitions (still owned)."""
+        """Commit what is stored but not yet committed, for partitions still owned: offsets DuckDB
+        holds for newly assigned partitions, and commits that failed (in a rebalance)."""
         owned = {tp.partition for tp in self.consumer.assignment()}
         align, self._align = self._align, {}
         ranges = {p: (o - 1, o - 1) for p, o in align.items() if p in owned and o > 0}
@@ -492,9 +499,19 @@ class Ingestor:
         try:
             self.consumer.commit(offsets=tps, asynchronous=False)
         except KafkaException as exc:
-            # rows are stored; a failed commit only means they may be read again (deduplicated)
+            # rows are stored; a failed commit only means they may be read again (deduplicated).
+            # Kept to be committed again while the partition is ours: left behind, the group's
+            # committed offset (lag, `wh status`, a consumer without DuckDB) trails what is stored
+            if not self.unsafe:
+                for p, (_, last) in ranges.items():
+                    self._align[p] = max(self._align.get(p, -1), last + 1)
+                self._align_at = time.monotonic() + 1.0
             if self.on_retry is not None:
                 self.on_retry("kafka-commit", 0, 0.0, exc)
+        else:
+            for p, (_, last) in ranges.items():
+                if self._align.get(p, -1) <= last + 1:
+                    self._align.pop(p, None)
 
     def _lag(self) -> int | None:
         from confluent_kafka import KafkaException

@@ -339,6 +339,11 @@ class Account:
         self.halted = why
         self.cancel_all("KILL_SWITCH")
 
+    def halt(self, why: str) -> None:
+        """The kill switch from outside (the watchdog's patrol): as if a limit had tripped."""
+        if not self.halted:
+            self._trip(why)
+
     # ------------------------------------------------------------------ matching
     def on_quote(self, q: Quote) -> list[Fill]:
         out: list[Fill] = []

@@ -26,6 +26,7 @@ from warehouse.replay import QUOTE, TRADE, Clock, ReplayStats, replay
 from warehouse.sim.broker import BUY, Account, Limits, Market, Quote, Trade, positive_number
 from warehouse.sim.costs import NS
 from warehouse.sim.strategies import Strategy
+from warehouse.sim.watchdog import RunMonitor
 from warehouse.sql.engines import Engine
 
 
@@ -106,11 +107,15 @@ def simulate(
     on_batch: Callable[[ReplayStats], None] | None = None,
     batch_rows: int = 262_144,
     exchange: str = "",
+    monitor: RunMonitor | None = None,
 ) -> SimResult:
     """Replay [since, until) of `symbols` (on `exchange`, or wherever they trade) into each (trader
     id, strategy); see the module docstring. The simulator knows an instrument by its symbol, so
     a symbol with ticks from two exchanges in the range is refused (AmbiguousVenueError):
-    BTCUSDT on binance and on binance-futures are two books, not one."""
+    BTCUSDT on binance and on binance-futures are two books, not one.
+
+    With a `monitor` (sim/watchdog.py) the traders' order and fill counts are published after
+    every batch and the kill switches it reads are applied before the next."""
     if not traders:
         raise SimulationError("no trader to simulate")
     if len({t for t, _ in traders}) != len(traders):
@@ -144,6 +149,10 @@ def simulate(
             next_snap = (int(ts_all[0]) // step + 1) * step
             for t, s in traders:
                 s.on_start(accounts[t])
+        if monitor is not None:
+            for t, why in monitor.kills().items():
+                if t in accounts:
+                    accounts[t].halt(why)
         for t, s in traders:
             if not accounts[t].halted:
                 s.on_batch(accounts[t], batch)
@@ -155,6 +164,8 @@ def simulate(
             while ts_all[-1] >= next_snap:
                 _snapshot(result, accounts, next_snap)
                 next_snap += step
+        if monitor is not None:
+            monitor.publish(accounts, market.now)
         if on_batch is not None:
             on_batch(result.stats)
     if started:  # the state after the last tick, stamped like the queries: "everything before ts"

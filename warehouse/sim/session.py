@@ -5,6 +5,8 @@ its parameters and a sweep (one trader per combination), history from one engine
 from __future__ import annotations
 
 import itertools
+import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -15,6 +17,7 @@ from warehouse.config import Settings
 from warehouse.errors import SimulationError
 from warehouse.sim.run import SimResult, simulate
 from warehouse.sim.strategies import STRATEGIES, Strategy
+from warehouse.sim.watchdog import RunMonitor, runs_dir
 
 
 def parse_value(text: str) -> Any:
@@ -48,10 +51,11 @@ def make_traders(strategy: str, params: Mapping[str, Any], sweep: Mapping[str, S
 def replay_session(settings: Settings, traders: list[tuple[str, Strategy]], symbols: Sequence[str], since: datetime,
                    until: datetime, *, source: str = "duckdb", write_to: Sequence[str] = ("duckdb", "clickhouse"),
                    clock: str = "event", cash: float = 1_000_000.0, snapshot_every_s: int = 3600,
-                   speed: float | None = None, exchange: str = "",
+                   speed: float | None = None, exchange: str = "", run: str | None = None,
                    on_batch: Callable[[Any], None] | None = None) -> tuple[SimResult, dict[str, pa.Table]]:  # fmt: skip
     """Replay `symbols` (["ALL"]: every symbol with quotes) of [since, until) from `source` into the
-    traders; write the ledger to `write_to`; return the result and its ledger tables."""
+    traders; write the ledger to `write_to`; return the result and its ledger tables. While it
+    runs, the watchdog (sim/watchdog.py) sees it as `run` (default replay-<pid>-<time>)."""
     from warehouse.analytics import run as run_query
     from warehouse.analytics.ledger import write_ledger
     from warehouse.sql.engines import open_engine
@@ -66,8 +70,13 @@ def replay_session(settings: Settings, traders: list[tuple[str, Strategy]], symb
             wanted = sorted(set(run_query(engine, "symbols", limit=100_000).column("symbol").to_pylist()))
         if not wanted:
             raise SimulationError("name at least one symbol (or ALL)")
-        result = simulate(engine, traders, wanted, since, until, clock=clock, initial_cash=cash,  # type: ignore[arg-type]
-                          snapshot_every_s=snapshot_every_s, speed=speed, on_batch=on_batch, exchange=exchange)  # fmt: skip
+        monitor = RunMonitor(runs_dir(settings), run or f"replay-{os.getpid()}-{time.time_ns()}", settings.watchdog)
+        try:
+            result = simulate(engine, traders, wanted, since, until, clock=clock, initial_cash=cash,  # type: ignore[arg-type]
+                              snapshot_every_s=snapshot_every_s, speed=speed, on_batch=on_batch, exchange=exchange,
+                              monitor=monitor)  # fmt: skip
+        finally:
+            monitor.close()
     finally:
         engine.close()
     if result.stats.ticks == 0:
