@@ -145,10 +145,35 @@ class ClickHouseSettings(BaseSettings):
     user: str = "default"
     password: SecretStr = SecretStr("")
     secure: bool = False
+    # A cluster (ddl/clickhouse_cluster): wh's tables are Distributed over <table>_local on the
+    # cluster of this name (the servers' <remote_servers>). WH_CLICKHOUSE_NODES lists every
+    # node's HTTP host:port (same scheme, user and password as the address above): wh then
+    # applies DDL and partition swaps node by node — a cluster without Keeper, shards without
+    # replicas. Without it: ON CLUSTER statements and ReplicatedMergeTree (Keeper required).
+    cluster: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+    nodes: str | None = None
 
     @property
     def is_server(self) -> bool:
         return self.url is not None or self.host is not None
+
+    def node_addresses(self) -> list[ClickHouseAddress]:
+        """WH_CLICKHOUSE_NODES as addresses (the main address's scheme and login), or []."""
+        main = self.address()
+        if not self.nodes:
+            return []
+        if main is None or self.cluster is None:
+            raise ConfigError("WH_CLICKHOUSE_NODES lists a cluster's nodes: set WH_CLICKHOUSE_CLUSTER and "
+                              "WH_CLICKHOUSE_URL (or _HOST) too")  # fmt: skip
+        out = []
+        for item in (x.strip() for x in self.nodes.split(",")):
+            host, _, port = item.rpartition(":")
+            if not _HOST.fullmatch(host) or not port.isdigit() or not 0 < int(port) < 65536:
+                shown = item if re.fullmatch(r"[A-Za-z0-9._:\[\]-]{1,255}", item) else "***"
+                raise ConfigError(f"WH_CLICKHOUSE_NODES: {shown!r} is not HOST:PORT (the nodes' HTTP ports, "
+                                  "comma-separated; the login is WH_CLICKHOUSE_URL's)")  # fmt: skip
+            out.append(main.model_copy(update={"host": host.lower(), "port": int(port)}))
+        return out
 
     def address(self) -> ClickHouseAddress | None:
         """Connection parameters of the configured server (None: local mode). `ConfigError`
@@ -313,6 +338,10 @@ class Settings(BaseSettings):
         """Fail now, with a redacted ConfigError, on values that cannot work (the ClickHouse
         address, a Kafka bootstrap string holding credentials)."""
         self.clickhouse.address()
+        self.clickhouse.node_addresses()
+        if self.clickhouse.cluster is not None and not self.clickhouse.is_server:
+            raise ConfigError("WH_CLICKHOUSE_CLUSTER names a cluster of ClickHouse servers: set WH_CLICKHOUSE_URL "
+                              "to one of its nodes (the embedded engine is one node)")  # fmt: skip
         if self.kafka.bootstrap is not None:
             check_bootstrap(self.kafka.bootstrap, "WH_KAFKA_BOOTSTRAP")
         return self

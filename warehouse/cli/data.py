@@ -198,12 +198,30 @@ def generate(
     print_import_report(report)
 
 
-def migrate(engine: StoreChoice = typer.Option(StoreChoice.all, "--engine", "-e", help="which engines")) -> None:
+def migrate(
+    engine: StoreChoice = typer.Option(StoreChoice.all, "--engine", "-e", help="which engines"),
+    cluster: str | None = typer.Option(
+        None,
+        "--cluster",
+        help="ClickHouse: the tables as Distributed over <table>_local on this cluster "
+        "(ddl/clickhouse_cluster; as WH_CLICKHOUSE_CLUSTER, which the other commands need too)",
+    ),
+) -> None:
     """Apply ddl/<engine>/NNN_*.sql in order (safe to re-run; refuses edited applied files)."""
+    import re
+
     from warehouse.sql.engines import engine_names, open_engine
     from warehouse.sql.migrate import migrate as run
 
     settings = get_settings()
+    if cluster is not None:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", cluster):
+            raise fail("--cluster: a ClickHouse cluster name (letters, digits, _)")
+        if not settings.clickhouse.is_server:
+            raise fail("--cluster: set WH_CLICKHOUSE_URL to a node of the cluster (the embedded engine is one node)")
+        if settings.clickhouse.cluster not in (None, cluster):
+            raise fail(f"--cluster {cluster} but WH_CLICKHOUSE_CLUSTER={settings.clickhouse.cluster}: which one?")
+        settings.clickhouse = settings.clickhouse.model_copy(update={"cluster": cluster})
     for name in engine_names(engine.value):
         eng = open_engine(name, settings)
         try:

@@ -48,6 +48,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -63,9 +64,25 @@ READER = "wh_reader"
 # `go.fifo` holds the session until the startup gate has closed: only then does it listen.
 _SERVE = (
     "import chdb, sys\n"
-    "chdb._chdb.query(\"SELECT * FROM file('go.fifo', 'LineAsString'); SYSTEM START LISTEN HTTP; "
+    "chdb._chdb.query(\"SELECT * FROM file('go.fifo', 'LineAsString'); SYSTEM START LISTEN HTTP; {tcp}"
     "SELECT * FROM file('stop.fifo', 'LineAsString')\", 'TabSeparated', path=sys.argv[1])\n"
 )
+
+
+@dataclass(frozen=True)
+class LocalCluster:
+    """Servers of one machine as a ClickHouse cluster: every shard one replica, reached over the
+    native protocol (`tcp_ports`, one per node, in shard order). The nodes share `secret`, so a
+    Distributed query runs on the shards as the user who sent it (wh_reader stays read-only)."""
+
+    name: str
+    tcp_ports: tuple[int, ...]
+    secret: str
+
+    def xml(self) -> str:
+        shards = "".join(f"<shard><replica><host>127.0.0.1</host><port>{p}</port></replica></shard>"
+                         for p in self.tcp_ports)  # fmt: skip
+        return f"<remote_servers><{self.name}><secret>{self.secret}</secret>{shards}</{self.name}></remote_servers>"
 
 
 def _die_with_parent() -> None:  # pragma: no cover — runs in the child before exec
@@ -155,8 +172,11 @@ _READER_CHANGEABLE = "".join(
 )
 
 
-def _users_xml(credentials: ServerCredentials) -> str:
+def _users_xml(credentials: ServerCredentials, *, cluster: bool = False) -> str:
     loopback = "<networks><ip>127.0.0.1</ip></networks>"
+    # a join or IN over two Distributed tables (the ledger queries) is refused by default:
+    # GLOBAL runs the inner side once and ships it to the shards — right whatever the sharding
+    cluster_profile = "<distributed_product_mode>global</distributed_product_mode>" if cluster else ""
     return (
         "<clickhouse><users>"
         # the serving session (see the module docstring); refused over HTTP by the startup gate
@@ -166,13 +186,17 @@ def _users_xml(credentials: ServerCredentials) -> str:
         + "</default>"
         f"<{WRITER}><password_sha256_hex>{_sha256(credentials.writer)}</password_sha256_hex>{loopback}"
         "<profile>default</profile><quota>default</quota>"
-        + _grants("GRANT ALL ON wh.*", "GRANT TABLE ENGINE ON MergeTree")
+        + _grants(
+            "GRANT ALL ON wh.*",
+            "GRANT TABLE ENGINE ON MergeTree",
+            *(["GRANT TABLE ENGINE ON Distributed"] if cluster else []),
+        )
         + f"</{WRITER}>"
         f"<{READER}><password_sha256_hex>{_sha256(credentials.reader)}</password_sha256_hex>{loopback}"
         "<profile>wh_reader</profile><quota>default</quota>" + _grants("GRANT SELECT ON wh.*") + f"</{READER}>"
         "</users><profiles>"
-        f"<default>{_NO_PYTHON.format(more='')}</default>"
-        f"<wh_reader><readonly>1</readonly>{_NO_PYTHON.format(more=_READER_CHANGEABLE)}</wh_reader>"
+        f"<default>{cluster_profile}{_NO_PYTHON.format(more='')}</default>"
+        f"<wh_reader><readonly>1</readonly>{cluster_profile}{_NO_PYTHON.format(more=_READER_CHANGEABLE)}</wh_reader>"
         "</profiles><quotas><default/></quotas></clickhouse>\n"
     )
 
@@ -223,7 +247,10 @@ class LocalClickHouseServer:
     unless given) and `srv.dsn(read_only=…)` a URL with them, as a `SecretStr`."""
 
     def __init__(self, workdir: Path, *, data_dir: Path | None = None, http_port: int | None = None,
-                 credentials: ServerCredentials | None = None) -> None:  # fmt: skip
+                 credentials: ServerCredentials | None = None, cluster: LocalCluster | None = None,
+                 tcp_port: int | None = None) -> None:  # fmt: skip
+        """With `cluster`, this server is the node listening on `tcp_port` (one of the cluster's
+        ports) and wh_writer may create Distributed tables."""
         import chdb
 
         version = getattr(chdb, "__version__", "?")
@@ -237,6 +264,9 @@ class LocalClickHouseServer:
         self.credentials = credentials or ServerCredentials.generate()
         self.proc: subprocess.Popen[bytes] | None = None
         self._gate: _StartupGate | None = None
+        if cluster is not None and tcp_port not in cluster.tcp_ports:
+            raise ConfigError("a cluster node listens on one of the cluster's TCP ports")
+        self.cluster, self.tcp_port = cluster, tcp_port
 
     @property
     def url(self) -> str:
@@ -252,10 +282,11 @@ class LocalClickHouseServer:
         os.chmod(self.workdir, 0o700)  # the FIFOs and configs: this user only
         self._gate = _StartupGate()
         try:
-            write_private(self.workdir / "users.xml", _users_xml(self.credentials))
+            write_private(self.workdir / "users.xml", _users_xml(self.credentials, cluster=self.cluster is not None))
+            cluster = f"<tcp_port>{self.tcp_port}</tcp_port>{self.cluster.xml()}" if self.cluster is not None else ""
             write_private(
                 self.workdir / "clickhouse-local.xml",
-                f"<clickhouse><http_port>{self.http_port}</http_port><listen_host>127.0.0.1</listen_host>"
+                f"<clickhouse><http_port>{self.http_port}</http_port><listen_host>127.0.0.1</listen_host>{cluster}"
                 "<users_config>users.xml</users_config><http_authentication_servers><wh_startup_gate>"
                 f"<uri>http://127.0.0.1:{self._gate.port}/</uri><connection_timeout_ms>2000</connection_timeout_ms>"
                 "<receive_timeout_ms>2000</receive_timeout_ms><send_timeout_ms>2000</send_timeout_ms>"
@@ -268,7 +299,8 @@ class LocalClickHouseServer:
                 os.mkfifo(fifo, 0o600)
             with (self.workdir / "server.log").open("wb") as log:
                 self.proc = subprocess.Popen(
-                    [sys.executable, "-c", _SERVE, str(self.data_dir.resolve())],
+                    [sys.executable, "-c", _SERVE.replace("{tcp}", "SYSTEM START LISTEN TCP; " if self.cluster else ""),
+                     str(self.data_dir.resolve())],
                     cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT,
                     preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
                 )  # fmt: skip

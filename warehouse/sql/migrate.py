@@ -20,6 +20,7 @@ from warehouse.sql.engines import Engine
 from warehouse.sql.files import ddl_dir, split_statements
 
 _NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
+_PLACEHOLDER = re.compile(r"\{(on_cluster|merge_tree|cluster)\}")
 
 _BOOTSTRAP = {
     "duckdb": [
@@ -68,13 +69,34 @@ def applied(engine: Engine) -> dict[int, tuple[str, str]]:
     return {int(r["version"]): (r["name"], r["checksum"]) for r in rows}
 
 
+def render(text: str, values: dict[str, str]) -> str:
+    """A migration's placeholders ({on_cluster}, {merge_tree}, {cluster}) filled in; other
+    braces (ClickHouse's own macros such as {shard}) are left alone."""
+    if not values:
+        return text
+    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), text)
+
+
 def migrate(engine: Engine, directory: Path | None = None) -> list[str]:
-    """Apply pending migrations; return the names applied (empty when up to date)."""
+    """Apply pending migrations wherever the engine keeps its tables (every node of a
+    ClickHouse cluster); return the names applied (empty when up to date)."""
+    directory = directory or ddl_dir(engine.ddl_name)
+    names: list[str] = []
+    for target, values in engine.ddl_targets():
+        try:
+            names += [n for n in _migrate_one(target, directory, values) if n not in names]
+        finally:
+            if target is not engine:
+                target.close()
+    return names
+
+
+def _migrate_one(engine: Engine, directory: Path, values: dict[str, str]) -> list[str]:
     for stmt in _BOOTSTRAP[engine.name]:
         engine.command(stmt)
     done = applied(engine)
     pending = []
-    for mig in discover(engine.name, directory):
+    for mig in discover(engine.ddl_name, directory):
         if mig.version in done:
             name, checksum = done[mig.version]
             if checksum != mig.checksum:
@@ -88,7 +110,7 @@ def migrate(engine: Engine, directory: Path | None = None) -> list[str]:
         _check_hot_tables(engine)
     names = []
     for mig in pending:
-        for stmt in split_statements(mig.path.read_text()):
+        for stmt in split_statements(render(mig.path.read_text(), values)):
             try:
                 engine.command(stmt)
             except WarehouseError as exc:

@@ -31,6 +31,8 @@ ENGINES: tuple[EngineName, ...] = ("duckdb", "clickhouse")  # "all": the warehou
 # tables wh writes: the schema definitions, plus its own bookkeeping and staging tables
 _TABLES = frozenset({*SCHEMAS, *LEDGER_SCHEMAS, *MATERIALIZED_SCHEMAS, "kafka_offsets", "stream_state",
                      "schema_migrations", *(f"{t}_stage" for t in MATERIALIZED_SCHEMAS)})  # fmt: skip
+# a ClickHouse cluster's shard-local tables under the Distributed ones (ddl/clickhouse_cluster)
+_TABLES |= {f"{t}_local" for t in _TABLES - {"schema_migrations", "kafka_offsets", "stream_state"}}
 _COLUMN = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 
@@ -77,6 +79,17 @@ class Engine(ABC):
 
     def upsert(self, table: str, data: pa.Table) -> None:
         raise ConfigError(f"{self.name} keeps no keyed bookkeeping tables (upsert into {table})")
+
+    @property
+    def ddl_name(self) -> str:
+        """The folder of ddl/ this engine's migrations come from."""
+        return self.name
+
+    def ddl_targets(self) -> list[tuple[Engine, dict[str, str]]]:
+        """Where `wh migrate` applies the migrations, each with the values of the files'
+        placeholders (ClickHouse clusters: every node, or ON CLUSTER); the caller closes the
+        engines that are not this one."""
+        return [(self, {})]
 
     def begin(self) -> None:  # noqa: B027 — engines without transactions: each statement stands alone
         """Start a transaction where the engine has them."""

@@ -3,6 +3,10 @@
 No multi-statement transactions: each insert is its own part, idempotent by the sinks'
 anti-join and, for stream batches, `insert_deduplication_token`; a day of a materialized
 table is built in `<table>_stage` and swapped in with `REPLACE PARTITION` (atomic).
+On a cluster (WH_CLICKHOUSE_CLUSTER; ddl/clickhouse_cluster) wh's tables are Distributed over
+`<table>_local`: inserts are synchronous (`distributed_foreground_insert`), deletes and
+partition swaps run on the _local tables of every node — node by node when WH_CLICKHOUSE_NODES
+lists them (no Keeper), else as one ON CLUSTER statement (Keeper).
 chdb allows one data path per process, so opening a second path closes the first client
 (measured cost of a re-open: ~0.1 s). Driver errors are translated by ClickHouse's error
 name (`UNKNOWN_TABLE`, `UNKNOWN_IDENTIFIER`, `ACCESS_DENIED`, …).
@@ -29,6 +33,8 @@ _HINTS = {
     "UNKNOWN_DATABASE": "the warehouse at {where} has no tables yet: run `wh migrate` or `wh import`",
     "UNKNOWN_TABLE": "the warehouse at {where} has no tables yet: run `wh migrate` or `wh import`",
     "UNKNOWN_IDENTIFIER": "if the warehouse at {where} predates this version of wh, run `wh migrate`",
+    "DISTRIBUTED_IN_JOIN_SUBQUERY_DENIED": "wh's queries join Distributed tables: set distributed_product_mode "
+    "= 'global' in the cluster's user profiles (README, Server mode)",
 }
 
 
@@ -64,6 +70,9 @@ class ClickHouseEngine(Engine):
             ) from exc
         readonly = read_only if per_query_readonly is None else per_query_readonly
         self._settings: dict[str, Any] = {"readonly": 1} if readonly and self.is_server else {}
+        self.cluster = settings.clickhouse.cluster if self.is_server else None
+        self._node_addresses = settings.clickhouse.node_addresses() if self.cluster else []
+        self._nodes: list[Any] | None = None  # clients of every node (node-by-node clusters)
 
     def _open_local(self, settings: Settings, clickhouse_connect: Any) -> None:
         """Local mode: the server a running `wh ingest` started, else chdb in this process.
@@ -135,6 +144,61 @@ class ClickHouseEngine(Engine):
         except self._errors as exc:
             raise SinkError("clickhouse", self._explain(exc)) from exc
 
+    # -- clusters -------------------------------------------------------------------------
+    @property
+    def ddl_name(self) -> str:
+        return "clickhouse_cluster" if self.cluster else "clickhouse"
+
+    def _on_cluster(self) -> str:
+        return f"ON CLUSTER {checked_column(self.cluster)}" if self.cluster and not self._node_addresses else ""
+
+    def ddl_targets(self) -> list[tuple[Engine, dict[str, str]]]:
+        if not self.cluster:
+            return [(self, {})]
+        if not self._node_addresses:  # Keeper: one ON CLUSTER statement reaches every node
+            return [(self, {"on_cluster": self._on_cluster(), "cluster": self.cluster,
+                            "merge_tree": "ReplicatedMergeTree('/clickhouse/tables/{shard}/{database}/{table}', "
+                                          "'{replica}')"})]  # fmt: skip
+        values = {"on_cluster": "", "cluster": self.cluster, "merge_tree": "MergeTree"}
+        return [(self._node_engine(client, address), values)
+                for client, address in zip(self._node_clients(), self._node_addresses, strict=True)]  # fmt: skip
+
+    def _node_clients(self) -> list[Any]:
+        if self._nodes is None:
+            import clickhouse_connect
+
+            nodes = []
+            try:
+                for address in self._node_addresses:
+                    nodes.append(_connect(clickhouse_connect, address))
+            except Exception as exc:
+                for client in nodes:
+                    client.close()
+                raise SinkError("clickhouse", f"cannot connect to cluster node {address.where} "
+                                              f"(WH_CLICKHOUSE_NODES): {first_line(exc)}") from exc  # fmt: skip
+            self._nodes = nodes
+        return self._nodes
+
+    def _node_engine(self, client: Any, address: ClickHouseAddress) -> ClickHouseEngine:
+        """This engine as one node sees it: its own tables, no cluster (for migrations); the
+        client stays this engine's (closed with it)."""
+        node = object.__new__(ClickHouseEngine)
+        node.__dict__.update(self.__dict__)
+        node.client, node.where, node.cluster, node._node_addresses, node._nodes = client, address.where, None, [], []
+        return node
+
+    def _every_node(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        """`sql` on every node of the cluster: one ON CLUSTER statement (its `{on_cluster}`
+        filled in), or node by node. Not atomic across nodes when node by node."""
+        if not self._node_addresses:
+            self.command(sql.replace("{on_cluster}", self._on_cluster()), params)
+            return
+        for client, address in zip(self._node_clients(), self._node_addresses, strict=True):
+            try:
+                client.command(sql.replace("{on_cluster}", ""), parameters=dict(params) if params else None)
+            except self._errors as exc:
+                raise SinkError("clickhouse", f"{address.where}: {self._explain(exc)}") from exc
+
     # -- writes ---------------------------------------------------------------------------
     def insert(self, table: str, data: pa.Table, *, dedup_token: str | None = None) -> None:
         """Append; with `dedup_token`, a retry of the same insert is dropped by the server (the
@@ -145,13 +209,19 @@ class ClickHouseEngine(Engine):
         settings: dict[str, Any] = {"max_partitions_per_insert_block": 0}
         if dedup_token is not None:
             settings["insert_deduplication_token"] = dedup_token
+        if self.cluster:  # a Distributed table: return once every shard holds its block
+            settings["distributed_foreground_insert"] = 1
         try:
             self.client.insert_arrow(table, data, settings=settings)
         except self._errors as exc:
             raise SinkError("clickhouse", f"insert into {table} failed: {self._explain(exc)}") from exc
 
     def delete_in(self, table: str, column: str, values: list[str]) -> None:
-        """Lightweight DELETE: visible to the next query at once."""
+        """Lightweight DELETE: visible to the next query at once (clusters: on every node's _local)."""
+        if self.cluster:
+            self._every_node(f"DELETE FROM {checked_table(table + '_local')} {{on_cluster}} "
+                             f"WHERE has({{values:Array(String)}}, {checked_column(column)})", {"values": values})  # fmt: skip
+            return
         self.command(f"DELETE FROM {checked_table(table)} WHERE has({{values:Array(String)}}, {checked_column(column)})",
                      {"values": values})  # fmt: skip
 
@@ -161,6 +231,18 @@ class ClickHouseEngine(Engine):
         table = checked_table(table)
         stage = checked_table(f"{table}_stage")
         partition = day.strftime("%Y%m%d")  # PARTITION BY toYYYYMMDD(...): eight digits, no input
+        if self.cluster:  # the stage is Distributed like the table: each node swaps its shard's part
+            local, stage_local = checked_table(f"{table}_local"), checked_table(f"{table}_stage_local")
+            if data.num_rows == 0:
+                self._every_node(f"ALTER TABLE {local} {{on_cluster}} DROP PARTITION ID '{partition}'")
+                return
+            self._every_node(f"TRUNCATE TABLE {stage_local} {{on_cluster}}")
+            self.insert(stage, data)
+            self._every_node(
+                f"ALTER TABLE {local} {{on_cluster}} REPLACE PARTITION ID '{partition}' FROM {stage_local}"
+            )
+            self._every_node(f"TRUNCATE TABLE {stage_local} {{on_cluster}}")
+            return
         if data.num_rows == 0:
             self.command(f"ALTER TABLE {table} DROP PARTITION ID '{partition}'")
             return
@@ -174,6 +256,9 @@ class ClickHouseEngine(Engine):
         # ~0.1 s and chdb keeps one path per process anyway. Servers: close the pool.
         if self.is_server:
             self.client.close()
+            for client in self._nodes or []:
+                client.close()
+            self._nodes = []
 
 
 def local_server(settings: Settings) -> str | None:

@@ -1,0 +1,58 @@
+"""The cluster DDL (ddl/clickhouse_cluster) as wh renders it for a Keeper-backed cluster — the
+path no server here can run (chdb has no Keeper): checked as text and by ClickHouse's grammar
+in sqlglot. The node-by-node path runs against real servers in test_clickhouse_cluster.py."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import sqlglot
+
+from warehouse.config import ClickHouseSettings
+from warehouse.errors import ConfigError
+from warehouse.sql.files import ddl_dir, split_statements
+from warehouse.sql.migrate import discover, render
+
+KEEPER = {"on_cluster": "ON CLUSTER prod", "cluster": "prod",
+          "merge_tree": "ReplicatedMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}')"}  # fmt: skip
+
+
+def statements(values: dict[str, str]) -> list[str]:
+    (mig,) = discover("clickhouse_cluster", ddl_dir("clickhouse_cluster"))
+    return split_statements(render(mig.path.read_text(), values))
+
+
+def test_keeper_rendering_puts_every_statement_on_the_cluster_with_replicated_tables() -> None:
+    stmts = statements(KEEPER)
+    assert len(stmts) == 26  # 11 tables and 2 stages, each _local + Distributed
+    for stmt in stmts:
+        assert not re.search(r"\{(on_cluster|merge_tree|cluster)\}", stmt)
+        m = re.match(r"CREATE TABLE IF NOT EXISTS wh\.(\w+) ON CLUSTER prod\b", stmt)
+        assert m, stmt[:80]
+        name = m.group(1)
+        if name.endswith("_local"):
+            assert "ReplicatedMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}')" in stmt \
+                or re.search(rf"AS wh\.{name.removesuffix('_stage_local')}_local$", stmt), stmt  # fmt: skip
+        else:
+            assert re.search(rf"ENGINE = Distributed\(prod, wh, {name}_local, cityHash64\([a-z_, ]+\)\)$", stmt), stmt
+        sqlglot.parse_one(stmt, read="clickhouse")  # ClickHouse's grammar, as sqlglot knows it
+
+
+def test_node_by_node_rendering_has_no_on_cluster_and_plain_merge_tree() -> None:
+    stmts = statements({"on_cluster": "", "cluster": "wh_local", "merge_tree": "MergeTree"})
+    assert not any("ON CLUSTER" in s or "Replicated" in s for s in stmts)
+    assert sum("ENGINE = MergeTree" in s for s in stmts) == 11
+
+
+def test_cluster_nodes_setting_is_checked_without_showing_the_password() -> None:
+    base = {"url": "http://wh:s3cret@node1:8123/", "cluster": "wh_local"}
+    ok = ClickHouseSettings(**base, nodes="node1:8123, node2:8124")
+    assert [(a.host, a.port, a.username) for a in ok.node_addresses()] == [("node1", 8123, "wh"), ("node2", 8124, "wh")]
+    assert all(a.password.get_secret_value() == "s3cret" for a in ok.node_addresses())
+    for bad in ("node1", "node1:0", "user:pw@node2:8123", "node1:8123,,"):
+        with pytest.raises(ConfigError) as err:
+            ClickHouseSettings(**base, nodes=bad).node_addresses()
+        assert "s3cret" not in str(err.value) and "pw" not in str(err.value)
+    with pytest.raises(ConfigError, match="WH_CLICKHOUSE_CLUSTER"):
+        ClickHouseSettings(url=base["url"], nodes="node1:8123").node_addresses()
