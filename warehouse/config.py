@@ -267,6 +267,9 @@ class Settings(BaseSettings):
     dagster_home: Path | None = None
     dagster_start: str = Field(default="2020-01-01", pattern=r"^\d{4}-\d{2}-\d{2}$")
     max_reject_rate: float = Field(default=0.05, ge=0, le=1)
+    # `wh query zscore BTC`: when an asset names several instruments, the one quoted in this
+    # asset (e.g. USDT) is meant; unset, the choices are listed
+    preferred_quote: str | None = Field(default=None, pattern=r"^[A-Za-z0-9]{2,10}$")
     # test-only: widen the window of `wh ingest --debug-commit-before-write` (the negative control)
     debug_delay_after_commit: float = Field(default=0.0, ge=0)
 

@@ -17,6 +17,7 @@
         ├── UnknownSymbolError     the symbol has no rows
         ├── UnknownVenueError      the symbol does not trade on the exchange given
         ├── AmbiguousVenueError    the symbol trades on several exchanges and none was given
+        ├── AmbiguousInstrumentError  an asset (BTC) names several instruments and none was chosen
         ├── UnsupportedSQLError    the SQL cannot be translated faithfully to the target engine
         ├── RefusedSQLError        `wh sql` refused a statement (not one read-only query) or hit a limit
         └── ReplayOrderError       the receipt clock met a tick received more than max_skew before its event time
@@ -122,6 +123,11 @@ class UnknownVenueError(QueryError):
 class AmbiguousVenueError(QueryError):
     """The symbol is on several exchanges (two books) and the operation needs one: a market
     query, or the simulator over a range where both venues have ticks."""
+
+
+class AmbiguousInstrumentError(QueryError):
+    """An asset given instead of a symbol (`wh query zscore BTC`) matches several instruments
+    of the catalog and no preferred quote asset picks one."""
 
 
 class UnsupportedSQLError(QueryError):

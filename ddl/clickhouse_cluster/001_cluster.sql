@@ -10,7 +10,8 @@
 --   {on_cluster}  "ON CLUSTER <name>" (a Keeper-backed cluster: one statement for all nodes),
 --                 or empty (WH_CLICKHOUSE_NODES: wh applies the file to each node itself)
 --   {merge_tree}  ReplicatedMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}')
---                 with Keeper, plain MergeTree node by node (shards without replicas)
+--                 with Keeper, plain MergeTree node by node (shards without replicas);
+--                 {aggregating_merge_tree} likewise
 --   {cluster}     the cluster's name in the servers' <remote_servers>
 -- ddl/clickhouse and this file must describe the same columns (tests/integration/test_clickhouse_cluster.py).
 
@@ -246,3 +247,33 @@ CREATE TABLE IF NOT EXISTS wh.leaderboard_daily_stage_local {on_cluster} AS wh.l
 
 CREATE TABLE IF NOT EXISTS wh.leaderboard_daily_stage {on_cluster} AS wh.leaderboard_daily_local
 ENGINE = Distributed({cluster}, wh, leaderboard_daily_stage_local, cityHash64(trader));
+
+-- The instrument catalog (see ddl/clickhouse/007_instruments.sql): each node's materialized views
+-- summarise the blocks its _local tick tables receive into instruments_local (an instrument
+-- lives on one shard, so its row is on one node); wh.instruments is Distributed.
+CREATE TABLE IF NOT EXISTS wh.instruments_local {on_cluster}
+(
+    exchange     LowCardinality(String),
+    symbol       LowCardinality(String),
+    asset_class  SimpleAggregateFunction(min, LowCardinality(String)),
+    first_ts     SimpleAggregateFunction(min, DateTime64(9, 'UTC')),
+    last_ts      SimpleAggregateFunction(max, DateTime64(9, 'UTC')),
+    quotes       SimpleAggregateFunction(sum, UInt64),
+    trades       SimpleAggregateFunction(sum, UInt64)
+)
+ENGINE = {aggregating_merge_tree}
+ORDER BY (exchange, symbol)
+SETTINGS non_replicated_deduplication_window = 1000;
+
+CREATE TABLE IF NOT EXISTS wh.instruments {on_cluster} AS wh.instruments_local
+ENGINE = Distributed({cluster}, wh, instruments_local, cityHash64(exchange, symbol));
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS wh.instruments_from_quotes_local {on_cluster} TO wh.instruments_local AS
+SELECT exchange, symbol, min(asset_class) AS asset_class, min(timestamp) AS first_ts,
+       max(timestamp) AS last_ts, toUInt64(count()) AS quotes, toUInt64(0) AS trades
+FROM wh.market_ticks_local GROUP BY exchange, symbol;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS wh.instruments_from_trades_local {on_cluster} TO wh.instruments_local AS
+SELECT exchange, symbol, min(asset_class) AS asset_class, min(timestamp) AS first_ts,
+       max(timestamp) AS last_ts, toUInt64(0) AS quotes, toUInt64(count()) AS trades
+FROM wh.trades_local GROUP BY exchange, symbol;

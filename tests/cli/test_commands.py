@@ -61,7 +61,7 @@ def test_demo_generates_a_synthetic_day_without_the_samples(home, tmp_path: Path
     r = wh("demo", "--ticks", "30000")
     assert r.exit_code == 0, r.output
     assert "generating a synthetic day" in r.output
-    assert "z-score BTCUSDT" in r.output
+    assert "wh query zscore BTC (BTCUSDT on binance)" in r.output  # the asset, resolved by the catalog
     assert count("duckdb", "market_ticks") == count("clickhouse", "market_ticks") > 0
 
 

@@ -83,10 +83,13 @@ def test_n_ticks_in_exactly_n_out_plus_rejects(home: Path, broker: str, topic: s
     report = produce(broker, topic, feed.batches(), malformed_every=997)
     assert report.failed == 0 and report.delivered == report.produced == labels.height + report.malformed
     settings = Settings(home=home)
-    _, stats = ingest_in_process(settings, broker, topic)
+    lags: list[int | None] = []
+    _, stats = ingest_in_process(settings, broker, topic, on_batch=lambda st: lags.append(st.lag))
     good = labels.filter(pl.col("_expected").is_null()).height
     bad = labels.height - good
     assert stats.messages == report.produced
+    # lag from the watermarks fetches bring back (no broker round trip): a backlog, then none
+    assert lags[0] is not None and lags[0] > 0 and stats.lag == 0, (lags, stats.lag)
     for engine, c in counts(settings).items():
         assert c["n"] == c["d"] == good, engine
         assert c["r"] == c["rd"] == bad + report.malformed, engine

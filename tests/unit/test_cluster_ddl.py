@@ -15,7 +15,9 @@ from warehouse.sql.files import ddl_dir, split_statements
 from warehouse.sql.migrate import discover, render
 
 KEEPER = {"on_cluster": "ON CLUSTER prod", "cluster": "prod",
-          "merge_tree": "ReplicatedMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}')"}  # fmt: skip
+          "merge_tree": "ReplicatedMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}')",
+          "aggregating_merge_tree": "ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', "
+                                    "'{replica}')"}  # fmt: skip
 
 
 def statements(values: dict[str, str]) -> list[str]:
@@ -25,13 +27,19 @@ def statements(values: dict[str, str]) -> list[str]:
 
 def test_keeper_rendering_puts_every_statement_on_the_cluster_with_replicated_tables() -> None:
     stmts = statements(KEEPER)
-    assert len(stmts) == 26  # 11 tables and 2 stages, each _local + Distributed
+    assert len(stmts) == 30  # 12 tables and 2 stages, each _local + Distributed; 2 views
     for stmt in stmts:
         assert not re.search(r"\{(on_cluster|merge_tree|cluster)\}", stmt)
-        m = re.match(r"CREATE TABLE IF NOT EXISTS wh\.(\w+) ON CLUSTER prod\b", stmt)
+        m = re.match(r"CREATE (TABLE|MATERIALIZED VIEW) IF NOT EXISTS wh\.(\w+) ON CLUSTER prod\b", stmt)
         assert m, stmt[:80]
-        name = m.group(1)
-        if name.endswith("_local"):
+        name = m.group(2)
+        if m.group(1) == "MATERIALIZED VIEW":  # the catalog's views: on each node's _local tables
+            assert re.search(r"TO wh\.instruments_local AS", stmt) and re.search(r"FROM wh\.\w+_local GROUP BY", stmt)
+        elif name == "instruments_local":
+            assert (
+                "ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}')" in stmt
+            )
+        elif name.endswith("_local"):
             assert "ReplicatedMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}')" in stmt \
                 or re.search(rf"AS wh\.{name.removesuffix('_stage_local')}_local$", stmt), stmt  # fmt: skip
         else:
@@ -40,7 +48,14 @@ def test_keeper_rendering_puts_every_statement_on_the_cluster_with_replicated_ta
 
 
 def test_node_by_node_rendering_has_no_on_cluster_and_plain_merge_tree() -> None:
-    stmts = statements({"on_cluster": "", "cluster": "wh_local", "merge_tree": "MergeTree"})
+    stmts = statements(
+        {
+            "on_cluster": "",
+            "cluster": "wh_local",
+            "merge_tree": "MergeTree",
+            "aggregating_merge_tree": "AggregatingMergeTree",
+        }
+    )
     assert not any("ON CLUSTER" in s or "Replicated" in s for s in stmts)
     assert sum("ENGINE = MergeTree" in s for s in stmts) == 11
 

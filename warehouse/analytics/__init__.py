@@ -11,6 +11,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from warehouse.analytics.instruments import resolve
 from warehouse.errors import AmbiguousVenueError, UnknownSymbolError, UnknownVenueError
 from warehouse.sql import queries
 from warehouse.sql.engines import Engine
@@ -19,15 +20,20 @@ ZSCORE_COLUMNS = ("timestamp", "symbol", "bid", "rolling_mean", "rolling_std", "
 ALL_ROWS = 2**62  # `limit=None` means the whole series
 
 
-def run(engine: Engine, name: str, **params: Any) -> pa.Table:
+def run(engine: Engine, name: str, *, prefer_quote: str | None = None, **params: Any) -> pa.Table:
     """Run a named query. A market query of one symbol (it declares `symbol` and `exchange`)
     reads one venue: the one given, else the symbol's only one; a symbol on several venues
-    without an exchange raises AmbiguousVenueError (their quotes are two books, not one)."""
+    without an exchange raises AmbiguousVenueError (their quotes are two books, not one).
+    A symbol the warehouse does not have may be an asset (`BTC`): the instrument catalog
+    names the instrument (analytics/instruments.py; `prefer_quote` settles several)."""
     query = queries.load(name, engine=engine.name)  # QuestDB: queries/questdb/
     declared = {p.name for p in query.params}
     market = {"symbol", "exchange"} <= declared and params.get("symbol") is not None
     if market and not params.get("exchange"):
         found = venues(engine, str(params["symbol"]))
+        hit = resolve(engine, str(params["symbol"]), None, prefer_quote) if not found else None
+        if hit is not None:
+            return query.run(engine, {**params, "exchange": hit[0], "symbol": hit[1]})
         if len(found) > 1:
             raise AmbiguousVenueError(f"{params['symbol']} is on {len(found)} exchanges ({', '.join(found)}): "
                                       "name one with --exchange (exchange=…)")  # fmt: skip
@@ -38,6 +44,9 @@ def run(engine: Engine, name: str, **params: Any) -> pa.Table:
         market and table.num_rows == 0
     ):  # an exchange was given: is it one the symbol trades on? (only now: no cost otherwise)
         found = venues(engine, str(params["symbol"]))
+        hit = resolve(engine, str(params["symbol"]), str(params["exchange"]), prefer_quote) if not found else None
+        if hit is not None:
+            return query.run(engine, {**params, "exchange": hit[0], "symbol": hit[1]})
         if found and params["exchange"] not in found:
             raise UnknownVenueError(f"no exchange {params['exchange']!r} for {params['symbol']}; it trades on: "
                                     f"{', '.join(found)} (--exchange)")  # fmt: skip
@@ -85,7 +94,8 @@ def venues(engine: Engine, symbol: str) -> list[str]:
 
 
 def zscore(engine: Engine, symbol: str, *, window: int = 60, limit: int | None = 100, **other: Any) -> pa.Table:
-    """Rolling z-score of `symbol`'s bid, newest first; raises UnknownSymbolError if no quotes."""
+    """Rolling z-score of `symbol`'s bid (or of the instrument an asset such as BTC names),
+    newest first; raises UnknownSymbolError if no quotes."""
     table = run(engine, "zscore", symbol=symbol, window=window, limit=limit or ALL_ROWS, **other)
     if table.num_rows == 0:
         known = run(engine, "symbols", limit=12).column("symbol").to_pylist()

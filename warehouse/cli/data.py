@@ -259,11 +259,11 @@ def demo(
         symbol, venue = "BTCUSDT", "binance"
     for name in engines:
         eng = open_engine(name, settings, read_only=True)
-        try:
-            table = analytics.zscore(eng, symbol, limit=10, exchange=venue)
+        try:  # the asset, as people say it: the instrument catalog knows BTC is BTCUSDT here
+            table = analytics.zscore(eng, "BTC", limit=10, prefer_quote=settings.preferred_quote)
         finally:
             eng.close()
-        emit(table, Format.table, f"z-score {symbol} on {venue}, newest 10, on {name}")
+        emit(table, Format.table, f"wh query zscore BTC ({symbol} on {venue}), newest 10, on {name}")
     console.print(f"DuckDB file:        {settings.duckdb_path.resolve()}")
     console.print(f"ClickHouse:         {settings.clickhouse_where()}")
-    console.print(f"Try: wh query zscore {symbol} --exchange {venue} --engine clickhouse --limit 20")
+    console.print("Try: wh query zscore BTC --engine clickhouse --limit 20   ·   wh query instruments")

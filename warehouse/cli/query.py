@@ -87,12 +87,13 @@ def query(
     missing = [p for p in required if p not in values]
     if missing:
         raise fail(f"{name} needs {', '.join(missing)}: wh query {name} {' '.join(m.upper() for m in required)}")
-    eng = open_engine(engine.value, get_settings(), read_only=True)
+    settings = get_settings()
+    eng = open_engine(engine.value, settings, read_only=True)
     try:
         if name == "zscore":
-            table = analytics.zscore(eng, values.pop("symbol"), **values)
+            table = analytics.zscore(eng, values.pop("symbol"), prefer_quote=settings.preferred_quote, **values)
         else:
-            table = analytics.run(eng, name, **values)
+            table = analytics.run(eng, name, prefer_quote=settings.preferred_quote, **values)
     finally:
         eng.close()
     shown = ", ".join(f"{k}={v}" for k, v in values.items() if k in required)

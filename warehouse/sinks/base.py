@@ -88,6 +88,7 @@ class SinkBase:
 
     def write(self, batch: WriteBatch, position: StreamPosition | None = None) -> WriteCounts:
         counts = WriteCounts()
+        stored: dict[str, pa.Table] = {}
         self._begin()
         try:
             for table, data in batch.items():
@@ -98,6 +99,10 @@ class SinkBase:
                 self._append(table, new, position)
                 counts.stored[table] = new.num_rows
                 counts.existing[table] = data.num_rows - new.num_rows
+                if table in ("market_ticks", "trades") and new.num_rows:
+                    stored[table] = new
+            if stored:
+                self._note_instruments(instrument_summary(stored))
             if position is not None:
                 self._store_position(position)
             self._commit()
@@ -114,6 +119,10 @@ class SinkBase:
 
     def _store_position(self, position: StreamPosition) -> None:
         """Sinks that can store offsets atomically with the rows do it here."""
+
+    def _note_instruments(self, summary: pa.Table) -> None:
+        """Add the newly stored rows' per-instrument summary to wh.instruments, where the
+        engine does not keep it itself (ClickHouse: materialized views)."""
 
     def stored_offsets(self, group: str, topic: str) -> dict[int, int] | None:
         """Next offset per partition as stored with the rows, or None if the sink keeps none."""
@@ -178,6 +187,45 @@ def existing_keys(engine: Engine, table: str, data: pa.Table) -> pa.Table | None
             )
         return pa.concat_tables(parts) if parts else None
     raise KeyError(table)
+
+
+def instrument_summary(stored: dict[str, pa.Table]) -> pa.Table:
+    """Per (exchange, symbol) of newly stored quotes and trades: asset class, first and last
+    event time, quotes, trades — the rows of wh.instruments a batch adds."""
+    parts = []
+    for table, column in (("market_ticks", "quotes"), ("trades", "trades")):
+        if table in stored:
+            df = pl.from_arrow(stored[table].select(["exchange", "symbol", "asset_class", "timestamp"]))
+            assert isinstance(df, pl.DataFrame)
+            parts.append(
+                df.group_by("exchange", "symbol").agg(
+                    pl.col("asset_class").min(),
+                    pl.col("timestamp").min().alias("first_ts"),
+                    pl.col("timestamp").max().alias("last_ts"),
+                    pl.len().cast(pl.Int64).alias(column),
+                )
+            )
+    return merge_instruments(pl.concat(parts, how="diagonal") if parts else None).to_arrow()
+
+
+def merge_instruments(*frames: pl.DataFrame | None) -> pl.DataFrame:
+    """Catalog rows added up per (exchange, symbol): min/max of the times, sums of the counts."""
+    df = pl.concat([f.with_columns(pl.col("first_ts", "last_ts").cast(pl.Datetime("ns")))
+                    for f in frames if f is not None and f.height], how="diagonal")  # fmt: skip
+    for column in ("quotes", "trades"):
+        if column not in df.columns:
+            df = df.with_columns(pl.lit(0, pl.Int64).alias(column))
+    return (
+        df.group_by("exchange", "symbol")
+        .agg(
+            pl.col("asset_class").min(),
+            pl.col("first_ts").min(),
+            pl.col("last_ts").max(),
+            pl.col("quotes").fill_null(0).sum(),
+            pl.col("trades").fill_null(0).sum(),
+        )
+        .sort("exchange", "symbol")
+    )
 
 
 def only_new(table: str, data: pa.Table, existing: pa.Table | None) -> pa.Table:

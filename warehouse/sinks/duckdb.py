@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from warehouse.config import Settings
-from warehouse.sinks.base import SinkBase, StreamPosition, WriteBatch, WriteCounts, existing_keys, sort_for_storage
+from warehouse.sinks.base import (
+    SinkBase,
+    StreamPosition,
+    WriteBatch,
+    WriteCounts,
+    existing_keys,
+    merge_instruments,
+    sort_for_storage,
+)
 from warehouse.sql import queries
 from warehouse.sql.engines import DuckDBEngine
 from warehouse.sql.migrate import migrate
@@ -53,6 +63,14 @@ class DuckDBSink(SinkBase):
 
     def _append(self, table: str, data: pa.Table, position: StreamPosition | None = None) -> None:
         self.engine.insert(f"wh.{table}", sort_for_storage(table, data))
+
+    def _note_instruments(self, summary: pa.Table) -> None:
+        """Merge the batch into its instruments' catalog rows, in the batch's transaction."""
+        symbols = pc.unique(summary.column("symbol")).to_pylist()
+        current = pl.from_arrow(queries.load("instruments_for", internal=True).run(self.engine, {"symbols": symbols}))
+        added = pl.from_arrow(summary)
+        assert isinstance(current, pl.DataFrame) and isinstance(added, pl.DataFrame)
+        self.engine.upsert("wh.instruments", merge_instruments(current, added).to_arrow())
 
     def _store_position(self, position: StreamPosition) -> None:
         """Offsets go into the same transaction as the rows: both or neither survive a crash."""

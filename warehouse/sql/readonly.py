@@ -56,7 +56,7 @@ from warehouse.sql.engines import ClickHouseEngine, DuckDBEngine
 from warehouse.sql.translate import clickhouse_to_duckdb
 
 DIALECTS = ("clickhouse", "duckdb")
-TABLES = frozenset({*SCHEMAS, *LEDGER_SCHEMAS, *MATERIALIZED_SCHEMAS})
+TABLES = frozenset({*SCHEMAS, *LEDGER_SCHEMAS, *MATERIALIZED_SCHEMAS, "instruments"})  # + the catalog
 _SOURCES = (exp.Table, exp.Subquery, exp.Values, exp.Unnest)
 _NAMED = (exp.Anonymous, exp.AnonymousAggFunc, exp.CombinedAggFunc, exp.CombinedParameterizedAgg,
           exp.ParameterizedAgg)  # fmt: skip

@@ -156,10 +156,12 @@ class ClickHouseEngine(Engine):
         if not self.cluster:
             return [(self, {})]
         if not self._node_addresses:  # Keeper: one ON CLUSTER statement reaches every node
+            path = "('/clickhouse/tables/{shard}/{database}/{table}', '{replica}')"
             return [(self, {"on_cluster": self._on_cluster(), "cluster": self.cluster,
-                            "merge_tree": "ReplicatedMergeTree('/clickhouse/tables/{shard}/{database}/{table}', "
-                                          "'{replica}')"})]  # fmt: skip
-        values = {"on_cluster": "", "cluster": self.cluster, "merge_tree": "MergeTree"}
+                            "merge_tree": f"ReplicatedMergeTree{path}",
+                            "aggregating_merge_tree": f"ReplicatedAggregatingMergeTree{path}"})]  # fmt: skip
+        values = {"on_cluster": "", "cluster": self.cluster, "merge_tree": "MergeTree",
+                  "aggregating_merge_tree": "AggregatingMergeTree"}  # fmt: skip
         return [(self._node_engine(client, address), values)
                 for client, address in zip(self._node_clients(), self._node_addresses, strict=True)]  # fmt: skip
 

@@ -1,0 +1,141 @@
+"""The instrument catalog (wh.instruments) on both engines: it equals what the tick tables hold
+after any mix of imports, duplicates and re-runs; ClickHouse does not count a retried block
+again; an asset resolves to its instrument (`wh query zscore BTC`) or to a clear choice."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+pytestmark = [pytest.mark.integration]
+WH = [sys.executable, "-m", "warehouse.cli.main"]
+TRUTH = """
+SELECT exchange, symbol, min(first_ts) AS first_ts, max(last_ts) AS last_ts,
+       CAST(sum(quotes) AS BIGINT) AS quotes, CAST(sum(trades) AS BIGINT) AS trades
+FROM (
+    SELECT exchange, symbol, min(timestamp) AS first_ts, max(timestamp) AS last_ts, count(*) AS quotes, 0 AS trades
+    FROM wh.market_ticks GROUP BY exchange, symbol
+    UNION ALL
+    SELECT exchange, symbol, min(timestamp), max(timestamp), 0, count(*) FROM wh.trades GROUP BY exchange, symbol
+) GROUP BY exchange, symbol ORDER BY exchange, symbol"""
+
+
+def wh(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
+    r = subprocess.run([*WH, *args], capture_output=True, text=True, timeout=600)
+    if ok:
+        assert r.returncode == 0, (args, r.stdout[-2000:], r.stderr[-2000:])
+    return r
+
+
+def _rows(engine: str, sql: str | None) -> list[dict]:
+    from warehouse.config import get_settings
+    from warehouse.sql import queries
+    from warehouse.sql.engines import close_embedded, open_engine
+
+    with open_engine(engine, get_settings(), read_only=True) as eng:
+        table = queries.load("instruments").run(eng, {}) if sql is None else eng.query(sql)
+    close_embedded()  # the next `wh` process opens the embedded ClickHouse itself
+    keys = ("exchange", "symbol", "first_ts", "last_ts", "quotes", "trades")
+    return [{k: (v.replace(tzinfo=None) if k.endswith("_ts") else v) for k, v in r.items() if k in keys}
+            for r in table.to_pylist()]  # fmt: skip
+
+
+def catalog(engine: str) -> list[dict]:
+    return _rows(engine, None)
+
+
+def truth(engine: str) -> list[dict]:
+    return _rows(engine, TRUTH)
+
+
+@pytest.mark.clickhouse
+def test_the_catalog_equals_the_tick_tables_after_imports_duplicates_and_reruns(home: Path, tardis,
+                                                                                 tmp_path: Path) -> None:  # fmt: skip
+    feed = tmp_path / "feed"
+    wh("generate", "--ticks", "20000", "--instruments", "30", "--seed", "9", "--bad-rate", "0.02",
+       "--dup-rate", "0.02", "--ooo-rate", "0.01", "--out", str(feed))  # fmt: skip
+    files = [str(feed / "quotes.parquet"), str(feed / "trades.parquet")]
+    wh("import", *files, "--format", "parquet")
+    wh("import", *map(str, tardis))
+    for engine in ("duckdb", "clickhouse"):
+        first = catalog(engine)
+        assert first == truth(engine) and len(first) == 31, engine
+    wh("import", *files, "--format", "parquet")  # nothing new: the catalog must not move
+    wh("import", *map(str, tardis))
+    for engine in ("duckdb", "clickhouse"):
+        assert catalog(engine) == truth(engine), engine
+        btc = [r for r in catalog(engine) if r["symbol"] == "BTCUSDT" and r["exchange"] == "binance-futures"]
+        assert btc and btc[0]["quotes"] == 9_999 and btc[0]["trades"] == 9_999
+
+
+@pytest.mark.clickhouse
+def test_clickhouse_does_not_count_a_retried_block_again(home: Path) -> None:
+    """The consumer's retry: the same block with the same insert_deduplication_token. The
+    block is dropped, and so is its summary in the materialized views."""
+    from warehouse.config import get_settings
+    from warehouse.records import QUOTE_SCHEMA
+    from warehouse.sql.engines import close_embedded, open_engine
+    from warehouse.sql.migrate import migrate
+
+    n = 1_000
+    ts = [1_700_000_000_000_000_000 + i * 1_000_000 for i in range(n)]
+    batch = pa.table({
+        "timestamp": ts, "received_at": ts, "exchange": ["x"] * n, "symbol": [f"S{i % 3}USDT" for i in range(n)],
+        "asset_class": ["crypto"] * n, "bid": [100.0 + i for i in range(n)], "ask": [100.5 + i for i in range(n)],
+        "bid_size": [1.0] * n, "ask_size": [1.0] * n, "seq": pa.array([None] * n, pa.int64()),
+    }).cast(QUOTE_SCHEMA)  # fmt: skip
+    with open_engine("clickhouse", get_settings()) as eng:
+        migrate(eng)
+        for _ in range(3):
+            eng.insert("wh.market_ticks", batch, dedup_token="the-same-batch")
+    close_embedded()
+    assert catalog("clickhouse") == truth("clickhouse")
+    assert sum(r["quotes"] for r in catalog("clickhouse")) == n
+
+
+@pytest.mark.clickhouse
+def test_an_asset_names_its_instrument_on_both_engines(home: Path, tardis) -> None:
+    wh("import", *map(str, tardis))
+    for engine in ("duckdb", "clickhouse"):
+        by_asset = wh("query", "zscore", "BTC", "--engine", engine, "--format", "json", "--limit", "50").stdout
+        by_symbol = wh("query", "zscore", "BTCUSDT", "--engine", engine, "--format", "json", "--limit", "50").stdout
+        assert json.loads(by_asset) == json.loads(by_symbol) and len(json.loads(by_asset)) == 50
+        assert json.loads(wh("query", "bars", "xbt", "--engine", engine, "--format", "json").stdout)  # BitMEX's name
+    r = wh("query", "zscore", "DOGE", ok=False)
+    assert r.returncode == 1 and r.stderr.startswith("Error: unknown symbol 'DOGE'"), r.stderr
+
+
+def test_several_instruments_of_one_asset_are_listed_or_settled_by_the_preferred_quote(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from warehouse.config import get_settings
+    from warehouse.records import QUOTE_SCHEMA
+    from warehouse.sinks.duckdb import DuckDBSink
+
+    rows = [("binance", "BTCUSDT"), ("coinbase", "BTC-USD"), ("kraken", "XBT/EUR"), ("binance", "ETHBTC")]
+    ts = [1_700_000_000_000_000_000 + i * 1_000_000_000 for i in range(80)]
+    batch = pa.table({
+        "timestamp": ts, "received_at": ts, "exchange": [rows[i % 4][0] for i in range(80)],
+        "symbol": [rows[i % 4][1] for i in range(80)], "asset_class": ["crypto"] * 80,
+        "bid": [100.0 + (i % 7) for i in range(80)], "ask": [101.0 + (i % 7) for i in range(80)],
+        "bid_size": [1.0] * 80, "ask_size": [1.0] * 80, "seq": pa.array([None] * 80, pa.int64()),
+    }).cast(QUOTE_SCHEMA)  # fmt: skip
+    with DuckDBSink(get_settings()) as sink:
+        sink.write({"market_ticks": batch})
+    r = wh("query", "zscore", "BTC", "--window", "5", ok=False)
+    assert r.returncode == 1 and r.stderr.startswith("Error: BTC names 3 instruments: BTCUSDT on binance, "
+                                                     "BTC-USD on coinbase, XBT/EUR on kraken"), r.stderr  # fmt: skip
+    assert "WH_PREFERRED_QUOTE" in r.stderr
+    picked = json.loads(
+        wh("query", "zscore", "btc", "--window", "5", "--exchange", "kraken", "--format", "json").stdout
+    )
+    assert {p["symbol"] for p in picked} == {"XBT/EUR"}
+    monkeypatch.setenv("WH_PREFERRED_QUOTE", "usd")
+    picked = json.loads(wh("query", "zscore", "BTC", "--window", "5", "--format", "json").stdout)
+    assert {p["symbol"] for p in picked} == {"BTC-USD"}
+    assert json.loads(wh("query", "zscore", "ETH", "--window", "5", "--format", "json").stdout)[0]["symbol"] == "ETHBTC"
