@@ -346,7 +346,7 @@ def ledger_asset(upstream: list[dg.AssetKey]) -> dg.AssetsDefinition:
         since, until = (t if t.tzinfo else t.replace(tzinfo=UTC) for t in (since, until))
         result, tables = replay_session(warehouse.settings(), traders, config.symbols, since, until,
                                         source=config.source, write_to=config.write_to, cash=config.cash,
-                                        run=f"dagster-{context.run_id}")  # fmt: skip
+                                        run=f"dagster-{context.run.run_id}")  # fmt: skip
         rows = [{k: (f"{v:,.2f}" if isinstance(v, float) else v) for k, v in r.items() if k != "rejects"}
                 for r in summary(result)]  # fmt: skip
         context.log.info(f"replayed {result.stats.ticks:,} ticks into {len(traders)} trader(s)")
