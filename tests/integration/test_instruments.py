@@ -139,3 +139,61 @@ def test_several_instruments_of_one_asset_are_listed_or_settled_by_the_preferred
     picked = json.loads(wh("query", "zscore", "BTC", "--window", "5", "--format", "json").stdout)
     assert {p["symbol"] for p in picked} == {"BTC-USD"}
     assert json.loads(wh("query", "zscore", "ETH", "--window", "5", "--format", "json").stdout)[0]["symbol"] == "ETHBTC"
+
+
+@pytest.mark.parametrize("engine_name", ["duckdb", pytest.param("clickhouse", marks=pytest.mark.clickhouse)])
+def test_the_stored_key_lookup_is_skipped_only_where_no_stored_row_can_match(engine_name: str, home: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """A batch newer than everything stored of its instruments (per the catalog) skips the
+    lookup of stored dedup keys; any instrument whose batch rows reach back into what is
+    stored is looked up. Replays, overlaps and late ticks are still stored exactly once."""
+    import warehouse.sinks.clickhouse as ch_sink
+    import warehouse.sinks.duckdb as duck_sink
+    from warehouse.config import get_settings
+    from warehouse.records import QUOTE_SCHEMA
+    from warehouse.sinks import open_sinks
+    from warehouse.sql.engines import close_embedded, open_engine
+
+    looked_up: list[set[str]] = []
+    for module in (duck_sink, ch_sink):
+        real = module.existing_keys
+
+        def spy(engine, table, data, real=real):
+            looked_up.append(set(data.column("symbol").to_pylist()))
+            return real(engine, table, data)
+
+        monkeypatch.setattr(module, "existing_keys", spy)
+    day = 86_400 * 10**9
+
+    def quotes(symbols: str, start: int, n: int, step: int = 10**9) -> pa.Table:
+        rows = [(s, start + i * step) for s in symbols for i in range(n)]
+        return pa.table({
+            "timestamp": [t for _, t in rows], "received_at": [t for _, t in rows], "exchange": ["x"] * len(rows),
+            "symbol": [f"{s}USDT" for s, _ in rows], "asset_class": ["crypto"] * len(rows),
+            "bid": [100.0 + i % 5 for i in range(len(rows))], "ask": [101.0 + i % 5 for i in range(len(rows))],
+            "bid_size": [1.0] * len(rows), "ask_size": [1.0] * len(rows), "seq": pa.array([None] * len(rows), pa.int64()),
+        }).cast(QUOTE_SCHEMA)  # fmt: skip
+
+    t0 = 1_700_000_000 * 10**9
+    batches = [
+        (quotes("AB", t0, 100), set(), 200),  # nothing stored: no lookup
+        (quotes("AB", t0 + day, 100), set(), 200),  # a newer day: no lookup
+        (quotes("AB", t0, 100), {"AUSDT", "BUSDT"}, 0),  # a replay: looked up, nothing stored again
+        (pa.concat_tables([quotes("A", t0 + 2 * day, 50), quotes("B", t0 + day + 50 * 10**9, 100)]),
+         {"BUSDT"}, 100),  # A is new; B overlaps its stored rows: only B looked up (50 dup + 50 new)
+        (quotes("A", t0 + day + 500_000_000, 3), {"AUSDT"}, 3),  # late ticks between stored ones
+    ]  # fmt: skip
+    sinks = open_sinks([engine_name], get_settings())
+    try:
+        for data, expect_lookup, expect_new in batches:
+            looked_up.clear()
+            counts = sinks[0].write({"market_ticks": data})
+            assert set().union(*looked_up) == expect_lookup, (looked_up, expect_lookup)
+            assert counts.stored["market_ticks"] == expect_new
+    finally:
+        for s in sinks:
+            s.close()
+    with open_engine(engine_name, get_settings(), read_only=True) as eng:
+        n = eng.query("SELECT count(*) AS n, count(DISTINCT (symbol, timestamp)) AS d FROM wh.market_ticks").to_pylist()
+    close_embedded()
+    assert n == [{"n": 503, "d": 503}]

@@ -91,11 +91,13 @@ class SinkBase:
         stored: dict[str, pa.Table] = {}
         self._begin()
         try:
+            newest = self._newest_stored(batch)
             for table, data in batch.items():
                 if data.num_rows == 0:
                     continue
                 data = prepare(table, data)
-                new = only_new(table, data, self._existing(table, data))
+                lookup = maybe_stored(data, newest) if table in ("market_ticks", "trades") else data
+                new = only_new(table, data, self._existing(table, lookup) if lookup.num_rows else None)
                 self._append(table, new, position)
                 counts.stored[table] = new.num_rows
                 counts.existing[table] = data.num_rows - new.num_rows
@@ -113,6 +115,22 @@ class SinkBase:
 
     def _existing(self, table: str, data: pa.Table) -> pa.Table | None:
         raise NotImplementedError
+
+    def _catalog(self, symbols: list[str]) -> pa.Table | None:
+        """wh.instruments rows of `symbols` (None: this sink keeps no catalog)."""
+        return None
+
+    def _newest_stored(self, batch: WriteBatch) -> pl.DataFrame | None:
+        """Per (exchange, symbol) of the batch's ticks, the newest event time stored, as ns
+        (None: unknown, every row is looked up)."""
+        symbols = sorted({s for t in ("market_ticks", "trades") if t in batch and batch[t].num_rows
+                          for s in pc.unique(batch[t].column("symbol")).to_pylist()})  # fmt: skip
+        catalog = self._catalog(symbols) if symbols else None
+        if catalog is None:
+            return None
+        df = pl.from_arrow(catalog.select(["exchange", "symbol", "last_ts"]))
+        assert isinstance(df, pl.DataFrame)
+        return df.select("exchange", "symbol", pl.col("last_ts").dt.epoch("ns").alias("_newest"))
 
     def _append(self, table: str, data: pa.Table, position: StreamPosition | None = None) -> None:
         raise NotImplementedError
@@ -187,6 +205,27 @@ def existing_keys(engine: Engine, table: str, data: pa.Table) -> pa.Table | None
             )
         return pa.concat_tables(parts) if parts else None
     raise KeyError(table)
+
+
+def maybe_stored(data: pa.Table, newest: pl.DataFrame | None) -> pa.Table:
+    """The rows of `data` that may share a dedup key with a stored row: those of instruments
+    whose earliest tick in the batch is not after the newest stored for that instrument. The
+    key holds the event time, so a row newer than everything stored of its instrument cannot
+    match one — the stored-key lookup is skipped for it (a live feed's batches, an import of
+    a new day). `newest` None: all rows."""
+    if newest is None:
+        return data
+    df = pl.from_arrow(data.select(["exchange", "symbol", "timestamp"]))
+    assert isinstance(df, pl.DataFrame)
+    first = df.group_by("exchange", "symbol").agg(pl.col("timestamp").min().dt.epoch("ns").alias("_first"))
+    old = first.join(newest, on=["exchange", "symbol"], how="inner").filter(pl.col("_first") <= pl.col("_newest"))
+    if old.height == 0:
+        return data.slice(0, 0)
+    if old.height == first.height:
+        return data
+    keep = df.join(old.select("exchange", "symbol").with_columns(pl.lit(True).alias("_old")),
+                   on=["exchange", "symbol"], how="left", maintain_order="left")["_old"].fill_null(False)  # fmt: skip
+    return data.filter(keep.to_arrow())
 
 
 def instrument_summary(stored: dict[str, pa.Table]) -> pa.Table:

@@ -11,6 +11,7 @@ import pyarrow as pa
 
 from warehouse.config import Settings
 from warehouse.sinks.base import SinkBase, StreamPosition, existing_keys
+from warehouse.sql import queries
 from warehouse.sql.engines import ClickHouseEngine
 from warehouse.sql.migrate import migrate
 
@@ -24,6 +25,9 @@ class ClickHouseSink(SinkBase):
 
     def _existing(self, table: str, data: pa.Table) -> pa.Table | None:
         return existing_keys(self.engine, table, data)
+
+    def _catalog(self, symbols: list[str]) -> pa.Table | None:
+        return queries.load("instruments_for", internal=True).run(self.engine, {"symbols": symbols})
 
     def _append(self, table: str, data: pa.Table, position: StreamPosition | None = None) -> None:
         # A retry of the same stream batch (same edges) is dropped by the server too.

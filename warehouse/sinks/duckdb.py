@@ -61,6 +61,9 @@ class DuckDBSink(SinkBase):
     def _existing(self, table: str, data: pa.Table) -> pa.Table | None:
         return existing_keys(self.engine, table, data)
 
+    def _catalog(self, symbols: list[str]) -> pa.Table | None:
+        return queries.load("instruments_for", internal=True).run(self.engine, {"symbols": symbols})
+
     def _append(self, table: str, data: pa.Table, position: StreamPosition | None = None) -> None:
         self.engine.insert(f"wh.{table}", sort_for_storage(table, data))
 
