@@ -75,3 +75,51 @@ def test_duckdb_keeps_the_stream_state_with_the_offsets(tmp_path: Path) -> None:
     restored = BatchStep("kafka:t")
     restored.restore(state)
     assert restored.snapshot() == state
+
+
+@pytest.mark.clickhouse
+def test_embedded_clickhouse_inserts_read_the_arrow_table_in_place_and_store_it_exactly(tmp_path: Path,
+                                                                                       monkeypatch) -> None:  # fmt: skip
+    """The embedded engine inserts through chdb's Python() table function (not clickhouse-
+    connect's Native temp file): every type wh stores comes back as it went in, nulls
+    included, and a repeated token is dropped as on the other path."""
+    import pyarrow as pa
+
+    import warehouse.sql.engines.clickhouse as ch
+    from warehouse.config import Settings
+    from warehouse.records import QUOTE_SCHEMA
+    from warehouse.sql.engines import close_embedded, open_engine
+    from warehouse.sql.migrate import migrate
+
+    used = []
+    real = ch._python_insert
+    monkeypatch.setattr(ch, "_python_insert", lambda *a: used.append(real(*a)) or used[-1])
+    n = 5_000
+    ts = [1_700_000_000_123_456_789 + i * 1_001 for i in range(n)]
+    quotes = pa.table({
+        "timestamp": ts, "received_at": [t + 7 for t in ts], "exchange": ["x", "y"] * (n // 2),
+        "symbol": [f"S{i % 13}" for i in range(n)], "asset_class": ["crypto"] * n,
+        "bid": [100.0 + i / 7 for i in range(n)], "ask": [100.5 + i / 7 for i in range(n)],
+        "bid_size": [None if i % 5 == 0 else i / 3 for i in range(n)], "ask_size": [1.5] * n,
+        "seq": pa.array([None if i % 3 else i for i in range(n)], pa.int64()),
+    }).cast(QUOTE_SCHEMA)  # fmt: skip
+    ledger = pa.table({"order_id": ["o1", "o2"], "trader": ["t", "t"], "created_at": pa.array(ts[:2], pa.timestamp("ns", tz="UTC")),
+                       "updated_at": pa.array(ts[:2], pa.timestamp("ns", tz="UTC")), "symbol": ["S1", "S2"],
+                       "asset_class": ["crypto"] * 2, "side": ["buy", "sell"], "order_type": ["limit", "market"],
+                       "time_in_force": ["GTC", "IOC"], "post_only": [True, False], "qty": [1.0, 2.0],
+                       "limit_price": [10.0, None], "filled_qty": [0.0, 2.0], "avg_price": [None, 11.0],
+                       "status": ["new", "filled"], "reason": [None, "x"], "exchange": ["x", "y"]})  # fmt: skip
+    settings = Settings(home=tmp_path / "h")
+    with open_engine("clickhouse", settings) as eng:
+        migrate(eng)
+        for _ in range(2):
+            eng.insert("wh.market_ticks", quotes, dedup_token="tok-1")
+        eng.insert("wh.orders", ledger)
+        back = eng.query("SELECT * FROM wh.market_ticks ORDER BY timestamp").select(quotes.column_names)
+        orders = eng.query("SELECT * FROM wh.orders ORDER BY order_id").select(ledger.column_names)
+    close_embedded()
+    assert used and all(used), "the embedded insert fell back to insert_arrow"
+    assert back.num_rows == n
+    for name in quotes.column_names:
+        assert back.column(name).to_pylist() == quotes.column(name).to_pylist(), name
+    assert orders.to_pylist() == ledger.to_pylist()
