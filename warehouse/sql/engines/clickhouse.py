@@ -317,7 +317,7 @@ def _python_insert(client: Any, table: str, data: pa.Table, settings: Mapping[st
     run = getattr(backend, "_run", None)
     if run is None:
         return False
-    _wh_batch = data
+    _wh_batch = data  # chdb's Python() table function finds the table by this name, in this frame
     cols = ", ".join(f"`{checked_column(c)}`" for c in data.column_names)
     clause = ", ".join(f"{k} = {v}" if isinstance(v, int) else f"{k} = '{_token(v)}'" for k, v in settings.items())
     try:
