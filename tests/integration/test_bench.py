@@ -31,6 +31,8 @@ def test_zscore_bench_measures_both_engines(home: Path) -> None:
     assert [(lat.engine, lat.exchange) for lat in r.latency] == [("duckdb", ""), ("duckdb", "binance"),
                                                                  ("clickhouse", ""), ("clickhouse", "binance")]  # fmt: skip
     assert all(0 < lat.p50_ms <= lat.p95_ms for lat in r.latency)
+    assert [k.engine for k in r.kernel] == ["duckdb", "clickhouse"]
+    assert all(k.rows == 5_000 and k.same_nulls and k.z_sum_difference < 1e-9 for k in r.kernel), r.kernel
     assert notes, "progress notes reach the log callback"
 
 

@@ -1,7 +1,8 @@
 """`wh bench zscore`: the all-symbol z-score per engine, and one symbol's latency.
 
 The all-symbol z-score (queries/internal/zscore_all.sql) runs on DuckDB and ClickHouse over
-the same N synthetic quotes; then p50/p95 latency of `wh query zscore BTCUSDT` (newest 100)
+the same N synthetic quotes, then the O(1) kernel (analytics/rolling.py) on each engine's
+quotes read in window order, checked against the SQL's checksum; then p50/p95 latency of `wh query zscore BTCUSDT` (newest 100)
 on each engine, as the command runs it (the symbol's venue looked up first) and with
 `--exchange` given (no lookup).
 """
@@ -15,6 +16,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from warehouse.bench.common import Log, load_clickhouse, load_duckdb, machine, quiet, synthetic_parquet
 
@@ -41,18 +43,67 @@ class Latency:
     p95_ms: float
 
 
+@dataclass(frozen=True)
+class Kernel:
+    """The O(1) kernel (analytics/rolling.py) on one engine's quotes: the ordered read, the
+    kernel alone, and its agreement with the SQL's checksum of the same run."""
+
+    engine: str
+    rows: int
+    read_seconds: float
+    kernel_seconds: float
+    same_nulls: bool
+    z_sum_difference: float  # |Σz kernel − Σz SQL| / Σ|z|
+
+    @property
+    def rate(self) -> float:
+        return self.rows / (self.read_seconds + self.kernel_seconds)
+
+    @property
+    def kernel_rate(self) -> float:
+        return self.rows / self.kernel_seconds
+
+
 @dataclass
 class ZScoreBench:
     machine: str
     rows: int
     throughput: list[Throughput] = field(default_factory=list)
     latency: list[Latency] = field(default_factory=list)
+    kernel: list[Kernel] = field(default_factory=list)
 
 
 def _percentiles(samples: list[float]) -> tuple[float, float]:
     """(p50, p95); p95 by nearest rank: the ⌈0.95·n⌉-th smallest (48th of 50; the largest of 2)."""
     samples = sorted(samples)
     return statistics.median(samples), samples[math.ceil(0.95 * len(samples)) - 1]
+
+
+def _kernel(eng: Any, sql: dict, log: Log) -> Kernel:
+    """Read every quote in window order, run the kernel (window 60), compare with the SQL."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    from warehouse.analytics.rolling import zscore_all, zscore_arrays
+    from warehouse.sql import queries
+
+    zscore_all(eng, 60)  # warm: compiles (or loads) the kernel, fills caches
+    t = time.perf_counter()
+    table = queries.load("zscore_input", internal=True).run(eng, {})
+    bid = table.column("bid").to_numpy()
+    codes = [pc.dictionary_encode(table.column(c)).combine_chunks().indices.to_numpy(zero_copy_only=False)
+             for c in ("exchange", "symbol")]  # fmt: skip
+    starts = np.concatenate([[0], np.flatnonzero((np.diff(codes[0]) != 0) | (np.diff(codes[1]) != 0)) + 1,
+                             [table.num_rows]]).astype(np.int64)  # fmt: skip
+    read = time.perf_counter() - t
+    t = time.perf_counter()
+    z, _, _ = zscore_arrays(bid, starts, 60)
+    kernel = time.perf_counter() - t
+    nulls = int(np.isnan(z).sum())
+    total = float(np.nansum(np.abs(z))) or 1.0
+    log(f"{eng.name}: kernel read {read:.2f} s, kernel {kernel:.3f} s")
+    return Kernel(eng.name, len(z), read, kernel, nulls == sql["z_nulls"],
+                  abs(float(np.nansum(z)) - float(sql["z_sum"] or 0.0)) / total)  # fmt: skip
 
 
 def run(ticks: int = 10_000_000, repeats: int = 50, *, log: Log = quiet) -> ZScoreBench:
@@ -77,11 +128,14 @@ def run(ticks: int = 10_000_000, repeats: int = 50, *, log: Log = quiet) -> ZSco
             load_clickhouse(ch, files)
             result = ZScoreBench(machine=machine(), rows=ticks)
             q = queries.load("zscore_all", internal=True)
+            sql: dict[str, dict] = {}
             for eng in (duck, ch):
                 q.run(eng, {})  # warm
                 t = time.perf_counter()
-                row = q.run(eng, {}).to_pylist()[0]
+                row = sql[eng.name] = q.run(eng, {}).to_pylist()[0]
                 result.throughput.append(Throughput(eng.name, row["rows"], time.perf_counter() - t))
+            for eng in (duck, ch):
+                result.kernel.append(_kernel(eng, sql[eng.name], log))
             for eng in (duck, ch):
                 for venue in ("", "binance"):
                     analytics.zscore(eng, "BTCUSDT", exchange=venue)  # warm

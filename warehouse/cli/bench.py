@@ -47,6 +47,10 @@ def bench_zscore(
     for t in r.throughput:
         console.print(f"{t.engine:10s} all-symbol z-score: {t.seconds:.2f} s = {t.rate:,.0f} rows/s "
                       f"(target on duckdb ≥ {zscore.TARGET_ROWS_PER_S:,})")  # fmt: skip
+    for k in r.kernel:
+        console.print(f"{k.engine:10s} all-symbol z-score, O(1) kernel: read {k.read_seconds:.2f} s + kernel "
+                      f"{k.kernel_seconds:.3f} s = {k.rate:,.0f} rows/s end to end, {k.kernel_rate:,.0f} rows/s "
+                      f"kernel alone; same NULLs as the SQL: {k.same_nulls}, Σz differs by {k.z_sum_difference:.1e}")  # fmt: skip
     for lat in r.latency:
         label = f" --exchange {lat.exchange}" if lat.exchange else ""
         console.print(f"{lat.engine:10s} zscore BTCUSDT{label} newest 100: p50 {lat.p50_ms:.1f} ms, "
