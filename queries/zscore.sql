@@ -4,6 +4,7 @@
 -- param exchange: String = ''
 -- param window: UInt32 = 60 in [1, 1000000]
 -- param limit: UInt64 = 100
+-- param since: DateTime64(9, 'UTC') = 1970-01-01
 --
 -- Order: event time, ties by receipt time, then sequence number. Warm-up rows (fewer
 -- than `window` quotes so far) are included, computed over the rows available.
@@ -12,6 +13,8 @@
 -- digits when std is tiny next to the price (BTC ≈ 9,681, std ≈ 0.5). When every price
 -- in the window is equal, rolling_std is exactly 0 and z_score is NULL.
 -- Only the newest `limit + window - 1` quotes are read: enough for `limit` full windows.
+-- `since` bounds the scan (the caller must know that many quotes are newer: warehouse.analytics
+-- derives it from the instrument catalog and checks `window_rows` of the oldest row returned).
 SELECT
     timestamp,
     symbol,
@@ -19,7 +22,8 @@ SELECT
     rolling_mean,
     if(arrayMin(prices) = arrayMax(prices), 0.,
        sqrt(arraySum(arrayMap(p -> (p - rolling_mean) * (p - rolling_mean), prices)) / n)) AS rolling_std,
-    if(arrayMin(prices) = arrayMax(prices), NULL, (bid - rolling_mean) / rolling_std) AS z_score
+    if(arrayMin(prices) = arrayMax(prices), NULL, (bid - rolling_mean) / rolling_std) AS z_score,
+    n AS window_rows
 FROM
 (
     SELECT
@@ -36,6 +40,7 @@ FROM
         SELECT timestamp, received_at, seq, symbol, bid
         FROM wh.market_ticks
         WHERE symbol = {symbol:String} AND ({exchange:String} = '' OR exchange = {exchange:String})
+          AND timestamp >= {since:DateTime64(9, 'UTC')}
         ORDER BY timestamp DESC, received_at DESC, seq DESC
         LIMIT {limit:UInt64} + {window:UInt32} - 1
     )

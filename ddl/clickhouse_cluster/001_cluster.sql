@@ -258,6 +258,9 @@ CREATE TABLE IF NOT EXISTS wh.instruments_local {on_cluster}
     asset_class  SimpleAggregateFunction(min, LowCardinality(String)),
     first_ts     SimpleAggregateFunction(min, DateTime64(9, 'UTC')),
     last_ts      SimpleAggregateFunction(max, DateTime64(9, 'UTC')),
+    -- the quotes' own span (the trades view writes 2262-01-01 / 1970-01-01: neutral for min / max)
+    first_quote_ts SimpleAggregateFunction(min, DateTime64(9, 'UTC')),
+    last_quote_ts  SimpleAggregateFunction(max, DateTime64(9, 'UTC')),
     quotes       SimpleAggregateFunction(sum, UInt64),
     trades       SimpleAggregateFunction(sum, UInt64)
 )
@@ -270,10 +273,12 @@ ENGINE = Distributed({cluster}, wh, instruments_local, cityHash64(exchange, symb
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS wh.instruments_from_quotes_local {on_cluster} TO wh.instruments_local AS
 SELECT exchange, symbol, min(asset_class) AS asset_class, min(timestamp) AS first_ts,
-       max(timestamp) AS last_ts, toUInt64(count()) AS quotes, toUInt64(0) AS trades
+       max(timestamp) AS last_ts, min(timestamp) AS first_quote_ts, max(timestamp) AS last_quote_ts,
+       toUInt64(count()) AS quotes, toUInt64(0) AS trades
 FROM wh.market_ticks_local GROUP BY exchange, symbol;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS wh.instruments_from_trades_local {on_cluster} TO wh.instruments_local AS
 SELECT exchange, symbol, min(asset_class) AS asset_class, min(timestamp) AS first_ts,
-       max(timestamp) AS last_ts, toUInt64(0) AS quotes, toUInt64(count()) AS trades
+       max(timestamp) AS last_ts, toDateTime64('2262-01-01 00:00:00', 9, 'UTC') AS first_quote_ts,
+       toDateTime64(0, 9, 'UTC') AS last_quote_ts, toUInt64(0) AS quotes, toUInt64(count()) AS trades
 FROM wh.trades_local GROUP BY exchange, symbol;

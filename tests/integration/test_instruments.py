@@ -15,13 +15,14 @@ import pytest
 pytestmark = [pytest.mark.integration]
 WH = [sys.executable, "-m", "warehouse.cli.main"]
 TRUTH = """
-SELECT exchange, symbol, min(first_ts) AS first_ts, max(last_ts) AS last_ts,
-       CAST(sum(quotes) AS BIGINT) AS quotes, CAST(sum(trades) AS BIGINT) AS trades
+SELECT exchange, symbol, min(first_ts) AS first_ts, max(last_ts) AS last_ts, min(fq) AS first_quote_ts,
+       max(lq) AS last_quote_ts, CAST(sum(quotes) AS BIGINT) AS quotes, CAST(sum(trades) AS BIGINT) AS trades
 FROM (
-    SELECT exchange, symbol, min(timestamp) AS first_ts, max(timestamp) AS last_ts, count(*) AS quotes, 0 AS trades
+    SELECT exchange, symbol, min(timestamp) AS first_ts, max(timestamp) AS last_ts, min(timestamp) AS fq,
+           max(timestamp) AS lq, count(*) AS quotes, 0 AS trades
     FROM wh.market_ticks GROUP BY exchange, symbol
     UNION ALL
-    SELECT exchange, symbol, min(timestamp), max(timestamp), 0, count(*) FROM wh.trades GROUP BY exchange, symbol
+    SELECT exchange, symbol, min(timestamp), max(timestamp), NULL, NULL, 0, count(*) FROM wh.trades GROUP BY exchange, symbol
 ) GROUP BY exchange, symbol ORDER BY exchange, symbol"""
 
 
@@ -40,8 +41,8 @@ def _rows(engine: str, sql: str | None) -> list[dict]:
     with open_engine(engine, get_settings(), read_only=True) as eng:
         table = queries.load("instruments").run(eng, {}) if sql is None else eng.query(sql)
     close_embedded()  # the next `wh` process opens the embedded ClickHouse itself
-    keys = ("exchange", "symbol", "first_ts", "last_ts", "quotes", "trades")
-    return [{k: (v.replace(tzinfo=None) if k.endswith("_ts") else v) for k, v in r.items() if k in keys}
+    keys = ("exchange", "symbol", "first_ts", "last_ts", "first_quote_ts", "last_quote_ts", "quotes", "trades")
+    return [{k: (v.replace(tzinfo=None) if k.endswith("_ts") and v is not None else v) for k, v in r.items() if k in keys}
             for r in table.to_pylist()]  # fmt: skip
 
 
@@ -197,3 +198,44 @@ def test_the_stored_key_lookup_is_skipped_only_where_no_stored_row_can_match(eng
         n = eng.query("SELECT count(*) AS n, count(DISTINCT (symbol, timestamp)) AS d FROM wh.market_ticks").to_pylist()
     close_embedded()
     assert n == [{"n": 503, "d": 503}]
+
+
+@pytest.mark.clickhouse
+def test_the_newest_z_scores_read_a_bounded_range_and_equal_a_full_read(home: Path, tardis, monkeypatch) -> None:
+    """`wh query zscore` of the newest rows reads from a time the catalog says is recent
+    enough; the result equals the unbounded read, and a bound that proves too tight (the
+    oldest row's window not full) falls back to the full read."""
+    from datetime import UTC, datetime
+
+    import warehouse.analytics as analytics
+    from warehouse.config import get_settings
+    from warehouse.sql.engines import close_embedded, open_engine
+
+    wh("import", *map(str, tardis))
+    calls: list[dict] = []
+    real_run = analytics.run
+    monkeypatch.setattr(analytics, "run", lambda eng, name, **kw: calls.append(kw) or real_run(eng, name, **kw))
+    for engine in ("duckdb", "clickhouse"):
+        with open_engine(engine, get_settings(), read_only=True) as eng:
+            for window, limit in ((60, 100), (7, 20), (1000, 50)):
+                calls.clear()
+                bounded = analytics.zscore(eng, "BTCUSDT", window=window, limit=limit)
+                full = analytics.zscore(
+                    eng, "BTCUSDT", window=window, limit=limit, since=datetime(1970, 1, 1, tzinfo=UTC)
+                )
+                assert bounded.to_pylist() == full.to_pylist() and bounded.num_rows == limit
+                if window == 1000:  # 1,049 rows of 9,999 quotes: not worth a bound (< 16 ×)
+                    assert "since" not in calls[0], calls
+                else:
+                    assert calls[0]["since"] > datetime(2020, 2, 22, 0, 3, tzinfo=UTC), calls
+            # a bound too tight for the window: detected, read again unbounded
+            import warehouse.analytics.instruments as instruments
+
+            tight = ("binance-futures", datetime(2020, 2, 22, 0, 3, 47, tzinfo=UTC))
+            monkeypatch.setattr(analytics, "recent_bound", lambda e, s, x, rows, tight=tight: tight)
+            calls.clear()
+            again = analytics.zscore(eng, "BTCUSDT", window=60, limit=100)
+            full = analytics.zscore(eng, "BTCUSDT", window=60, limit=100, since=datetime(1970, 1, 1, tzinfo=UTC))
+            assert len(calls) == 3 and again.to_pylist() == full.to_pylist()
+            monkeypatch.setattr(analytics, "recent_bound", instruments.recent_bound)
+        close_embedded()

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import datetime
+
 import duckdb
 import pytest
 
@@ -45,7 +47,8 @@ def test_parameter_coercion_rejects_bad_values() -> None:
         "exchange": "",
         "window": 60,
         "limit": 100,
-    }  # '' is the empty string
+        "since": datetime(1970, 1, 1),
+    }  # '' is the empty string; DateTime defaults bind as naive UTC
     with pytest.raises(QueryError):
         q.bind({"symbol": "BTC", "window": "-1"})
     with pytest.raises(QueryError):

@@ -11,7 +11,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from warehouse.analytics.instruments import resolve
+from warehouse.analytics.instruments import recent_bound, resolve
 from warehouse.errors import AmbiguousVenueError, UnknownSymbolError, UnknownVenueError
 from warehouse.sql import queries
 from warehouse.sql.engines import Engine
@@ -95,7 +95,19 @@ def venues(engine: Engine, symbol: str) -> list[str]:
 
 def zscore(engine: Engine, symbol: str, *, window: int = 60, limit: int | None = 100, **other: Any) -> pa.Table:
     """Rolling z-score of `symbol`'s bid (or of the instrument an asset such as BTC names),
-    newest first; raises UnknownSymbolError if no quotes."""
+    newest first; raises UnknownSymbolError if no quotes.
+
+    The newest few rows read a bounded time range when the instrument catalog says enough
+    quotes lie in it (and the result confirms: its oldest row has a full window); else, and
+    for a whole series, the symbol's every quote is considered."""
+    if limit and "since" not in other:
+        bound = recent_bound(engine, symbol, other.get("exchange") or None, limit + window - 1)
+        if bound is not None:
+            exchange, since = bound
+            table = run(engine, "zscore", symbol=symbol, window=window, limit=limit,
+                        **{**other, "exchange": exchange, "since": since})  # fmt: skip
+            if table.num_rows == limit and table.column("window_rows")[-1].as_py() == window:
+                return table.select(list(ZSCORE_COLUMNS))
     table = run(engine, "zscore", symbol=symbol, window=window, limit=limit or ALL_ROWS, **other)
     if table.num_rows == 0:
         known = run(engine, "symbols", limit=12).column("symbol").to_pylist()

@@ -12,6 +12,7 @@ listing the choices.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 import pyarrow as pa
 
@@ -76,3 +77,20 @@ def resolve(engine: Engine, name: str, exchange: str | None = None,
         raise AmbiguousInstrumentError(f"{name} names {len(rows)} instruments: {choices}{more} — give the symbol "
                                        "(and --exchange), or set WH_PREFERRED_QUOTE (e.g. USDT)")  # fmt: skip
     return rows[0]["exchange"], rows[0]["symbol"]
+
+
+def recent_bound(engine: Engine, symbol: str, exchange: str | None, rows: int) -> tuple[str, datetime] | None:
+    """(exchange, since) such that the newest `rows` quotes of the instrument are probably all
+    at or after `since` — from the catalog's span and count, with an 8× margin — or None
+    (not one instrument in the catalog, or too few quotes to bother). The caller checks that
+    the bounded read did reach `rows` quotes and reads unbounded otherwise."""
+    if engine.name == "questdb":
+        return None
+    found = [r for r in queries.load("instruments").run(engine, {"symbols": [symbol]}).to_pylist()
+             if not exchange or r["exchange"] == exchange]  # fmt: skip
+    if len(found) != 1 or found[0]["quotes"] < 16 * rows or found[0]["last_quote_ts"] is None:
+        return None
+    r = found[0]
+    first, last = r["first_quote_ts"], r["last_quote_ts"]
+    since = last - (last - first) * (8 * rows / r["quotes"])
+    return r["exchange"], since if since.tzinfo else since.replace(tzinfo=UTC)

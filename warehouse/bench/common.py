@@ -86,10 +86,17 @@ SCAN = {"market_ticks": "SELECT * FROM wh.market_ticks", "trades": "SELECT * FRO
 
 
 def load_duckdb(engine: Any, files: dict[Kind, ParquetFile], *, hourly: bool = False) -> None:
-    """Parquet files into a migrated DuckDBEngine, each table in one statement."""
+    """Parquet files into a migrated DuckDBEngine, each table in one statement; then the
+    instrument catalog, as the sinks would have kept it (ClickHouse's views keep it there)."""
+    from warehouse.sql.files import ddl_dir, split_statements
+
     statements = _DUCKDB_LOAD_HOURLY if hourly else _DUCKDB_LOAD
     for kind, f in files.items():
         engine.con.execute(statements[TABLE_FOR_KIND[kind]], [str(f.path)])
+    # the catalog migration's backfill: INSERT OR REPLACE from the tick tables (every row recomputed)
+    (backfill,) = [s for s in split_statements((ddl_dir("duckdb") / "009_instruments.sql").read_text())
+                   if s.lstrip().startswith("INSERT")]  # fmt: skip
+    engine.command(backfill)
 
 
 def load_clickhouse(engine: Any, files: dict[Kind, ParquetFile], *, batch_rows: int = 2_000_000) -> None:

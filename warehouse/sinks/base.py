@@ -236,11 +236,14 @@ def instrument_summary(stored: dict[str, pa.Table]) -> pa.Table:
         if table in stored:
             df = pl.from_arrow(stored[table].select(["exchange", "symbol", "asset_class", "timestamp"]))
             assert isinstance(df, pl.DataFrame)
+            quotes = table == "market_ticks"
             parts.append(
                 df.group_by("exchange", "symbol").agg(
                     pl.col("asset_class").min(),
                     pl.col("timestamp").min().alias("first_ts"),
                     pl.col("timestamp").max().alias("last_ts"),
+                    (pl.col("timestamp").min() if quotes else pl.lit(None, pl.Datetime("ns"))).alias("first_quote_ts"),
+                    (pl.col("timestamp").max() if quotes else pl.lit(None, pl.Datetime("ns"))).alias("last_quote_ts"),
                     pl.len().cast(pl.Int64).alias(column),
                 )
             )
@@ -249,7 +252,8 @@ def instrument_summary(stored: dict[str, pa.Table]) -> pa.Table:
 
 def merge_instruments(*frames: pl.DataFrame | None) -> pl.DataFrame:
     """Catalog rows added up per (exchange, symbol): min/max of the times, sums of the counts."""
-    df = pl.concat([f.with_columns(pl.col("first_ts", "last_ts").cast(pl.Datetime("ns")))
+    times = ("first_ts", "last_ts", "first_quote_ts", "last_quote_ts")
+    df = pl.concat([f.with_columns(pl.col(times).cast(pl.Datetime("ns")))
                     for f in frames if f is not None and f.height], how="diagonal")  # fmt: skip
     for column in ("quotes", "trades"):
         if column not in df.columns:
@@ -260,6 +264,8 @@ def merge_instruments(*frames: pl.DataFrame | None) -> pl.DataFrame:
             pl.col("asset_class").min(),
             pl.col("first_ts").min(),
             pl.col("last_ts").max(),
+            pl.col("first_quote_ts").min(),  # nulls (no quote) ignored
+            pl.col("last_quote_ts").max(),
             pl.col("quotes").fill_null(0).sum(),
             pl.col("trades").fill_null(0).sum(),
         )

@@ -27,7 +27,7 @@ class ClickHouseSink(SinkBase):
         return existing_keys(self.engine, table, data)
 
     def _catalog(self, symbols: list[str]) -> pa.Table | None:
-        return queries.load("instruments_for", internal=True).run(self.engine, {"symbols": symbols})
+        return queries.load("instruments").run(self.engine, {"symbols": symbols})
 
     def _append(self, table: str, data: pa.Table, position: StreamPosition | None = None) -> None:
         # A retry of the same stream batch (same edges) is dropped by the server too.

@@ -62,7 +62,7 @@ class DuckDBSink(SinkBase):
         return existing_keys(self.engine, table, data)
 
     def _catalog(self, symbols: list[str]) -> pa.Table | None:
-        return queries.load("instruments_for", internal=True).run(self.engine, {"symbols": symbols})
+        return queries.load("instruments").run(self.engine, {"symbols": symbols})
 
     def _append(self, table: str, data: pa.Table, position: StreamPosition | None = None) -> None:
         self.engine.insert(f"wh.{table}", sort_for_storage(table, data))
@@ -70,7 +70,7 @@ class DuckDBSink(SinkBase):
     def _note_instruments(self, summary: pa.Table) -> None:
         """Merge the batch into its instruments' catalog rows, in the batch's transaction."""
         symbols = pc.unique(summary.column("symbol")).to_pylist()
-        current = pl.from_arrow(queries.load("instruments_for", internal=True).run(self.engine, {"symbols": symbols}))
+        current = pl.from_arrow(queries.load("instruments").run(self.engine, {"symbols": symbols}))
         added = pl.from_arrow(summary)
         assert isinstance(current, pl.DataFrame) and isinstance(added, pl.DataFrame)
         self.engine.upsert("wh.instruments", merge_instruments(current, added).to_arrow())

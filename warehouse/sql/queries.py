@@ -17,6 +17,7 @@ are coerced and range-checked here against the declared type.
 from __future__ import annotations
 
 import functools
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -88,7 +89,10 @@ class Param:
                 return when.astimezone(UTC).replace(tzinfo=None) if when.tzinfo else when
             if t.startswith("Array("):
                 inner = Param(self.name, t[len("Array(") : -1], None)
-                return [inner._coerce(x) for x in value]
+                items = json.loads(value) if isinstance(value, str) else value  # a default: `= []`
+                if not isinstance(items, list | tuple):
+                    raise ValueError("not a list")
+                return [inner._coerce(x) for x in items]
         except ValueError as exc:
             raise QueryError(f"parameter {self.name} ({t}): {value!r} is not valid: {exc}") from exc
         raise QueryError(f"parameter {self.name}: unsupported type {t}")

@@ -83,6 +83,8 @@ _REWRITES: dict[str, Callable[[list[exp.Expression]], exp.Expr]] = {
     "tofloat64": lambda a: exp.cast(a[0], exp.DataType.build("DOUBLE")),
     "toint64": lambda a: exp.cast(a[0], exp.DataType.build("BIGINT")),
     "tonullable": lambda a: a[0],  # every DuckDB type is nullable
+    # an array with no elements (ClickHouse's empty() of a string is not used by the queries)
+    "empty": lambda a: exp.EQ(this=exp.func("len", a[0]), expression=exp.Literal.number(0)),
     # lag over a whole-partition frame (ClickHouse's form) = DuckDB's lag, which ignores frames
     "laginframe": lambda a: exp.func("lag", *a),
 }
