@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import UTC
 from pathlib import Path
 
 import pyarrow as pa
@@ -239,3 +240,36 @@ def test_the_newest_z_scores_read_a_bounded_range_and_equal_a_full_read(home: Pa
             assert len(calls) == 3 and again.to_pylist() == full.to_pylist()
             monkeypatch.setattr(analytics, "recent_bound", instruments.recent_bound)
         close_embedded()
+
+
+@pytest.mark.parametrize("engine_name", ["duckdb", pytest.param("clickhouse", marks=pytest.mark.clickhouse)])
+def test_a_batch_of_quotes_and_trades_updates_both_spans(engine_name: str, home: Path) -> None:
+    """A stream batch holds both kinds: the catalog row gets the trades' span in first/last_ts
+    and the quotes' own span in first/last_quote_ts."""
+    from warehouse.config import get_settings
+    from warehouse.records import QUOTE_SCHEMA, TRADE_SCHEMA
+    from warehouse.sinks import open_sinks
+
+    t0 = 1_700_000_000 * 10**9
+    quotes = pa.table({
+        "timestamp": [t0 + 10**9, t0 + 2 * 10**9], "received_at": [t0 + 10**9, t0 + 2 * 10**9],
+        "exchange": ["x", "x"], "symbol": ["QUSDT", "QUSDT"], "asset_class": ["crypto"] * 2,
+        "bid": [1.0, 1.1], "ask": [1.2, 1.3], "bid_size": [1.0, 1.0], "ask_size": [1.0, 1.0],
+        "seq": pa.array([None, None], pa.int64()),
+    }).cast(QUOTE_SCHEMA)  # fmt: skip
+    trades = pa.table({
+        "timestamp": [t0, t0 + 5 * 10**9], "received_at": [t0, t0 + 5 * 10**9], "exchange": ["x", "x"],
+        "symbol": ["QUSDT", "QUSDT"], "asset_class": ["crypto"] * 2, "trade_id": ["a", "b"], "side": ["buy", "sell"],
+        "price": [1.1, 1.2], "size": [1.0, 2.0], "seq": pa.array([None, None], pa.int64()),
+    }).cast(TRADE_SCHEMA)  # fmt: skip
+    sinks = open_sinks([engine_name], get_settings())
+    try:
+        sinks[0].write({"market_ticks": quotes, "trades": trades})
+    finally:
+        for s in sinks:
+            s.close()
+    (row,) = catalog(engine_name)
+    to_ns = lambda d: int(d.replace(tzinfo=UTC).timestamp() * 10**9)  # noqa: E731
+    assert (to_ns(row["first_ts"]), to_ns(row["last_ts"])) == (t0, t0 + 5 * 10**9)
+    assert (to_ns(row["first_quote_ts"]), to_ns(row["last_quote_ts"])) == (t0 + 10**9, t0 + 2 * 10**9)
+    assert (row["quotes"], row["trades"]) == (2, 2)

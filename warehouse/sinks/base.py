@@ -236,6 +236,8 @@ def instrument_summary(stored: dict[str, pa.Table]) -> pa.Table:
         if table in stored:
             df = pl.from_arrow(stored[table].select(["exchange", "symbol", "asset_class", "timestamp"]))
             assert isinstance(df, pl.DataFrame)
+            # naive UTC ns, like the catalog's columns (a batch's quotes and trades must stack)
+            df = df.with_columns(pl.col("timestamp").cast(pl.Int64).cast(pl.Datetime("ns")))
             quotes = table == "market_ticks"
             parts.append(
                 df.group_by("exchange", "symbol").agg(
