@@ -76,7 +76,7 @@ def bench_ingest(
                       f"{e.rate / r.ceiling_rate:.2f} × ceiling (targets ≥ {ingest.TARGET_RATE:,}/s and "
                       f"≥ {ingest.TARGET_RATIO} ×)")  # fmt: skip
     console.print(f"ClickHouse copying the Parquet file itself (file()): {r.clickhouse_file_rate:,.0f} rows/s; "
-                  f"wh insert path (dedup lookup + insert_arrow): {r.clickhouse_wh_rate:,.0f} rows/s = "
+                  f"wh sink write (stored-key lookup unless the catalog rules it out, Python() insert, catalog view): {r.clickhouse_wh_rate:,.0f} rows/s = "
                   f"{r.clickhouse_ratio:.2f} × (target ≥ {ingest.TARGET_INSERT_RATIO})")  # fmt: skip
     console.print(f"peak RSS of this process: {r.peak_rss_mb:,.0f} MB")
 
