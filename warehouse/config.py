@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from warehouse.errors import ConfigError
@@ -238,6 +238,12 @@ class WatchdogSettings(BaseSettings):
     history: int = Field(default=60, ge=2)
     min_buckets: int = Field(default=10, ge=2)
     floor: int = Field(default=20, ge=1)
+
+    @model_validator(mode="after")
+    def _history_holds_min_buckets(self) -> WatchdogSettings:
+        if self.min_buckets > self.history:
+            raise ValueError(f"min_buckets ({self.min_buckets}) must not exceed history ({self.history})")
+        return self
 
 
 class Settings(BaseSettings):

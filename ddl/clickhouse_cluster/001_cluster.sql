@@ -15,6 +15,8 @@
 --   {cluster}     the cluster's name in the servers' <remote_servers>
 -- ddl/clickhouse and this file must describe the same columns (tests/integration/test_clickhouse_cluster.py).
 
+CREATE DATABASE IF NOT EXISTS wh {on_cluster};
+
 CREATE TABLE IF NOT EXISTS wh.market_ticks_local {on_cluster}
 (
     timestamp    DateTime64(9, 'UTC') CODEC(Delta, ZSTD(1)),
@@ -220,7 +222,12 @@ ORDER BY (asset_class, symbol, bar_start);
 CREATE TABLE IF NOT EXISTS wh.bars_1m {on_cluster} AS wh.bars_1m_local
 ENGINE = Distributed({cluster}, wh, bars_1m_local, cityHash64(exchange, symbol));
 
-CREATE TABLE IF NOT EXISTS wh.bars_1m_stage_local {on_cluster} AS wh.bars_1m_local;
+-- its own engine clause, not `AS wh.bars_1m_local`: a replicated copy would take that table's
+-- Keeper path and replica name
+CREATE TABLE IF NOT EXISTS wh.bars_1m_stage_local {on_cluster} AS wh.bars_1m_local
+ENGINE = {merge_tree}
+PARTITION BY toYYYYMMDD(bar_start)
+ORDER BY (asset_class, symbol, bar_start);
 
 CREATE TABLE IF NOT EXISTS wh.bars_1m_stage {on_cluster} AS wh.bars_1m_local
 ENGINE = Distributed({cluster}, wh, bars_1m_stage_local, cityHash64(exchange, symbol));
@@ -243,7 +250,10 @@ ORDER BY (day, rank);
 CREATE TABLE IF NOT EXISTS wh.leaderboard_daily {on_cluster} AS wh.leaderboard_daily_local
 ENGINE = Distributed({cluster}, wh, leaderboard_daily_local, cityHash64(trader));
 
-CREATE TABLE IF NOT EXISTS wh.leaderboard_daily_stage_local {on_cluster} AS wh.leaderboard_daily_local;
+CREATE TABLE IF NOT EXISTS wh.leaderboard_daily_stage_local {on_cluster} AS wh.leaderboard_daily_local
+ENGINE = {merge_tree}
+PARTITION BY toYYYYMMDD(day)
+ORDER BY (day, rank);
 
 CREATE TABLE IF NOT EXISTS wh.leaderboard_daily_stage {on_cluster} AS wh.leaderboard_daily_local
 ENGINE = Distributed({cluster}, wh, leaderboard_daily_stage_local, cityHash64(trader));

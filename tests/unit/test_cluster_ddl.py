@@ -27,7 +27,9 @@ def statements(values: dict[str, str]) -> list[str]:
 
 def test_keeper_rendering_puts_every_statement_on_the_cluster_with_replicated_tables() -> None:
     stmts = statements(KEEPER)
-    assert len(stmts) == 30  # 12 tables and 2 stages, each _local + Distributed; 2 views
+    assert len(stmts) == 31  # the database; 12 tables and 2 stages, each _local + Distributed; 2 views
+    assert stmts[0] == "CREATE DATABASE IF NOT EXISTS wh ON CLUSTER prod"  # on every node, before its tables
+    stmts = stmts[1:]
     for stmt in stmts:
         assert not re.search(r"\{(on_cluster|merge_tree|cluster)\}", stmt)
         m = re.match(r"CREATE (TABLE|MATERIALIZED VIEW) IF NOT EXISTS wh\.(\w+) ON CLUSTER prod\b", stmt)
@@ -39,9 +41,8 @@ def test_keeper_rendering_puts_every_statement_on_the_cluster_with_replicated_ta
             assert (
                 "ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}')" in stmt
             )
-        elif name.endswith("_local"):
-            assert "ReplicatedMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}')" in stmt \
-                or re.search(rf"AS wh\.{name.removesuffix('_stage_local')}_local$", stmt), stmt  # fmt: skip
+        elif name.endswith("_local"):  # stages too: their own Keeper path, not a copy of their table's
+            assert "ReplicatedMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}')" in stmt, stmt
         else:
             assert re.search(rf"ENGINE = Distributed\(prod, wh, {name}_local, cityHash64\([a-z_, ]+\)\)$", stmt), stmt
         sqlglot.parse_one(stmt, read="clickhouse")  # ClickHouse's grammar, as sqlglot knows it
@@ -57,7 +58,7 @@ def test_node_by_node_rendering_has_no_on_cluster_and_plain_merge_tree() -> None
         }
     )
     assert not any("ON CLUSTER" in s or "Replicated" in s for s in stmts)
-    assert sum("ENGINE = MergeTree" in s for s in stmts) == 11
+    assert sum("ENGINE = MergeTree" in s for s in stmts) == 13  # 11 tables, 2 stages
 
 
 def test_cluster_nodes_setting_is_checked_without_showing_the_password() -> None:

@@ -49,3 +49,12 @@ def test_the_kernel_is_exact(seed: int, window: int, level: float, flat: float, 
     assert np.array_equal(np.isnan(z), np.isnan(ref))  # NULL exactly on the flat windows
     ok = ~np.isnan(ref)
     assert np.all(np.abs(z[ok] - ref[ok]) <= 1e-8 * np.maximum(1.0, np.abs(ref[ok])))
+
+
+def test_a_flat_window_after_a_jump_has_exactly_the_sqls_mean_and_std() -> None:
+    """The jump's square leaves rounding in the sums; a flat window reports the SQL's exact
+    values (std 0, mean = the price), not that residue."""
+    bid = np.array([1.0] + [1.1] * 8 + [887_090.02] + [1.0] * 15)
+    z, mean, std = zscore_arrays(bid, np.array([0, len(bid)], dtype=np.int64), 10)
+    assert np.isnan(z[19]) and std[19] == 0.0 and mean[19] == 1.0
+    assert np.all(np.isnan(z[19:])) and np.all(std[19:] == 0.0) and np.all(mean[19:] == 1.0)

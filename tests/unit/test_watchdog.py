@@ -36,3 +36,44 @@ def test_needs_history_and_the_floor_and_only_upward() -> None:
     # the history window: an old burst does not widen the bound forever
     assert deviation([400] * 5 + [10] * 60 + [60], BOUND) is not None
     assert deviation([400] * 5 + [10] * 55 + [60], BOUND) is None
+
+
+class _Trader:
+    """What the monitor reads of an account: its orders and fills (times), and its halt."""
+
+    def __init__(self) -> None:
+        self.orders: list = []
+        self.fills: list = []
+        self.halted = None
+
+
+class _Order:
+    def __init__(self, ts: int) -> None:
+        self.created_at = ts
+
+
+def test_a_night_without_ticks_is_not_a_quiet_baseline(tmp_path) -> None:
+    """One order every 3 s for 30 minutes, a 10-hour gap with no market at all, then the same
+    pace again: the morning is not a burst against a night of zeros."""
+    from warehouse.config import Settings
+    from warehouse.sim.watchdog import RunMonitor, patrol, runs_dir
+
+    settings = Settings(home=tmp_path)
+    monitor = RunMonitor(runs_dir(settings), "night", settings.watchdog)
+    trader = _Trader()
+    ns = 10**9
+    day1 = [t * 3 * ns for t in range(600)]
+    day2 = [36_000 * ns + t * 3 * ns for t in range(600)]
+    for times in (day1, day2):
+        for start in range(0, len(times), 40):  # batches of 2 minutes
+            chunk = times[start : start + 40]
+            trader.orders += [_Order(t) for t in chunk]
+            monitor.publish({"steady": trader}, chunk[-1], chunk)
+            assert patrol(settings) == (1, [])
+    # the same morning after a burst: 10 × the pace trips it
+    for t in range(400):
+        trader.orders.append(_Order(72_000 * ns + t * 300_000_000))
+    monitor.publish({"steady": trader}, 72_000 * ns + 120 * ns, [72_000 * ns + t * ns for t in range(120)])
+    watched, trips = patrol(settings)
+    assert watched == 1 and [t.trader for t in trips] == ["steady"]
+    monitor.close()

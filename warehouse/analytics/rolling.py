@@ -98,12 +98,16 @@ def _kernel() -> Any:
                         var = s2 / n - m1 * m1
                     if var < 0.0:
                         var = 0.0
-                    mu = anchor + m1
-                    sd = np.sqrt(var)
-                    mean[i] = mu
-                    std[i] = sd
-                    # flat: no change after the window's first row (an integer test, exact)
-                    z[i] = np.nan if changes == changed[first] else (bid[i] - mu) / sd
+                    if changes == changed[first]:  # flat: no change after the window's first row
+                        mean[i] = bid[i]  # exactly, as the SQL (no rounding left by earlier prices)
+                        std[i] = 0.0
+                        z[i] = np.nan
+                    else:
+                        mu = anchor + m1
+                        sd = np.sqrt(var)
+                        mean[i] = mu
+                        std[i] = sd
+                        z[i] = (bid[i] - mu) / sd
 
         _KERNEL = zscore_kernel
     return _KERNEL
@@ -111,7 +115,8 @@ def _kernel() -> Any:
 
 def zscore_arrays(bid: np.ndarray, starts: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(z, mean, std) per row of `bid`, rows grouped by symbol in order; group g is
-    bid[starts[g]:starts[g+1]]. z is NaN where the SQL gives NULL (a flat window)."""
+    bid[starts[g]:starts[g+1]]. z is NaN where the SQL gives NULL (a flat window). Bids are
+    finite (the sanitizer stores no other): a NaN would spoil the sums until the next block."""
     if window < 1:
         raise ValueError("window ≥ 1")
     n = len(bid)

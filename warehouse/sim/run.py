@@ -165,7 +165,7 @@ def simulate(
                 _snapshot(result, accounts, next_snap)
                 next_snap += step
         if monitor is not None:
-            monitor.publish(accounts, market.now)
+            monitor.publish(accounts, market.now, ts_all)
         if on_batch is not None:
             on_batch(result.stats)
     if started:  # the state after the last tick, stamped like the queries: "everything before ts"

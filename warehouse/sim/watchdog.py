@@ -12,8 +12,10 @@ callbacks, and the reason is in the run's summary (`halted`).
     $WH_HOME/sim/runs/<run>/kill.json       {trader: reason}, written by the patrol
 
 Bound (WatchdogSettings): the newest bucket's count x trips when x > mean + k · max(std, √mean, 1)
-of up to `history` buckets before it (at least `min_buckets`; quiet buckets count as 0) and
-x ≥ `floor`. Only upward deviations trip: a strategy that slows down endangers nothing. The
+of up to `history` buckets before it (at least `min_buckets`) and x ≥ `floor`. Only buckets in
+which the market had ticks count — a bucket where the trader did nothing counts as 0, a
+night or a weekend without ticks does not count at all (its zeros would make the morning's
+first orders look like a burst). Only upward deviations trip: a strategy that slows down endangers nothing. The
 √mean and 1 floors keep a steady, sparse strategy from tripping on one order more than usual.
 Each look checks every bucket of the last `history` + 1 against the buckets before it (a batch
 of the replay spans several buckets); the newest is still filling (counts only grow), so a
@@ -22,6 +24,7 @@ burst can trip before its bucket ends.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -29,7 +32,7 @@ import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from warehouse.config import Settings, WatchdogSettings
@@ -75,15 +78,28 @@ class RunMonitor:
         self.keep = 2 * bound.history + 1  # the newest history+1 buckets, each with its history
         self._seen: dict[str, tuple[int, int]] = {}
         self._counts: dict[str, dict[str, dict[int, int]]] = {}
-        self._first: int | None = None
+        self._active: list[int] = []  # buckets in which the market had ticks, oldest first
         self._kill_stamp: tuple[int, int] | None = None
         self._kills: dict[str, str] = {}
 
-    def publish(self, accounts: Mapping[str, Account], now_ns: int) -> None:
+    def publish(self, accounts: Mapping[str, Account], now_ns: int, ticks_ns: Any = None) -> None:
+        """After a batch: the traders' counts per bucket; `ticks_ns` the batch's tick times
+        (which buckets the market was open in). Never raises: a watchdog must not stop a replay."""
+        with contextlib.suppress(OSError):  # its folder removed, a full disk: the replay goes on unwatched
+            self._publish(accounts, now_ns, ticks_ns)
+
+    def _publish(self, accounts: Mapping[str, Account], now_ns: int, ticks_ns: Any) -> None:
+        import numpy as np
+
         current = now_ns // self.bucket_ns
-        if self._first is None:
-            self._first = current
-        oldest = current - self.keep + 1
+        seen: list[int] = []
+        if ticks_ns is not None:
+            seen = [int(x) for x in np.unique(np.asarray(ticks_ns, dtype=np.int64) // self.bucket_ns)]
+        for b in [*seen, current]:
+            if not self._active or b > self._active[-1]:
+                self._active.append(b)
+        del self._active[: -self.keep]
+        oldest = self._active[0]
         traders = {}
         for name, acct in accounts.items():
             n_orders, n_fills = self._seen.get(name, (0, 0))
@@ -98,12 +114,12 @@ class RunMonitor:
             for m in METRICS:
                 for b in [b for b in counts[m] if b < oldest]:
                     del counts[m][b]
-            start = max(self._first, oldest)
             traders[name] = {
                 "halted": acct.halted,
-                **{m: [counts[m].get(b, 0) for b in range(start, current + 1)] for m in METRICS},
+                **{m: [counts[m].get(b, 0) for b in self._active] for m in METRICS},
             }
         doc = {"pid": os.getpid(), "bucket_s": self.bucket_ns // NS, "now_ns": now_ns, "traders": traders}
+        self.dir.mkdir(parents=True, exist_ok=True)
         tmp = self.dir / f"activity.json.{os.getpid()}.tmp"
         tmp.write_text(json.dumps(doc))
         os.replace(tmp, self.dir / "activity.json")
@@ -138,50 +154,67 @@ def _alive(pid: int) -> bool:
     return True
 
 
+STALE_S = 3600.0  # a run folder untouched this long, whose process is gone here, is removed
+
+
 def patrol(settings: Settings) -> tuple[int, list[Trip]]:
     """Check every running replay under $WH_HOME; trip the kill switch of each trader past the
-    bound. Returns (replays watched, new trips). Folders of replays that died are removed."""
+    bound. Returns (replays watched, new trips). A folder is removed only when its process is
+    not running here *and* it has not been written for an hour (a replay in another container
+    sharing WH_HOME has a pid this host does not know)."""
     root = runs_dir(settings)
-    bound = settings.watchdog
     watched, trips = 0, []
     for folder in sorted(root.glob("*/")) if root.is_dir() else []:
         try:
-            doc = json.loads((folder / "activity.json").read_text())
-        except (OSError, ValueError):
-            continue
-        if not _alive(int(doc.get("pid", 0))):
-            shutil.rmtree(folder, ignore_errors=True)
-            continue
-        watched += 1
-        kill_file = folder / "kill.json"
-        try:
-            killed = json.loads(kill_file.read_text())
-        except (OSError, ValueError):
-            killed = {}
-        new = {}
-        for trader, t in doc.get("traders", {}).items():
-            if t.get("halted") or trader in killed:
-                continue
-            why = None
-            for metric in METRICS:
-                counts = t.get(metric, [])
-                # every bucket the replay may have filled since the last look, each against the
-                # buckets before it: a batch spans several buckets, and a burst's first buckets
-                # must not become the baseline of its later ones
-                for end in range(max(bound.min_buckets + 1, len(counts) - bound.history), len(counts) + 1):
-                    found = deviation(counts[:end], bound)
-                    if found is not None:
-                        mean, std, limit = found
-                        why = (f"watchdog: {counts[end - 1]} {metric} in {doc['bucket_s']} s of event time against "
-                               f"{mean:.1f} ± {std:.1f} in the {min(end - 1, bound.history)} buckets before "
-                               f"(bound {limit:.1f})")  # fmt: skip
-                        break
-                if why:
-                    new[trader] = why
-                    break
-        if new:
-            tmp = folder / f"kill.json.{os.getpid()}.tmp"
-            tmp.write_text(json.dumps({**killed, **new}))
-            os.replace(tmp, kill_file)
-            trips += [Trip(folder.name, trader, why) for trader, why in new.items()]
+            found = _patrol_run(folder, settings.watchdog)
+        except OSError:
+            continue  # finished (removed) while being read: nothing to watch
+        if found is not None:
+            watched += 1
+            trips += found
     return watched, trips
+
+
+def _patrol_run(folder: Path, bound: WatchdogSettings) -> list[Trip] | None:
+    """New trips of one run (None: not running)."""
+    import time
+
+    activity = folder / "activity.json"
+    try:
+        doc = json.loads(activity.read_text())
+    except ValueError:
+        return None
+    if not _alive(int(doc.get("pid", 0))) and time.time() - activity.stat().st_mtime > STALE_S:
+        shutil.rmtree(folder, ignore_errors=True)
+        return None
+    kill_file = folder / "kill.json"
+    try:
+        killed = json.loads(kill_file.read_text())
+    except (OSError, ValueError):
+        killed = {}
+    new = {}
+    for trader, t in doc.get("traders", {}).items():
+        if t.get("halted") or trader in killed:
+            continue
+        why = None
+        for metric in METRICS:
+            counts = t.get(metric, [])
+            # every bucket the replay may have filled since the last look, each against the
+            # buckets before it: a batch spans several buckets, and a burst's first buckets
+            # must not become the baseline of its later ones
+            for end in range(max(bound.min_buckets + 1, len(counts) - bound.history), len(counts) + 1):
+                found = deviation(counts[:end], bound)
+                if found is not None:
+                    mean, std, limit = found
+                    why = (f"watchdog: {counts[end - 1]} {metric} in {doc['bucket_s']} s of event time against "
+                           f"{mean:.1f} ± {std:.1f} in the {min(end - 1, bound.history)} buckets before "
+                           f"(bound {limit:.1f})")  # fmt: skip
+                    break
+            if why:
+                new[trader] = why
+                break
+    if new:
+        tmp = folder / f"kill.json.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps({**killed, **new}))
+        os.replace(tmp, kill_file)
+    return [Trip(folder.name, trader, why) for trader, why in new.items()]

@@ -117,7 +117,8 @@ class SinkBase:
         raise NotImplementedError
 
     def _catalog(self, symbols: list[str]) -> pa.Table | None:
-        """wh.instruments rows of `symbols` (None: this sink keeps no catalog)."""
+        """wh.instruments rows of `symbols`, read where they change with the rows in one
+        transaction (None: every row is looked up)."""
         return None
 
     def _newest_stored(self, batch: WriteBatch) -> pl.DataFrame | None:

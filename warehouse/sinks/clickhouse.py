@@ -11,12 +11,14 @@ import pyarrow as pa
 
 from warehouse.config import Settings
 from warehouse.sinks.base import SinkBase, StreamPosition, existing_keys
-from warehouse.sql import queries
 from warehouse.sql.engines import ClickHouseEngine
 from warehouse.sql.migrate import migrate
 
 
 class ClickHouseSink(SinkBase):
+    """Every batch's stored keys are looked up: the catalog (kept by materialized views, whose
+    parts land after the rows' own) cannot prove a batch new here as DuckDB's transaction can."""
+
     name = "clickhouse"
 
     def __init__(self, settings: Settings, *, engine: ClickHouseEngine | None = None) -> None:
@@ -25,9 +27,6 @@ class ClickHouseSink(SinkBase):
 
     def _existing(self, table: str, data: pa.Table) -> pa.Table | None:
         return existing_keys(self.engine, table, data)
-
-    def _catalog(self, symbols: list[str]) -> pa.Table | None:
-        return queries.load("instruments").run(self.engine, {"symbols": symbols})
 
     def _append(self, table: str, data: pa.Table, position: StreamPosition | None = None) -> None:
         # A retry of the same stream batch (same edges) is dropped by the server too.

@@ -73,6 +73,7 @@ class ClickHouseEngine(Engine):
         self.cluster = settings.clickhouse.cluster if self.is_server else None
         self._node_addresses = settings.clickhouse.node_addresses() if self.cluster else []
         self._nodes: list[Any] | None = None  # clients of every node (node-by-node clusters)
+        self._borrowed = False  # a node's view of a cluster engine: its client is the cluster engine's
 
     def _open_local(self, settings: Settings, clickhouse_connect: Any) -> None:
         """Local mode: the server a running `wh ingest` started, else chdb in this process.
@@ -187,6 +188,7 @@ class ClickHouseEngine(Engine):
         node = object.__new__(ClickHouseEngine)
         node.__dict__.update(self.__dict__)
         node.client, node.where, node.cluster, node._node_addresses, node._nodes = client, address.where, None, [], []
+        node._borrowed = True  # closing the node engine leaves the client to this engine
         return node
 
     def _every_node(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
@@ -258,7 +260,7 @@ class ClickHouseEngine(Engine):
     def close(self) -> None:
         # The embedded client stays open for the life of the process: re-opening costs
         # ~0.1 s and chdb keeps one path per process anyway. Servers: close the pool.
-        if self.is_server:
+        if self.is_server and not self._borrowed:
             self.client.close()
             for client in self._nodes or []:
                 client.close()
