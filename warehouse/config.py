@@ -224,6 +224,18 @@ class KafkaSettings(BaseSettings):
         return conf
 
 
+class WebhookSettings(BaseSettings):
+    """`wh webhooks serve`: WH_WEBHOOK_SECRET (the HMAC key the venue signs with; never
+    printed), WH_WEBHOOK_TOPIC (where accepted events go, default wh.order-events),
+    WH_WEBHOOK_WINDOW_S (how far a timestamp may be from this clock, default 300 s)."""
+
+    model_config = SettingsConfigDict(env_prefix="WH_WEBHOOK_", env_file=".env", extra="ignore")
+
+    secret: SecretStr | None = None
+    topic: str = Field(default="wh.order-events", pattern=r"^[A-Za-z0-9._-]{1,249}$")
+    window_s: float = Field(default=300.0, gt=0, le=86_400)
+
+
 class WatchdogSettings(BaseSettings):
     """The simulator's statistical watchdog (warehouse/sim/watchdog.py, Dagster's `sim_watchdog`
     sensor): a running replay counts each trader's orders and fills per bucket of `bucket_s`
@@ -253,6 +265,7 @@ class Settings(BaseSettings):
     clickhouse: ClickHouseSettings = Field(default_factory=lambda: ClickHouseSettings())
     kafka: KafkaSettings = Field(default_factory=lambda: KafkaSettings())
     watchdog: WatchdogSettings = Field(default_factory=lambda: WatchdogSettings())
+    webhook: WebhookSettings = Field(default_factory=lambda: WebhookSettings())
     batch_rows: int = Field(default=50_000, gt=0)
     batch_seconds: float = Field(default=2.0, gt=0)
     lock_wait_seconds: float = Field(default=10.0, ge=0)
@@ -377,7 +390,7 @@ def get_settings() -> Settings:
         # the wrong variable would print. Keep the field names and reasons only, and build the
         # error outside the `except` so the original is not chained to it either.
         prefix = {"ClickHouseSettings": "WH_CLICKHOUSE_", "KafkaSettings": "WH_KAFKA_",
-                  "WatchdogSettings": "WH_WATCHDOG_"}.get(exc.title, "WH_")  # fmt: skip
+                  "WatchdogSettings": "WH_WATCHDOG_", "WebhookSettings": "WH_WEBHOOK_"}.get(exc.title, "WH_")  # fmt: skip
         problems = [
             f"{prefix}{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
             for e in exc.errors(include_url=False, include_input=False, include_context=False)

@@ -8,6 +8,7 @@
     servers.py   servers
     ui.py        ui (Dagster)
     bench.py     bench …  (the benchmarks themselves are warehouse.bench)
+    webhooks.py  webhooks serve (order events in)
 
 The command modules import common.py (consoles, errors, choices) and output.py (results),
 never this module or each other. Errors: see common.py (`WarehouseGroup` is the one handler).
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import typer
 
-from warehouse.cli import analysis, bench, data, query, servers, sim, stream, ui
+from warehouse.cli import analysis, bench, data, query, servers, sim, stream, ui, webhooks
 from warehouse.cli.common import WarehouseGroup
 from warehouse.config import get_settings
 
@@ -40,6 +41,7 @@ stream.register(app)
 servers.register(app)
 ui.register(app)
 app.add_typer(bench.app, name="bench")
+app.add_typer(webhooks.app, name="webhooks")
 
 
 def main() -> None:  # pragma: no cover
