@@ -91,7 +91,8 @@ class SinkBase:
         stored: dict[str, pa.Table] = {}
         self._begin()
         try:
-            newest = self._newest_stored(batch)
+            catalog = self._batch_catalog(batch)  # read once: the lookup skip and the catalog merge
+            newest = newest_stored(catalog)
             for table, data in batch.items():
                 if data.num_rows == 0:
                     continue
@@ -104,7 +105,7 @@ class SinkBase:
                 if table in ("market_ticks", "trades") and new.num_rows:
                     stored[table] = new
             if stored:
-                self._note_instruments(instrument_summary(stored))
+                self._note_instruments(instrument_summary(stored), catalog)
             if position is not None:
                 self._store_position(position)
             self._commit()
@@ -121,17 +122,11 @@ class SinkBase:
         transaction (None: every row is looked up)."""
         return None
 
-    def _newest_stored(self, batch: WriteBatch) -> pl.DataFrame | None:
-        """Per (exchange, symbol) of the batch's ticks, the newest event time stored, as ns
-        (None: unknown, every row is looked up)."""
+    def _batch_catalog(self, batch: WriteBatch) -> pa.Table | None:
+        """The catalog rows of the batch's instruments (None: this sink keeps none)."""
         symbols = sorted({s for t in ("market_ticks", "trades") if t in batch and batch[t].num_rows
                           for s in pc.unique(batch[t].column("symbol")).to_pylist()})  # fmt: skip
-        catalog = self._catalog(symbols) if symbols else None
-        if catalog is None:
-            return None
-        df = pl.from_arrow(catalog.select(["exchange", "symbol", "last_ts"]))
-        assert isinstance(df, pl.DataFrame)
-        return df.select("exchange", "symbol", pl.col("last_ts").dt.epoch("ns").alias("_newest"))
+        return self._catalog(symbols) if symbols else None
 
     def _append(self, table: str, data: pa.Table, position: StreamPosition | None = None) -> None:
         raise NotImplementedError
@@ -139,9 +134,10 @@ class SinkBase:
     def _store_position(self, position: StreamPosition) -> None:
         """Sinks that can store offsets atomically with the rows do it here."""
 
-    def _note_instruments(self, summary: pa.Table) -> None:
-        """Add the newly stored rows' per-instrument summary to wh.instruments, where the
-        engine does not keep it itself (ClickHouse: materialized views)."""
+    def _note_instruments(self, summary: pa.Table, catalog: pa.Table | None) -> None:
+        """Add the newly stored rows' per-instrument summary to wh.instruments (`catalog`: its
+        rows for the batch's instruments as the batch began), where the engine does not keep
+        it itself (ClickHouse: materialized views)."""
 
     def stored_offsets(self, group: str, topic: str) -> dict[int, int] | None:
         """Next offset per partition as stored with the rows, or None if the sink keeps none."""
@@ -206,6 +202,15 @@ def existing_keys(engine: Engine, table: str, data: pa.Table) -> pa.Table | None
             )
         return pa.concat_tables(parts) if parts else None
     raise KeyError(table)
+
+
+def newest_stored(catalog: pa.Table | None) -> pl.DataFrame | None:
+    """Per (exchange, symbol) the newest event time stored, as ns (None: unknown)."""
+    if catalog is None:
+        return None
+    df = pl.from_arrow(catalog.select(["exchange", "symbol", "last_ts"]))
+    assert isinstance(df, pl.DataFrame)
+    return df.select("exchange", "symbol", pl.col("last_ts").dt.epoch("ns").alias("_newest"))
 
 
 def maybe_stored(data: pa.Table, newest: pl.DataFrame | None) -> pa.Table:

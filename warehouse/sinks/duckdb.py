@@ -67,10 +67,12 @@ class DuckDBSink(SinkBase):
     def _append(self, table: str, data: pa.Table, position: StreamPosition | None = None) -> None:
         self.engine.insert(f"wh.{table}", sort_for_storage(table, data))
 
-    def _note_instruments(self, summary: pa.Table) -> None:
+    def _note_instruments(self, summary: pa.Table, catalog: pa.Table | None) -> None:
         """Merge the batch into its instruments' catalog rows, in the batch's transaction."""
-        symbols = pc.unique(summary.column("symbol")).to_pylist()
-        current = pl.from_arrow(queries.load("instruments").run(self.engine, {"symbols": symbols}))
+        if catalog is None:
+            symbols = pc.unique(summary.column("symbol")).to_pylist()
+            catalog = queries.load("instruments").run(self.engine, {"symbols": symbols})
+        current = pl.from_arrow(catalog)
         added = pl.from_arrow(summary)
         assert isinstance(current, pl.DataFrame) and isinstance(added, pl.DataFrame)
         self.engine.upsert("wh.instruments", merge_instruments(current, added).to_arrow())
