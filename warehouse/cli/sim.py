@@ -55,6 +55,12 @@ def replay(
     fills_out: Path | None = typer.Option(
         None, "--fills-out", help="also write the fills to this Parquet file (missing folders are created)"
     ),
+    webhook: str | None = typer.Option(
+        None,
+        "--webhook",
+        help="also POST every order's final state and every fill as signed events to this URL "
+        "(WH_WEBHOOK_SECRET; retried with backoff and jitter), as an execution venue would",
+    ),
 ) -> None:
     """Replay history into a strategy through the simulator; orders, fills and snapshots go into wh.*."""
     import pyarrow.parquet as pq
@@ -70,6 +76,12 @@ def replay(
     }
     if fills_out is not None:
         output_file(fills_out, "--fills-out")
+    secret = get_settings().webhook.secret
+    if webhook is not None:
+        if not webhook.startswith(("http://", "https://")):
+            raise fail(f"--webhook {webhook!r}: an http:// or https:// URL")
+        if secret is None or not secret.get_secret_value():
+            raise fail("--webhook: set WH_WEBHOOK_SECRET (the key the receiver verifies events with)")
     try:
         traders = make_traders(strategy.value, base, axes, trader)
     except SimulationError as exc:
@@ -111,6 +123,15 @@ def replay(
                       f"`wh query equity_curve {traders[0][0]}`")  # fmt: skip
     if fills_out is not None:
         console.print(f"fills: {fills_out} ({tables['fills'].num_rows:,} rows)")
+    if webhook is not None and secret is not None:
+        from warehouse.webhooks.ledger import events, send
+
+        items = events(tables)
+        sent = send(webhook, secret.get_secret_value().encode(), items)
+        console.print(f"webhooks to {webhook}: {len(items):,} events — {sent.sent:,} accepted, {sent.duplicates:,} "
+                      f"duplicates, {sent.failed:,} failed, {sent.retries:,} retries")  # fmt: skip
+        if sent.failed:
+            raise fail(f"--webhook: {sent.failed:,} events were not delivered ({sent.errors})")
 
 
 def register(app: typer.Typer) -> None:

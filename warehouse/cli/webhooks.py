@@ -46,3 +46,29 @@ def serve(
     console.print(f"webhooks: POST http://{host}:{port}/events → Kafka topic {topic or hook.topic}; "
                   f"GET /stats for counts; Ctrl-C stops")  # fmt: skip
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+
+
+@app.command("ingest")
+def ingest(
+    topic: str | None = typer.Option(None, "--topic", help="the event topic (default WH_WEBHOOK_TOPIC)"),
+    group: str = typer.Option("wh-ledger", "--group", help="consumer group"),
+    engine: str = typer.Option("duckdb,clickhouse", "--engine", "-e", help="ledger engines, comma-separated"),
+    stop_when_idle: float | None = typer.Option(
+        None, "--stop-when-idle", min=0.1, help="exit after this many idle seconds"
+    ),
+) -> None:
+    """Store queued order events in wh.orders / wh.fills: each fill once (by fill_id), each
+    order at its newest state; offsets committed after the engines hold the batch."""
+    from warehouse.ingest.kafka.broker import bootstrap_servers
+    from warehouse.sql.engines import engine_names
+    from warehouse.webhooks.ledger import run_writer
+
+    settings = get_settings()
+    names = [n.strip() for n in engine.split(",") if n.strip()]
+    known = engine_names("all")
+    if not names or any(n not in known for n in names):
+        raise fail(f"--engine {engine!r}: choose from {', '.join(known)}")
+    stats = run_writer(settings, bootstrap_servers(settings), topic or settings.webhook.topic, group, names,
+                       stop_when_idle=stop_when_idle)  # fmt: skip
+    console.print(f"events {stats.events:,}: fills stored {stats.fills:,}, orders stored or advanced {stats.orders:,}, "
+                  f"other types {stats.other:,}, malformed {stats.malformed:,}")  # fmt: skip
