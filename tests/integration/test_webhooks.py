@@ -72,7 +72,7 @@ def test_signed_events_reach_kafka_once_and_bad_ones_are_refused(broker: str, to
             ("stale timestamp", http.post("/events", content=body, headers=headers(SECRET, now - 301, body))),
             ("timestamp in the future", http.post("/events", content=body, headers=headers(SECRET, now + 301, body))),
             ("body is not JSON", http.post("/events", content=b"{no", headers=headers(SECRET, now, b"{no"))),
-            ("event needs a string event_id and type", http.post(
+            ("event needs a string event_id (printable ASCII, ≤ 256) and type", http.post(
                 "/events", content=b'{"type": "fill"}', headers=headers(SECRET, now, b'{"type": "fill"}'))),
         ]  # fmt: skip
         for reason, r in cases:
@@ -97,13 +97,12 @@ def test_a_kafka_that_does_not_take_the_event_gets_a_retry(broker: str, topic: s
     calls = {"n": 0}
     real = kafka_publisher({"bootstrap.servers": broker, "log_level": "3"}, topic)
 
-    def flaky(event_id: str, body: bytes, stamp: str) -> None:  # the first attempt: the broker is away
+    def flaky(event_id: str, body: bytes, stamp: str, key: str | None = None) -> None:  # first: the broker is away
         calls["n"] += 1
         if calls["n"] == 1:
-            down = kafka_publisher({"bootstrap.servers": "127.0.0.1:9", "log_level": "0",
-                                    "message.timeout.ms": 1000}, topic, timeout_s=1.5)  # fmt: skip
-            down(event_id, body, stamp)
-        real(event_id, body, stamp)
+            down = kafka_publisher({"bootstrap.servers": "127.0.0.1:9", "log_level": "0"}, topic, timeout_s=1.5)
+            down(event_id, body, stamp, key)
+        real(event_id, body, stamp, key)
 
     app = create_app(SECRET, flaky)
     body = event("only-once")
@@ -194,3 +193,107 @@ def test_a_replays_webhooks_rebuild_its_ledger_exactly_once(home, tmp_path, tard
     assert [r["order_id"] for r in got["orders"]] == [r["order_id"] for r in want["orders"]]
     assert [(r["fill_id"], r["qty"], r["price"], r["fee"]) for r in got["fills"]] == \
         [(r["fill_id"], r["qty"], r["price"], r["fee"]) for r in want["fills"]]  # fmt: skip
+
+
+def test_a_retry_while_the_first_request_is_queueing_is_told_to_wait(monkeypatch) -> None:
+    """The first request for an event id is still being queued: a retry gets 409 in progress
+    (never 200 duplicate, which would lose the event if the first then failed)."""
+    import threading
+
+    from warehouse.webhooks.receiver import create_app
+
+    release, entered = threading.Event(), threading.Event()
+
+    def slow(event_id: str, body: bytes, stamp: str, key: str | None = None) -> None:
+        entered.set()
+        release.wait(10)
+
+    app = create_app(SECRET, slow)
+    body = event("slow-1")
+    results: dict[str, int] = {}
+    with client(app) as http:
+        first = threading.Thread(target=lambda: results.setdefault("first", http.post(
+            "/events", content=body, headers=headers(SECRET, int(time.time()), body)).status_code))  # fmt: skip
+        first.start()
+        assert entered.wait(10)
+        retry = http.post("/events", content=body, headers=headers(SECRET, int(time.time()), body))
+        assert retry.status_code == 409 and retry.json()["reason"] == "in progress" and retry.headers["Retry-After"]
+        release.set()
+        first.join(10)
+        assert results["first"] == 200
+        assert http.post("/events", content=body, headers=headers(SECRET, int(time.time()), body)).json()["status"] \
+            == "duplicate"  # fmt: skip
+
+
+def test_hostile_headers_and_bodies_get_a_4xx_not_a_500() -> None:
+    from warehouse.webhooks.receiver import MAX_BODY, create_app
+
+    app = create_app(SECRET, lambda *a: None)
+    body = event("h-1")
+    with client(app) as http:
+        for stamp in ("9" * 400, "-5", " 1", "1e9", "0x10"):
+            h = {**headers(SECRET, int(time.time()), body), "X-WH-Timestamp": stamp}
+            r = http.post("/events", content=body, headers=h)
+            assert r.status_code == 401 and r.json()["reason"] == "bad signature", stamp
+
+        def chunks():  # no Content-Length: counted while read, refused past the limit
+            for _ in range(MAX_BODY // 65_536 + 2):
+                yield b" " * 65_536
+
+        r = http.post("/events", content=chunks(), headers=headers(SECRET, int(time.time()), b""))
+        assert r.status_code == 413
+        deep = b"[" * 100_000 + b"]" * 100_000
+        r = http.post("/events", content=deep, headers=headers(SECRET, int(time.time()), deep))
+        assert r.status_code in (400, 413)
+        bad_id = json.dumps({"event_id": "a\u00e9b", "type": "fill"}).encode()
+        r = http.post("/events", content=bad_id, headers=headers(SECRET, int(time.time()), bad_id))
+        assert r.status_code == 400
+
+
+def test_the_ledger_keeps_each_orders_newest_state_and_each_fill_once(home) -> None:
+    from warehouse.config import get_settings
+    from warehouse.sql.engines import open_engine
+    from warehouse.sql.migrate import migrate
+    from warehouse.webhooks.ledger import decode, store
+
+    t0 = 1_700_000_000 * 10**9
+
+    def order(status: str, t: int, filled: float = 0.0, **extra) -> bytes:
+        row = {"order_id": "o1", "trader": "t", "created_at": t0, "updated_at": t0 + t, "symbol": "BTCUSDT",
+               "asset_class": "crypto", "side": "buy", "order_type": "limit", "time_in_force": "GTC",
+               "post_only": False, "qty": 1.0, "limit_price": 100.0, "filled_qty": filled,
+               "avg_price": None, "status": status, "reason": None, "exchange": "x", **extra}  # fmt: skip
+        return json.dumps({"event_id": f"order:o1:{t}:{status}", "type": "order", "order": row}).encode()
+
+    def fill(fid: str, **extra) -> bytes:
+        row = {"fill_id": fid, "order_id": "o1", "trader": "t", "timestamp": t0 + 5, "symbol": "BTCUSDT",
+               "asset_class": "crypto", "side": "buy", "qty": 0.5, "price": 100.0, "fee": 0.01, "slippage": 0.0,
+               "exchange": "x", **extra}  # fmt: skip
+        return json.dumps({"event_id": f"fill:{fid}", "type": "fill", "fill": row}).encode()
+
+    def state(eng) -> tuple:
+        o = eng.query("SELECT status, filled_qty FROM wh.orders").to_pylist()
+        f = eng.query("SELECT fill_id FROM wh.fills ORDER BY fill_id").column("fill_id").to_pylist()
+        return o, f
+
+    with open_engine("duckdb", get_settings()) as eng:
+        migrate(eng)
+        batches = [
+            # two versions and a fill sent twice: the newer version, the fill once
+            ([order("new", 1), order("partially_filled", 5, 0.5), fill("f1"), fill("f1")],
+             ([("partially_filled", 0.5)], ["f1"])),
+            # an older version arriving late, and the fill again: nothing changes
+            ([order("new", 1), fill("f1")], ([("partially_filled", 0.5)], ["f1"])),
+            # two versions at one updated_at, both terminal: the one further filled wins
+            ([order("cancelled", 9, 0.5), order("filled", 9, 1.0)], ([("filled", 1.0)], ["f1"])),
+            # an equal-rank, equal-fill version at the same time does not replace it; a fill with a
+            # null required field, one with a wrong type, a margin alert and junk do not stop the batch
+            ([order("cancelled", 9, 1.0), fill("f2"), fill("f3", exchange=None), fill("f4", qty="many"),
+              b'{"event_id": "m1", "type": "margin_alert"}', b"{not json"], ([("filled", 1.0)], ["f1", "f2"])),
+        ]  # fmt: skip
+        for values, expected in batches:
+            store(eng, decode(values))
+            orders, fills = state(eng)
+            assert ([(r["status"], r["filled_qty"]) for r in orders], fills) == expected
+        decoded = decode(batches[-1][0])
+        assert (decoded.other, decoded.malformed, decoded.fills.num_rows, decoded.orders.num_rows) == (1, 3, 1, 1)

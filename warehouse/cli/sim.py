@@ -124,11 +124,12 @@ def replay(
     if fills_out is not None:
         console.print(f"fills: {fills_out} ({tables['fills'].num_rows:,} rows)")
     if webhook is not None and secret is not None:
+        from warehouse.config import redact_url
         from warehouse.webhooks.ledger import events, send
 
         items = events(tables)
         sent = send(webhook, secret.get_secret_value().encode(), items)
-        console.print(f"webhooks to {webhook}: {len(items):,} events — {sent.sent:,} accepted, {sent.duplicates:,} "
+        console.print(f"webhooks to {redact_url(webhook)}: {len(items):,} events — {sent.sent:,} accepted, {sent.duplicates:,} "
                       f"duplicates, {sent.failed:,} failed, {sent.retries:,} retries")  # fmt: skip
         if sent.failed:
             raise fail(f"--webhook: {sent.failed:,} events were not delivered ({sent.errors})")

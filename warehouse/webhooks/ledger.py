@@ -16,6 +16,7 @@ Other event types (margin alerts, …) are counted and left on the topic.
 
 from __future__ import annotations
 
+import http.client
 import json
 import random
 import time
@@ -68,9 +69,9 @@ class SendReport:
 
 def send(url: str, secret: bytes, items: Iterable[tuple[str, bytes]], *, attempts: int = 6, base_s: float = 0.25,
          max_s: float = 8.0, timeout_s: float = 10.0, sleep: Callable[[float], None] = time.sleep) -> SendReport:  # fmt: skip
-    """POST each event, signed; a connection error or a 5xx/429 is retried after
-    min(max_s, base_s · 2ⁿ) plus up to as much again of random jitter (senders that failed
-    together do not retry together). A 4xx other than 429 is not retried: counted failed."""
+    """POST each event, signed; a connection error, a 5xx, 409 (in progress) or 429 is retried
+    after min(max_s, base_s · 2ⁿ) plus up to as much again of random jitter (senders that failed
+    together do not retry together). Another 4xx is not retried: counted failed."""
     report = SendReport()
     rng = random.Random()
     for _, body in items:
@@ -79,17 +80,24 @@ def send(url: str, secret: bytes, items: Iterable[tuple[str, bytes]], *, attempt
                                              headers=headers(secret, int(time.time()), body))  # fmt: skip
             try:
                 with urllib.request.urlopen(request, timeout=timeout_s) as r:
-                    status = json.loads(r.read() or b"{}").get("status")
+                    answer = r.read()
+                try:
+                    status = json.loads(answer or b"{}").get("status")
+                except (ValueError, AttributeError):
+                    status = None
                 report.sent += status == "accepted"
                 report.duplicates += status == "duplicate"
+                if status not in ("accepted", "duplicate"):
+                    report.errors["2xx without a known status"] = report.errors.get("2xx without a known status", 0) + 1
                 break
             except urllib.error.HTTPError as exc:
+                exc.close()
                 reason = f"HTTP {exc.code}"
-                if exc.code < 500 and exc.code != 429:
+                if exc.code < 500 and exc.code not in (409, 429):
                     report.failed += 1
                     report.errors[reason] = report.errors.get(reason, 0) + 1
                     break
-            except (urllib.error.URLError, OSError) as exc:
+            except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
                 reason = type(getattr(exc, "reason", exc)).__name__
             report.errors[reason] = report.errors.get(reason, 0) + 1
             if attempt == attempts - 1:
@@ -110,7 +118,9 @@ class Decoded:
 
 
 def decode(values: list[bytes]) -> Decoded:
-    """Event bodies (as the receiver queued them) → order and fill rows."""
+    """Event bodies (as the receiver queued them) → order and fill rows. An event that can never
+    be stored (a required field missing, a value of the wrong type or size) is counted as
+    malformed and skipped: it must not stop the writer on every restart."""
     rows: dict[str, list[dict[str, Any]]] = {"order": [], "fill": []}
     other = malformed = 0
     for value in values:
@@ -121,23 +131,43 @@ def decode(values: list[bytes]) -> Decoded:
                 other += 1
                 continue
             row = dict(event[kind])
-            rows[kind].append({name: row.get(name) for name in _SCHEMAS[kind].names})
-        except (ValueError, KeyError, TypeError):
+            picked = {f.name: row.get(f.name) for f in _SCHEMAS[kind]}
+            if any(picked[f.name] is None for f in _SCHEMAS[kind] if not f.nullable):
+                malformed += 1
+                continue
+            rows[kind].append(picked)
+        except (ValueError, KeyError, TypeError, RecursionError):
             malformed += 1
     tables = {}
     for kind, schema in _SCHEMAS.items():
         try:
             tables[kind] = pa.Table.from_pylist(rows[kind], schema=_int_times(schema)).cast(schema)
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
+        except _BAD_VALUE:
             good = []
             for r in rows[kind]:
                 try:
                     pa.Table.from_pylist([r], schema=_int_times(schema)).cast(schema)
                     good.append(r)
-                except (pa.ArrowInvalid, pa.ArrowTypeError):
+                except _BAD_VALUE:
                     malformed += 1
             tables[kind] = pa.Table.from_pylist(good, schema=_int_times(schema)).cast(schema)
     return Decoded(tables["order"], tables["fill"], other, malformed)
+
+
+# what a value of the wrong type or size raises on its way into Arrow
+_BAD_VALUE = (pa.ArrowInvalid, pa.ArrowTypeError, ValueError, TypeError, OverflowError)
+# order states in the order they can follow each other: at one updated_at, the later one wins
+_STATUS_RANK = {"queued": 0, "new": 1, "partially_filled": 2, "filled": 3, "cancelled": 3, "rejected": 3}
+
+
+def _version(df: pl.DataFrame) -> pl.DataFrame:
+    """(_t, _r, _f): an order version's place in one total order — state time, how far along
+    the state is, filled quantity."""
+    return df.with_columns(
+        pl.col("updated_at").dt.epoch("ns").alias("_t"),
+        pl.col("status").replace_strict(_STATUS_RANK, default=1, return_dtype=pl.Int8).alias("_r"),
+        pl.col("filled_qty").alias("_f"),
+    )
 
 
 def _int_times(schema: pa.Schema) -> pa.Schema:
@@ -166,19 +196,21 @@ def store(engine: Engine, decoded: Decoded) -> tuple[int, int]:
         if decoded.orders.num_rows:
             df = pl.from_arrow(decoded.orders)
             assert isinstance(df, pl.DataFrame)
-            newest = df.sort("updated_at", "filled_qty").unique("order_id", keep="last", maintain_order=True)
+            newest = _version(df).sort("_t", "_r", "_f", maintain_order=True).unique("order_id", keep="last",
+                                                                                      maintain_order=True)  # fmt: skip
             ids = newest["order_id"].to_list()
-            versions = pl.from_arrow(queries.load("order_versions", internal=True).run(engine, {"ids": ids}))
-            assert isinstance(versions, pl.DataFrame)
-            versions = versions.with_columns(pl.col("updated_at").dt.epoch("ns").alias("_stored"))
-            ahead = (
-                newest.with_columns(pl.col("updated_at").dt.epoch("ns").alias("_t"))
-                .join(versions.select("order_id", "_stored"), on="order_id", how="left")
-                .filter(pl.col("_stored").is_null() | (pl.col("_t") > pl.col("_stored")))
-            )
+            stored_orders = pl.from_arrow(queries.load("order_versions", internal=True).run(engine, {"ids": ids}))
+            assert isinstance(stored_orders, pl.DataFrame)
+            was = (_version(stored_orders).sort("_t", "_r", "_f").unique("order_id", keep="last")
+                   .select("order_id", pl.col("_t").alias("_st"), pl.col("_r").alias("_sr"), pl.col("_f").alias("_sf")))  # fmt: skip
+            same_t = pl.col("_t") == pl.col("_st")
+            ahead = newest.join(was, on="order_id", how="left").filter(
+                pl.col("_st").is_null() | (pl.col("_t") > pl.col("_st")) | (same_t & (pl.col("_r") > pl.col("_sr")))
+                | (same_t & (pl.col("_r") == pl.col("_sr")) & (pl.col("_f") > pl.col("_sf")))
+            )  # fmt: skip
             if ahead.height:
                 engine.delete_in("wh.orders", "order_id", ahead["order_id"].to_list())
-                engine.insert("wh.orders", ahead.drop("_t", "_stored").to_arrow().cast(ORDER_SCHEMA))
+                engine.insert("wh.orders", ahead.select(ORDER_SCHEMA.names).to_arrow().cast(ORDER_SCHEMA))
             changed = ahead.height
     return new_fills, changed
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 
 TIMESTAMP_HEADER = "X-WH-Timestamp"
 SIGNATURE_HEADER = "X-WH-Signature"
+_DIGITS = re.compile(r"[0-9]{1,12}")  # Unix seconds, ASCII digits only (int() would take '²' or 10⁴⁰⁰)
 
 
 def signature(secret: bytes, timestamp: str, body: bytes) -> str:
@@ -27,6 +29,6 @@ def headers(secret: bytes, timestamp: int, body: bytes) -> dict[str, str]:
 
 def verify(secret: bytes, timestamp: str | None, given: str | None, body: bytes) -> bool:
     """Constant-time comparison of the signature the sender gave with the one `body` has."""
-    if not timestamp or not given or not timestamp.isdigit():
+    if not timestamp or not given or not _DIGITS.fullmatch(timestamp):
         return False
     return hmac.compare_digest(signature(secret, timestamp, body).encode(), given.strip().encode())
