@@ -33,6 +33,8 @@ COMMANDS: dict[tuple[str, ...], list[str]] = {
     ("bench", "questdb"): [],
     ("bench", "analytics"): [],
     ("bench", "replay"): ["<duckdb|clickhouse>"],
+    ("webhooks", "serve"): [],
+    ("webhooks", "ingest"): ["<duckdb|clickhouse|all>"],
 }
 
 

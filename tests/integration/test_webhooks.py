@@ -169,7 +169,7 @@ def test_a_replays_webhooks_rebuild_its_ledger_exactly_once(home, tmp_path, tard
         run(direct, "import", *map(str, tardis))
         first = run(direct, *replay)
         assert "0 duplicates, 0 failed" in first, first
-        ingest = ["webhooks", "ingest", "--topic", topic, "--engine", "duckdb,clickhouse", "--stop-when-idle", "3"]
+        ingest = ["webhooks", "ingest", "--topic", topic, "--engine", "all", "--stop-when-idle", "3"]
         run(rebuilt, *ingest)
         second = run(direct, *replay)  # the same run again: the same event ids
         assert " 0 accepted" in second and "0 failed" in second, second

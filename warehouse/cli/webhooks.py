@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from warehouse.cli.common import console, fail
+from warehouse.cli.common import EnginesChoice, console, fail
 from warehouse.config import get_settings
 
 app = typer.Typer(help="Order-lifecycle webhooks (HMAC-signed events from an execution venue).", no_args_is_help=True)
@@ -52,7 +52,7 @@ def serve(
 def ingest(
     topic: str | None = typer.Option(None, "--topic", help="the event topic (default WH_WEBHOOK_TOPIC)"),
     group: str = typer.Option("wh-ledger", "--group", help="consumer group"),
-    engine: str = typer.Option("duckdb,clickhouse", "--engine", "-e", help="ledger engines, comma-separated"),
+    engine: EnginesChoice = typer.Option(EnginesChoice.all, "--engine", "-e", help="ledger engines"),
     stop_when_idle: float | None = typer.Option(
         None, "--stop-when-idle", min=0.1, help="exit after this many idle seconds"
     ),
@@ -64,10 +64,7 @@ def ingest(
     from warehouse.webhooks.ledger import run_writer
 
     settings = get_settings()
-    names = [n.strip() for n in engine.split(",") if n.strip()]
-    known = engine_names("all")
-    if not names or any(n not in known for n in names):
-        raise fail(f"--engine {engine!r}: choose from {', '.join(known)}")
+    names: list[str] = list(engine_names(engine.value))
     stats = run_writer(settings, bootstrap_servers(settings), topic or settings.webhook.topic, group, names,
                        stop_when_idle=stop_when_idle)  # fmt: skip
     console.print(f"events {stats.events:,}: fills stored {stats.fills:,}, orders stored or advanced {stats.orders:,}, "
