@@ -127,21 +127,27 @@ def zscore_arrays(bid: np.ndarray, starts: np.ndarray, window: int) -> tuple[np.
     return z, mean, std
 
 
+def read_input(engine: Engine) -> tuple[pa.Table, np.ndarray]:
+    """Every quote in window order (exchange, symbol, time) and where each instrument's rows
+    start (plus the end): the kernel's input."""
+    table = queries.load("zscore_input", internal=True).run(engine, {})
+    n = table.num_rows
+    changed = np.zeros(max(n - 1, 0), dtype=bool)
+    for name in ("exchange", "symbol"):  # a row starts an instrument where either differs from the row before
+        column = table.column(name).combine_chunks()
+        if n > 1:
+            changed |= pc.not_equal(column.slice(1), column.slice(0, n - 1)).to_numpy(zero_copy_only=False)
+    starts = np.concatenate([[0], np.flatnonzero(changed) + 1, [n]]).astype(np.int64)
+    return table, starts
+
+
 def zscore_all(engine: Engine, window: int = 60) -> pa.Table:
     """Every quote's rolling z-score (exchange, symbol, timestamp, bid, rolling_mean,
     rolling_std, z_score), as queries/zscore.sql computes it per instrument, oldest first."""
-    table = queries.load("zscore_input", internal=True).run(engine, {})
-    exchange, symbol = table.column("exchange"), table.column("symbol")
+    table, starts = read_input(engine)
     bid = table.column("bid").to_numpy()
-    if table.num_rows:
-        codes = [pc.dictionary_encode(c).combine_chunks().indices.to_numpy(zero_copy_only=False)
-                 for c in (exchange, symbol)]  # fmt: skip
-        edges = np.flatnonzero((np.diff(codes[0]) != 0) | (np.diff(codes[1]) != 0)) + 1
-    else:
-        edges = np.empty(0, dtype=np.int64)
-    starts = np.concatenate([[0], edges, [table.num_rows]]).astype(np.int64)
     z, mean, std = zscore_arrays(bid, starts, window)
     return pa.table({
-        "exchange": exchange, "symbol": symbol, "timestamp": table.column("timestamp"), "bid": bid,
-        "rolling_mean": mean, "rolling_std": std, "z_score": pa.array(z, from_pandas=True),
+        "exchange": table.column("exchange"), "symbol": table.column("symbol"), "timestamp": table.column("timestamp"),
+        "bid": bid, "rolling_mean": mean, "rolling_std": std, "z_score": pa.array(z, from_pandas=True),
     })  # fmt: skip

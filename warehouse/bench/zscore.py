@@ -82,19 +82,13 @@ def _percentiles(samples: list[float]) -> tuple[float, float]:
 def _kernel(eng: Any, sql: dict, log: Log) -> Kernel:
     """Read every quote in window order, run the kernel (window 60), compare with the SQL."""
     import numpy as np
-    import pyarrow.compute as pc
 
-    from warehouse.analytics.rolling import zscore_all, zscore_arrays
-    from warehouse.sql import queries
+    from warehouse.analytics.rolling import read_input, zscore_all, zscore_arrays
 
     zscore_all(eng, 60)  # warm: compiles (or loads) the kernel, fills caches
     t = time.perf_counter()
-    table = queries.load("zscore_input", internal=True).run(eng, {})
+    table, starts = read_input(eng)
     bid = table.column("bid").to_numpy()
-    codes = [pc.dictionary_encode(table.column(c)).combine_chunks().indices.to_numpy(zero_copy_only=False)
-             for c in ("exchange", "symbol")]  # fmt: skip
-    starts = np.concatenate([[0], np.flatnonzero((np.diff(codes[0]) != 0) | (np.diff(codes[1]) != 0)) + 1,
-                             [table.num_rows]]).astype(np.int64)  # fmt: skip
     read = time.perf_counter() - t
     t = time.perf_counter()
     z, _, _ = zscore_arrays(bid, starts, 60)

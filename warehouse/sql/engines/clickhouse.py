@@ -224,38 +224,34 @@ class ClickHouseEngine(Engine):
 
     def delete_in(self, table: str, column: str, values: list[str]) -> None:
         """Lightweight DELETE: visible to the next query at once (clusters: on every node's _local)."""
-        if self.cluster:
-            self._every_node(f"DELETE FROM {checked_table(table + '_local')} {{on_cluster}} "
-                             f"WHERE has({{values:Array(String)}}, {checked_column(column)})", {"values": values})  # fmt: skip
-            return
-        self.command(f"DELETE FROM {checked_table(table)} WHERE has({{values:Array(String)}}, {checked_column(column)})",
-                     {"values": values})  # fmt: skip
+        self._on_rows(f"DELETE FROM {self._rows_of(table)} {{on_cluster}} "
+                      f"WHERE has({{values:Array(String)}}, {checked_column(column)})", {"values": values})  # fmt: skip
 
     def replace_day(self, table: str, day_column: str, day: date, data: pa.Table) -> None:
         """Build the day in `<table>_stage`, then `REPLACE PARTITION` (tables partition by day);
-        one refresh at a time per table (the stage is shared)."""
-        table = checked_table(table)
-        stage = checked_table(f"{table}_stage")
+        one refresh at a time per table (the stage is shared). On a cluster the stage is
+        Distributed like the table, and each node swaps its shard's part."""
+        table, stage = checked_table(table), checked_table(f"{table}_stage")
+        rows, stage_rows = self._rows_of(table), self._rows_of(stage)
         partition = day.strftime("%Y%m%d")  # PARTITION BY toYYYYMMDD(...): eight digits, no input
-        if self.cluster:  # the stage is Distributed like the table: each node swaps its shard's part
-            local, stage_local = checked_table(f"{table}_local"), checked_table(f"{table}_stage_local")
-            if data.num_rows == 0:
-                self._every_node(f"ALTER TABLE {local} {{on_cluster}} DROP PARTITION ID '{partition}'")
-                return
-            self._every_node(f"TRUNCATE TABLE {stage_local} {{on_cluster}}")
-            self.insert(stage, data)
-            self._every_node(
-                f"ALTER TABLE {local} {{on_cluster}} REPLACE PARTITION ID '{partition}' FROM {stage_local}"
-            )
-            self._every_node(f"TRUNCATE TABLE {stage_local} {{on_cluster}}")
-            return
         if data.num_rows == 0:
-            self.command(f"ALTER TABLE {table} DROP PARTITION ID '{partition}'")
+            self._on_rows(f"ALTER TABLE {rows} {{on_cluster}} DROP PARTITION ID '{partition}'")
             return
-        self.command(f"TRUNCATE TABLE {stage}")
+        self._on_rows(f"TRUNCATE TABLE {stage_rows} {{on_cluster}}")
         self.insert(stage, data)
-        self.command(f"ALTER TABLE {table} REPLACE PARTITION ID '{partition}' FROM {stage}")
-        self.command(f"TRUNCATE TABLE {stage}")
+        self._on_rows(f"ALTER TABLE {rows} {{on_cluster}} REPLACE PARTITION ID '{partition}' FROM {stage_rows}")
+        self._on_rows(f"TRUNCATE TABLE {stage_rows} {{on_cluster}}")
+
+    def _rows_of(self, table: str) -> str:
+        """Where `table`'s rows are: itself, or on a cluster its nodes' `<table>_local`."""
+        return checked_table(f"{table}_local" if self.cluster else table)
+
+    def _on_rows(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        """A statement on the tables that hold rows: this server, or every node of the cluster."""
+        if self.cluster:
+            self._every_node(sql, params)
+        else:
+            self.command(sql.replace(" {on_cluster}", ""), params)
 
     def close(self) -> None:
         # The embedded client stays open for the life of the process: re-opening costs
