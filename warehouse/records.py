@@ -17,7 +17,7 @@ Quote sizes are nullable: a feed that publishes no sizes stores NULL (never a ma
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 import polars as pl
@@ -44,6 +44,7 @@ class SourceBatch:
     rows: pl.DataFrame
     rejects: pl.DataFrame  # _offset, rule, reason, _raw, exchange, symbol, timestamp (+ _source)
     progress: int  # bytes (files) or rows (synthetic) consumed so far
+    extra: dict[str, pa.Table] = field(default_factory=dict)  # rows for other tables (capture_gaps)
 
 
 # Rows a decoder could not read, before they become wh.rejects rows (pipeline/step.py)
@@ -136,12 +137,30 @@ STREAM_LOSS_SCHEMA = pa.schema(
     ]
 )
 
+# The capture worker's outages: when a stream's connection failed or stalled (from the last
+# frame before to the first after), or its queue was full; one row per instrument.
+CAPTURE_GAP_SCHEMA = pa.schema(
+    [
+        pa.field("detected_at", TS, nullable=False),
+        pa.field("worker", pa.string(), nullable=False),
+        pa.field("exchange", pa.string(), nullable=False),
+        pa.field("symbol", pa.string(), nullable=False),
+        pa.field("kind", pa.string(), nullable=False),
+        pa.field("from_ts", TS, nullable=False),
+        pa.field("to_ts", TS, nullable=False),
+        pa.field("seconds", pa.float64(), nullable=False),
+        pa.field("dials", pa.int64(), nullable=False),
+        pa.field("reason", pa.string(), nullable=False),
+    ]
+)
+
 SCHEMAS: dict[str, pa.Schema] = {
     "market_ticks": QUOTE_SCHEMA,
     "trades": TRADE_SCHEMA,
     "rejects": REJECT_SCHEMA,
     "gaps": GAP_SCHEMA,
     "stream_losses": STREAM_LOSS_SCHEMA,
+    "capture_gaps": CAPTURE_GAP_SCHEMA,
 }
 
 TABLE_FOR_KIND = {Kind.QUOTE: "market_ticks", Kind.TRADE: "trades"}
@@ -154,6 +173,7 @@ KEY_COLUMNS: dict[str, tuple[str, ...]] = {
     "rejects": ("source", "source_offset", "rule"),
     "gaps": ("kind", "exchange", "symbol", "from_seq"),
     "stream_losses": ("group_id", "topic", "partition", "from_offset"),
+    "capture_gaps": ("worker", "exchange", "symbol", "kind", "from_ts"),
 }
 
 

@@ -33,6 +33,7 @@ COMMANDS: dict[tuple[str, ...], list[str]] = {
     ("bench", "questdb"): [],
     ("bench", "analytics"): [],
     ("bench", "replay"): ["<duckdb|clickhouse>"],
+    ("capture",): [],
     ("webhooks", "serve"): [],
     ("webhooks", "ingest"): ["<duckdb|clickhouse|all>"],
 }
@@ -66,3 +67,14 @@ def test_every_command_is_covered_above() -> None:
 def test_a_bad_choice_is_a_usage_error_naming_the_values() -> None:
     r = runner.invoke(app, ["query", "zscore", "BTCUSDT", "--format", "xml"])
     assert r.exit_code == 2 and "Invalid value for '--format'" in r.output and "parquet" in r.output, r.output
+
+
+def test_live_edges_document_real_exchange_use() -> None:
+    """Which exchanges, which endpoints, which keys (none for public market data)."""
+    text = " ".join(help_text("capture").split())
+    for words in ("binanceusdm", "wss://fstream.binance.com", "binance (spot", "needs no API key",
+                  "local exchange", "not tried from here", "min(cap, base·2^n) + uniform(0, jitter)"):  # fmt: skip
+        assert words in text, words
+    text = " ".join(help_text("webhooks", "serve").split())
+    for words in ("WH_WEBHOOK_SECRET", "HMAC-SHA256", "X-WH-Signature"):
+        assert words in text, words

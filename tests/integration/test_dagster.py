@@ -104,7 +104,11 @@ def test_dg_cli_lists_the_definitions() -> None:
     assert r.returncode == 0, r.stderr[-2000:]
     listed = json.loads(r.stdout)
     assets = {a["asset_key"]: a for a in listed["assets"]}
-    assert assets["analytics/bars_1m"]["dependency_keys"] == ["files/ticks", "fx_csv/ticks", "stream/ticks"]
+    assert assets["analytics/bars_1m"]["dependency_keys"] == ["files/ticks", "fx_csv/ticks", "stream/binance_live",
+                                                              "stream/ticks"]  # fmt: skip
+    # the capture spec: the worker in front of its topic, the topic in front of the stream
+    assert assets["kafka/binance_ticks"]["dependency_keys"] == ["capture/binance_live"]
+    assert assets["stream/binance_live"]["dependency_keys"][:2] == ["ddl/clickhouse", "ddl/duckdb"]
     assert {c["key"] if "key" in c else str(c) for c in listed["asset_checks"]} and listed["sensors"]
 
 

@@ -21,13 +21,13 @@ KEEPER = {"on_cluster": "ON CLUSTER prod", "cluster": "prod",
 
 
 def statements(values: dict[str, str]) -> list[str]:
-    (mig,) = discover("clickhouse_cluster", ddl_dir("clickhouse_cluster"))
-    return split_statements(render(mig.path.read_text(), values))
+    return [stmt for mig in discover("clickhouse_cluster", ddl_dir("clickhouse_cluster"))
+            for stmt in split_statements(render(mig.path.read_text(), values))]  # fmt: skip
 
 
 def test_keeper_rendering_puts_every_statement_on_the_cluster_with_replicated_tables() -> None:
     stmts = statements(KEEPER)
-    assert len(stmts) == 31  # the database; 12 tables and 2 stages, each _local + Distributed; 2 views
+    assert len(stmts) == 33  # the database; 13 tables and 2 stages, each _local + Distributed; 2 views
     assert stmts[0] == "CREATE DATABASE IF NOT EXISTS wh ON CLUSTER prod"  # on every node, before its tables
     stmts = stmts[1:]
     for stmt in stmts:
@@ -58,7 +58,7 @@ def test_node_by_node_rendering_has_no_on_cluster_and_plain_merge_tree() -> None
         }
     )
     assert not any("ON CLUSTER" in s or "Replicated" in s for s in stmts)
-    assert sum("ENGINE = MergeTree" in s for s in stmts) == 13  # 11 tables, 2 stages
+    assert sum("ENGINE = MergeTree" in s for s in stmts) == 14  # 12 tables, 2 stages
 
 
 def test_cluster_nodes_setting_is_checked_without_showing_the_password() -> None:

@@ -27,10 +27,21 @@ def test_shipped_specs_load_and_the_defaults_are_todays_commands() -> None:
     assert files.source.files is not None and files.source.files.format == "tardis"
     fx = specs["fx_csv"].source.files
     assert fx is not None and fx.mapping(Kind.QUOTE).columns == {"timestamp": "time", "bid": "bid", "ask": "ask"}
+    live = specs["binance_live"]  # a capture spec: `wh capture` feeds the topic `wh ingest` reads
+    assert live.source.capture is not None and live.source.capture.exchange == "binanceusdm"
+    assert live.source.stream is not None and (live.source.stream.topic, live.source.stream.group) == (
+        "binance_ticks",
+        "wh-ingest-binance",
+    )
+    assert ticks.source.stream == ticks.source.kafka and files.source.stream is None
 
 
 @pytest.mark.parametrize(("text", "words"), [
     ("name: x\nsource: {}\n", ["source", "exactly one of kafka"]),
+    ("name: x\nsource: {capture: {exchange: kraken, symbols: [XBTUSD]}}\n", ["source.capture", "binanceusdm"]),
+    ("name: x\nsource: {capture: {exchange: binance, symbols: []}}\n", ["source.capture.symbols"]),
+    ("name: x\nsource: {capture: {exchange: binance, symbols: [A], channels: [books]}}\n", ["channels.0"]),
+    ("name: x\nsource: {capture: {exchange: binance, symbols: [A]}, kafka: {}}\n", ["exactly one"]),
     ("name: x\nsource: {kafka: {topic: t}, files: {path: a}}\n", ["exactly one"]),
     ("name: x\nsource: {kafka: {}}\nsinks: []\n", ["sinks"]),
     ("name: x\nsource: {kafka: {}}\nsinks: [duckdb, duckdb]\n", ["name each sink once"]),

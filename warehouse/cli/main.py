@@ -5,6 +5,7 @@
     analysis.py  sql, plot …
     sim.py       replay
     stream.py    broker, feed, ingest, status
+    capture.py   capture (an exchange's WebSocket streams → Kafka)
     servers.py   servers
     ui.py        ui (Dagster)
     bench.py     bench …  (the benchmarks themselves are warehouse.bench)
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import typer
 
-from warehouse.cli import analysis, bench, data, query, servers, sim, stream, ui, webhooks
+from warehouse.cli import analysis, bench, capture, data, query, servers, sim, stream, ui, webhooks
 from warehouse.cli.common import WarehouseGroup
 from warehouse.config import get_settings
 
@@ -38,6 +39,7 @@ query.register(app)
 analysis.register(app)
 sim.register(app)
 stream.register(app)
+capture.register(app)
 servers.register(app)
 ui.register(app)
 app.add_typer(bench.app, name="bench")

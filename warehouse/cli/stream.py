@@ -175,11 +175,12 @@ def ingest(
 
     settings = get_settings()
     spec = load_spec(pipeline or "ticks")
-    if spec.source.kafka is None:
+    source = spec.source.stream
+    if source is None:
         raise fail(f"--pipeline {pipeline}: the spec reads files, not Kafka; use `wh import --pipeline {pipeline}`")
     explicit = pipeline is not None  # a named spec wins over WH_KAFKA_* / WH_BATCH_*; flags win over both
-    topic = topic or (spec.source.kafka.topic if explicit else settings.kafka.topic)
-    group = group or (spec.source.kafka.group if explicit else settings.kafka.group)
+    topic = topic or (source.topic if explicit else settings.kafka.topic)
+    group = group or (source.group if explicit else settings.kafka.group)
     batch_rows = batch_rows or (spec.batch.rows if explicit else settings.batch_rows)
     batch_seconds = batch_seconds or (spec.batch.seconds if explicit else settings.batch_seconds)
     names: list[str] = parse_sinks(sinks) if sinks is not None else [str(n) for n in spec.sinks]

@@ -210,9 +210,17 @@ def day_checks(key: dg.AssetKey, figures: dict[str, dict[str, int]], max_rate: f
 
 
 def stream_assets(spec: PipelineSpec) -> list[dg.AssetSpec]:
-    src = spec.source.kafka
+    src = spec.source.stream
     assert src is not None
+    out: list[dg.AssetSpec] = []
+    cap = spec.source.capture
+    if cap is not None:  # the live edge: `wh capture --pipeline` feeds the topic
+        out.append(dg.AssetSpec(key=["capture", spec.name], group_name=spec.name, kinds={"websocket"},
+                                description=f"`wh capture --pipeline {spec.name}`: {cap.exchange} "
+                                            f"{', '.join(cap.channels)} of {', '.join(cap.symbols)} → Kafka "
+                                            f"topic {cap.topic}; outages in wh.capture_gaps"))  # fmt: skip
     topic = dg.AssetSpec(key=["kafka", src.topic], group_name=spec.name, kinds={"kafka"},
+                         deps=[a.key for a in out],
                          description=f"Kafka topic {src.topic} (JSON ticks, key = symbol)")  # fmt: skip
     stream = dg.AssetSpec(key=["stream", spec.name], group_name=spec.name, kinds={"kafka", *spec.sinks},
                           # a running consumer reports every few seconds: 2 min without a batch is a warning
@@ -222,7 +230,7 @@ def stream_assets(spec: PipelineSpec) -> list[dg.AssetSpec]:
                           description=f"`wh ingest --pipeline {spec.name}`: group {src.group} stores the topic into "
                                       f"{', '.join(spec.sinks)} exactly once; each committed batch is reported here "
                                       "(rows, rejects, offsets, lag) while `wh ui` runs")  # fmt: skip
-    return [topic, stream]
+    return [*out, topic, stream]
 
 
 # -- analytics ------------------------------------------------------------------------------------

@@ -5,7 +5,8 @@ assets per spec, by Dagster.
     name: ticks
     source:
       kafka: {topic: ticks, group: wh-ingest}        # or
-      files: {path: landing/tardis/*.csv.gz, format: tardis, asset_class: crypto}
+      files: {path: landing/tardis/*.csv.gz, format: tardis, asset_class: crypto}   # or
+      capture: {exchange: binanceusdm, symbols: [BTCUSDT], topic: binance_ticks}  # `wh capture` → Kafka
     sanitize:
       policies: {crossed_book: reject}               # rule: reject | raise
       out_of_order_tolerance_s: 5
@@ -13,6 +14,9 @@ assets per spec, by Dagster.
     sinks: [clickhouse, duckdb]
     batch: {rows: 50000, seconds: 2}
 
+A capture spec describes both halves of a live feed: `wh capture --pipeline NAME` runs the
+worker that puts the exchange's frames on `capture.topic`, `wh ingest --pipeline NAME`
+stores that topic (group `capture.group`) with the spec's rules, sinks and batch size.
 A relative `files.path` is under $WH_HOME (the landing folder lives beside the warehouse).
 Every field is validated (pydantic); a mistake is one ConfigError naming the file and the
 field. The defaults of `wh ingest` and `wh import` are the shipped pipelines/ticks.yaml and
@@ -34,6 +38,7 @@ from warehouse.sanitize import RULES, Policy, SanitizeConfig
 NS = 1_000_000_000
 SinkName = Literal["duckdb", "clickhouse", "questdb"]
 RuleName = Literal[RULES]  # type: ignore[valid-type]
+Channel = Literal["quotes", "trades"]
 
 
 class _Strict(BaseModel):
@@ -81,15 +86,51 @@ class FileSource(_Strict):
         return sorted(p for p in anchor.glob(str(base.relative_to(anchor))) if p.is_file())
 
 
+class BackoffSpec(_Strict):
+    base_s: float = Field(default=1.0, gt=0)
+    cap_s: float = Field(default=60.0, gt=0)
+    jitter_s: float = Field(default=1.0, ge=0)
+
+
+class CaptureSource(_Strict):
+    """An exchange's public WebSocket streams, captured by `wh capture` into a Kafka topic,
+    from which `wh ingest --pipeline` (the same spec) stores them."""
+
+    exchange: str = Field(min_length=1, description="ccxt id: binanceusdm (binance-futures) or binance")
+    symbols: list[str] = Field(min_length=1)  # the exchange's ids (BTCUSDT) or ccxt's (BTC/USDT:USDT)
+    channels: list[Channel] = Field(default_factory=lambda: list[Channel](["quotes", "trades"]), min_length=1)
+    topic: str = Field(default="ticks", min_length=1)
+    group: str = Field(default="wh-ingest", min_length=1)
+    queue: int = Field(default=100_000, gt=0)  # frames between the socket and the producer
+    stall_s: float = Field(default=60.0, gt=0)  # no frame for this long: reconnect
+    backoff: BackoffSpec = Field(default_factory=BackoffSpec)
+
+    @model_validator(mode="after")
+    def _venue(self) -> Self:
+        from warehouse.capture.venues import ALIASES, VENUES
+
+        if ALIASES.get(self.exchange, self.exchange) not in VENUES:
+            raise ValueError(f"exchange {self.exchange!r}: one of {', '.join(sorted({*VENUES, *ALIASES}))}")
+        return self
+
+
 class Source(_Strict):
     kafka: KafkaSource | None = None
     files: FileSource | None = None
+    capture: CaptureSource | None = None
 
     @model_validator(mode="after")
     def _one(self) -> Self:
-        if (self.kafka is None) == (self.files is None):
-            raise ValueError("give exactly one of kafka: {…} or files: {…}")
+        if sum(x is not None for x in (self.kafka, self.files, self.capture)) != 1:
+            raise ValueError("give exactly one of kafka: {…}, files: {…} or capture: {…}")
         return self
+
+    @property
+    def stream(self) -> KafkaSource | None:
+        """The Kafka topic and group `wh ingest` reads: the source's, or the capture's."""
+        if self.capture is not None:
+            return KafkaSource(topic=self.capture.topic, group=self.capture.group)
+        return self.kafka
 
 
 class SanitizeSpec(_Strict):

@@ -133,6 +133,8 @@ class BatchStep:
                 result.rejected[rule] = result.rejected.get(rule, 0) + n
             result.gaps += out.gaps.height
             parts.append(to_write_batch(batch.kind, out.accepted, rejects, out.gaps, self.source))
+            if batch.extra:
+                parts.append(batch.extra)
         if extra:
             parts.append(extra)
         result.batch = merge(parts)

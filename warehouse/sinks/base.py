@@ -191,6 +191,9 @@ def existing_keys(engine: Engine, table: str, data: pa.Table) -> pa.Table | None
             symbols = pc.unique(data.column("symbol")).to_pylist()
             parts.append(queries.load("existing_gaps", internal=True).run(engine, {"kind": kind, "symbols": symbols}))
         return pa.concat_tables(parts) if parts else None
+    if table == "capture_gaps":
+        symbols = pc.unique(data.column("symbol")).to_pylist()
+        return queries.load("existing_capture_gaps", internal=True).run(engine, {"symbols": symbols})
     if table == "stream_losses":
         parts = []
         pairs = {

@@ -7,7 +7,11 @@ partition, in order). Fields are the internal names plus `type` ("quote" | "trad
      "symbol":"BTCUSDT","asset_class":"crypto","bid":9681.92,"ask":9682.0,
      "bid_size":0.67,"ask_size":0.84,"seq":17}
 
-Times are integer nanoseconds since the epoch (UTC). Decoding is vectorized: Arrow's JSON
+Times are integer nanoseconds since the epoch (UTC). A capture worker (warehouse/capture)
+sends two more types beside its ticks: `gap` (an outage of one instrument's stream: worker,
+exchange, symbol, kind, from_ts, to_ts, dials, reason → wh.capture_gaps) and `reject` (a
+frame it could not read: reason, raw, exchange, symbol, timestamp → wh.rejects at the
+message's own topic/partition/offset, so a re-read stores it once). Decoding is vectorized: Arrow's JSON
 reader for a clean batch, else polars (`json_path_match` finds rows that are JSON objects
 with a type, `json_decode` reads them as text, `decode` types them with the same rules as
 files); a message that is not UTF-8 or not valid JSON (NaN, Infinity and 1e400 are not
@@ -17,13 +21,15 @@ valid JSON numbers) is a `malformed` reject keeping its bytes, topic/partition a
 from __future__ import annotations
 
 import io
+import time
+from typing import Any
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
 
 from warehouse.ingest.decode import FIELDS, Mapping, decode
-from warehouse.records import Kind, SourceBatch, bounded_raw
+from warehouse.records import CAPTURE_GAP_SCHEMA, Kind, SourceBatch, bounded_raw
 
 
 def _decode_json(values: pl.Series, dtype: pl.Struct) -> tuple[pl.Series, np.ndarray]:
@@ -188,8 +194,13 @@ def _merge(batches: list[SourceBatch]) -> list[SourceBatch]:
     for kind in (Kind.QUOTE, Kind.TRADE):
         same = [b for b in batches if b.kind == kind]
         if same:
+            extra: dict[str, list[pa.Table]] = {}
+            for b in same:
+                for table, data in b.extra.items():
+                    extra.setdefault(table, []).append(data)
             out.append(SourceBatch(kind, pl.concat([b.rows for b in same], how="diagonal_relaxed"),
-                                   pl.concat([b.rejects for b in same], how="diagonal_relaxed"), 0))  # fmt: skip
+                                   pl.concat([b.rejects for b in same], how="diagonal_relaxed"), 0,
+                                   {t: pa.concat_tables(parts) for t, parts in extra.items()}))  # fmt: skip
     return out
 
 
@@ -205,15 +216,78 @@ def _typed_batches(frame: pl.DataFrame) -> list[SourceBatch]:
     return out + _untyped(frame)
 
 
+# Messages that are not ticks: what a capture worker (warehouse/capture) reports beside them
+_GAP_FIELDS = {"worker": pl.String, "exchange": pl.String, "symbol": pl.String, "kind": pl.String,
+               "from_ts": pl.Int64, "to_ts": pl.Int64, "dials": pl.Int64, "reason": pl.String}  # fmt: skip
+_REPORT_FIELDS = {"reason": pl.String, "raw": pl.String, "exchange": pl.String, "symbol": pl.String,
+                  "timestamp": pl.Int64}  # fmt: skip
+_TYPES = ["quote", "trade", "gap", "reject"]
+
+
+def _fields(part: pl.DataFrame, fields: dict[str, Any]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The messages' JSON fields as columns, and the messages that could not be read."""
+    part = part.select("_source", "_offset", "_raw")
+    decoded, bad = _decode_json(part.get_column("_raw"), pl.Struct(fields))
+    cols = decoded.struct.unnest() if decoded.len() else pl.DataFrame(schema=fields)
+    both = pl.concat([part, cols], how="horizontal").with_columns(pl.Series("_bad", bad))
+    return both.filter(~pl.col("_bad")).drop("_bad"), both.filter(pl.col("_bad")).drop("_bad")
+
+
+def _capture_gaps(part: pl.DataFrame) -> tuple[pa.Table, pl.DataFrame]:
+    """`{"type": "gap", …}` messages → wh.capture_gaps rows, and those that are not complete."""
+    rows, unreadable = _fields(part, _GAP_FIELDS)
+    ok = pl.all_horizontal(pl.col(c).is_not_null() for c in _GAP_FIELDS) & (pl.col("from_ts") <= pl.col("to_ts"))
+    good, bad = rows.filter(ok), rows.filter(~ok)
+    ts = pl.Datetime("ns", "UTC")
+    table = good.select(
+        pl.lit(time.time_ns()).cast(ts).alias("detected_at"), "worker", "exchange", "symbol", "kind",
+        pl.col("from_ts").cast(ts), pl.col("to_ts").cast(ts),
+        ((pl.col("to_ts") - pl.col("from_ts")) / 1e9).alias("seconds"), "dials", "reason",
+    ).to_arrow().cast(CAPTURE_GAP_SCHEMA)  # fmt: skip
+    keep = ["_source", "_offset", "_raw"]
+    return table, pl.concat([unreadable.select(keep), bad.select(keep)])
+
+
+def _reports(part: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """`{"type": "reject", …}` messages (a frame a capture worker could not read, with its raw
+    text) → reject rows at the message's own Kafka position; incomplete ones separately."""
+    rows, unreadable = _fields(part, _REPORT_FIELDS)
+    ok = pl.col("reason").is_not_null() & pl.col("raw").is_not_null()
+    good, bad = rows.filter(ok), rows.filter(~ok)
+    rejects = good.select("_source", "_offset", pl.lit("malformed").alias("rule"), pl.col("reason").str.slice(0, 1000),
+                          pl.col("raw").alias("_raw"), "exchange", "symbol", "timestamp")  # fmt: skip
+    keep = ["_source", "_offset", "_raw"]
+    return rejects, pl.concat([unreadable.select(keep), bad.select(keep)])
+
+
 def _untyped(frame: pl.DataFrame) -> list[SourceBatch]:
     out: list[SourceBatch] = []
-    other = frame.filter(pl.col("_type").is_null() | ~pl.col("_type").is_in(["quote", "trade"]))
+    parts: list[pl.DataFrame] = []
+    extra: dict[str, pa.Table] = {}
+    gaps = frame.filter(pl.col("_type") == "gap")
+    if gaps.height:
+        table, bad = _capture_gaps(gaps)
+        if table.num_rows:
+            extra["capture_gaps"] = table
+        if bad.height:
+            parts.append(_malformed(bad, "a gap event needs worker, exchange, symbol, kind, from_ts ≤ to_ts (ns), "
+                                         "dials and reason"))  # fmt: skip
+    reports = frame.filter(pl.col("_type") == "reject")
+    if reports.height:
+        rejects, bad = _reports(reports)
+        parts.append(rejects)
+        if bad.height:
+            parts.append(_malformed(bad, "a reject report needs reason and raw"))
+    other = frame.filter(pl.col("_type").is_null() | ~pl.col("_type").is_in(_TYPES))
     if other.height:
         reason = 'not a JSON object with "type": "quote" | "trade" (invalid JSON, NaN/Infinity, or no type)'
+        parts.append(_malformed(other, reason))
+    if parts or extra:
         empty = pl.DataFrame(
             schema={"_offset": pl.Int64, "_raw": pl.String, "_source": pl.String, **FIELDS[Kind.QUOTE]}
         )
-        out.append(SourceBatch(Kind.QUOTE, empty, _malformed(other, reason), 0))
+        rejects = pl.concat(parts, how="diagonal_relaxed") if parts else _malformed(frame.clear(), "")
+        out.append(SourceBatch(Kind.QUOTE, empty, rejects, 0, extra))
     return out
 
 
