@@ -21,7 +21,7 @@ COMMANDS: dict[tuple[str, ...], list[str]] = {
     ("plot", "equity"): ["<duckdb|clickhouse>"],
     ("replay",): ["<noop|zscore|twap>", "<event|receipt>", "<duckdb|clickhouse|all|none>"],
     ("broker",): [],
-    ("feed",): [],
+    ("feed",): ["<json|arrow>"],
     ("ingest",): [],
     ("status",): [],
     ("servers",): [],

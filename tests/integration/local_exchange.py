@@ -109,6 +109,7 @@ class Script:
     drop: stream → close the first connection carrying it abruptly after sending it this many
         frames (the frames that go by until the client subscribes again are lost to it);
     refuse: dial numbers answered with HTTP 503 instead of a WebSocket;
+    error_subscribe: connection numbers whose SUBSCRIBE is answered with an error (socket stays open);
     stall: stream → after this many frames on the first connection carrying it, send nothing
         on that connection for `stall_s` (the socket stays open);
     malformed: frame positions (in the replay) before which a malformed frame is sent;
@@ -118,6 +119,7 @@ class Script:
 
     drop: dict[str, int] = field(default_factory=dict)
     refuse: set[int] = field(default_factory=set)
+    error_subscribe: set[int] = field(default_factory=set)
     stall: dict[str, int] = field(default_factory=dict)
     stall_s: float = 0.0
     malformed: dict[int, bytes] = field(default_factory=dict)
@@ -215,7 +217,9 @@ class LocalExchange:
                     msg = json.loads(text)
                 except ValueError:
                     continue
-                if msg.get("method") == "SUBSCRIBE":
+                if msg.get("method") == "SUBSCRIBE" and no in self.script.error_subscribe:
+                    await ws.send(json.dumps({"error": {"code": 2, "msg": "Invalid request"}, "id": msg.get("id")}))
+                elif msg.get("method") == "SUBSCRIBE":
                     self._subs[ws] |= {str(p) for p in msg.get("params", [])}
                     await ws.send(json.dumps({"result": None, "id": msg.get("id")}))
                 elif msg.get("method") == "UNSUBSCRIBE":

@@ -88,7 +88,8 @@ def test_every_replayed_tick_reaches_the_warehouse_once_and_bad_frames_are_rejec
     frames = tardis_frames(*tardis, limit=1500)
     bad = {40: b"{not json", 90: b'{"e":"aggTrade","s":"BTCUSDT","a":1,"p":"NaN","q":"1","T":1,"m":false}',
            300: b"[1,2,3]", 700: b'{"e":"bookTicker","s":"BTCUSDT","b":"9681.9","B":"1","a":"oops","A":"1","T":1}',
-           1100: b"\xff\xfe not text", 2000: b'{"e":"depthUpdate","s":"BTCUSDT"}'}  # fmt: skip
+           1100: b"\xff\xfe not text", 2000: b'{"e":"depthUpdate","s":"BTCUSDT"}',
+           2500: b"[" * 100_000}  # nested too deep for a JSON parser: a reject, the stream goes on  # fmt: skip
     t0 = time.time_ns()
     with local_exchange(frames, Script(hold_until_subscribed=BOTH, malformed=bad)) as ex:
         worker = capture(ex, broker, topic)
@@ -115,9 +116,11 @@ def test_every_replayed_tick_reaches_the_warehouse_once_and_bad_frames_are_rejec
     assert len(got["rejects"]) == len(bad)
     reasons = {raw: reason for _, _, reason, raw in got["rejects"]}
     assert all(src.startswith(f"kafka:{topic}/") and rule == "malformed" for src, rule, _, _ in got["rejects"])
-    assert set(reasons) == {text.decode("utf-8", "backslashreplace") for text in bad.values()}  # raw text kept
+    assert set(reasons) == {t if len(t) <= 4000 else t[:4000] + f"… ({len(t):,} chars)"  # raw text kept (bounded)
+                            for t in (b.decode("utf-8", "backslashreplace") for b in bad.values())}  # fmt: skip
     assert reasons["{not json"] == "capture: frame is not valid JSON"
     assert reasons["[1,2,3]"] == "capture: frame is a JSON list, not an object"
+    assert reasons["[" * 4000 + "… (100,000 chars)"] == "capture: frame is not valid JSON"
     assert "field p is not a finite number ('NaN')" in reasons[bad[90].decode()]
     assert "field a is not a number ('oops')" in reasons[bad[700].decode()]
     assert "unknown frame (event 'depthUpdate')" in reasons[bad[2000].decode()]
@@ -161,6 +164,28 @@ def test_dropped_connection_redials_on_the_backoff_schedule_and_records_one_outa
     # … and the aggregate ids it missed, counted exactly by the sanitizer's sequence rule
     ids = sorted(f["a"] for f in lost_trades)
     assert got["gaps"] == [("trade", "BTCUSDT", ids[0], ids[-1], len(ids))]
+
+
+def test_a_refused_subscription_is_redialled_and_an_outage_open_at_exit_is_recorded(
+    home: Path, broker: str, topic: str, tardis: tuple[Path, Path]
+) -> None:
+    """The exchange answers the trade stream's first SUBSCRIBE with an error (socket left open):
+    the worker closes it and dials again. Later the quote stream dies and every redial is
+    refused until the end: its outage is still written, ending at exit."""
+    frames = tardis_frames(*tardis, limit=600)
+    script = Script(hold_until_subscribed=("btcusdt@bookTicker",), error_subscribe={2},
+                    drop={"btcusdt@bookTicker": 300}, refuse=set(range(4, 100)), rate=600)  # fmt: skip
+    with local_exchange(frames, script) as ex:
+        worker = capture(ex, broker, topic, stall_s=30, backoff=Backoff(0.1, 0.3, 0.0))
+        sent = list(ex.sent)
+    assert len([f for f in sent if f["e"] == "aggTrade"]) > 400  # the trade stream came back after the error
+    ingest_in_process(Settings(), broker, topic)
+    got = stored(Settings())
+    assert got["trades"] == expected(sent)["trades"] and [r[:5] for r in got["quotes"]] == expected(sent)["quotes"]
+    kinds = {o[3]: o for o in got["outages"]}
+    assert set(kinds) == {"quote", "trade"} and worker.stats.gaps == 2
+    assert "still away at exit" in kinds["quote"][8] and kinds["quote"][7] >= 3
+    assert "connection failed" in kinds["trade"][8] and kinds["trade"][7] == 1
 
 
 def test_a_silent_connection_is_dropped_and_redialled(

@@ -95,6 +95,22 @@ def test_n_ticks_in_exactly_n_out_plus_rejects(home: Path, broker: str, topic: s
         assert c["r"] == c["rd"] == bad + report.malformed, engine
 
 
+def test_arrow_encoding_n_ticks_in_exactly_n_out_plus_rejects(home: Path, broker: str, topic: str) -> None:
+    """`wh feed --encoding arrow`: 500 ticks of one instrument per message, a cut message every
+    ~5,000 ticks; the same counts as one JSON tick per message."""
+    feed, labels = labelled_feed(20_000, seed=22, bad=0.01, duplicate=0.01)
+    report = produce(broker, topic, feed.batches(), malformed_every=4_999, encoding="arrow", ticks_per_message=500)
+    assert report.failed == 0 and report.ticks == labels.height and report.malformed >= 3
+    assert report.produced == report.delivered < labels.height // 20  # many ticks per message
+    settings = Settings(home=home)
+    _, stats = ingest_in_process(settings, broker, topic)
+    good = labels.filter(pl.col("_expected").is_null()).height
+    assert stats.messages == report.produced
+    for engine, c in counts(settings).items():
+        assert c["n"] == c["d"] == good, engine
+        assert c["r"] == c["rd"] == labels.height - good + report.malformed, engine
+
+
 def test_duplicates_and_late_ticks_are_stored_once_in_place(home: Path, broker: str, topic: str) -> None:
     # dense: 10k ticks in 5 minutes, so a tick moved back by < 2.5 s lands before its predecessors
     feed, labels = labelled_feed(10_000, seed=5, duration_s=300.0, duplicate=0.03, out_of_order=0.03)
@@ -169,7 +185,7 @@ def test_backoff_formula() -> None:
 
 def _crash_run(home: Path, broker: str, topic: str, kills: int, ticks: int, unsafe: bool, seed: int,
                rate: float | None = None, busy: tuple[float, float] = (0.0, 1.2),
-               batch_rows: int = 2_000) -> tuple[dict, int]:  # fmt: skip
+               batch_rows: int = 2_000, encoding: str = "json") -> tuple[dict, int]:  # fmt: skip
     """Produce (all first, or concurrently at `rate` — the mock broker keeps ~5 MB per
     partition, so a big load must be consumed while it is produced), kill the consumer
     `kills` times while it works, then let a last run finish; return per-engine counts."""
@@ -177,7 +193,11 @@ def _crash_run(home: Path, broker: str, topic: str, kills: int, ticks: int, unsa
 
     feed, labels = labelled_feed(ticks, seed=seed, bad=0.01, duplicate=0.01)
     reports = []
-    producer = threading.Thread(target=lambda: reports.append(produce(broker, topic, feed.batches(), rate=rate)))
+    producer = threading.Thread(
+        target=lambda: reports.append(
+            produce(broker, topic, feed.batches(), rate=rate, encoding=encoding, ticks_per_message=200)
+        )
+    )
     producer.start()
     if rate is None:
         producer.join()
@@ -233,6 +253,19 @@ def test_sigkill_ten_times_loses_and_doubles_nothing(home: Path, broker: str, to
     for engine, c in result.items():
         assert c["n"] == c["d"] == good, (engine, c, good)
         assert c["r"] == c["rd"], engine
+
+
+@pytest.mark.slow
+def test_sigkill_ten_times_with_the_arrow_encoding_loses_and_doubles_nothing(home: Path, broker: str,
+                                                                            topic: str) -> None:  # fmt: skip
+    """The same guarantee when 200 ticks travel in one Arrow message: a kill can fall inside a
+    message's rows, the retried batch re-reads the message whole, and each bad row's reject
+    keeps its own key (message position + row)."""
+    result, good = _crash_run(home, broker, topic, kills=10, ticks=60_000, unsafe=False, seed=33, encoding="arrow",
+                              batch_rows=20)  # fmt: skip
+    for engine, c in result.items():
+        assert c["n"] == c["d"] == good, (engine, c, good)
+        assert c["r"] == c["rd"] > 0, engine
 
 
 @pytest.mark.slow

@@ -100,3 +100,23 @@ def test_unknown_exchange_is_one_clear_error() -> None:
     with pytest.raises(ConfigError, match="capture speaks binance, binanceusdm"):
         venue("kraken")
     assert venue("binance-futures") is FUT
+
+
+def test_a_symbol_too_long_for_a_key_is_malformed() -> None:
+    frame = {"e": "bookTicker", "s": "X" * 65, "b": "1", "a": "2", "B": "1", "A": "1", "T": 1}
+    with pytest.raises(Malformed, match="1 to 64 characters"):
+        FUT.record("quote", frame, NOW)
+    with pytest.raises(Malformed, match="not a number"):
+        FUT.record("quote", {**frame, "s": "X", "b": 10**400}, NOW)
+
+
+def test_a_bad_kafka_setting_stops_the_worker_before_any_socket_opens() -> None:
+    import asyncio
+
+    from warehouse.capture.worker import CaptureWorker
+    from warehouse.errors import KafkaError
+
+    worker = CaptureWorker(FUT, ["BTCUSDT"], topic="t", ws_url="ws://127.0.0.1:9/ws", rest_url="http://127.0.0.1:9",
+                           kafka_config={"bootstrap.servers": "127.0.0.1:9", "queue.buffering.max.kbytes": "lots"})  # fmt: skip
+    with pytest.raises(KafkaError, match="cannot create the Kafka producer"):
+        asyncio.run(worker.run(asyncio.Event()))

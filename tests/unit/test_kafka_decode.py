@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from warehouse.ingest.kafka import decode_messages, encode
 from warehouse.ingest.kafka.wire import _read_wire
@@ -66,3 +68,76 @@ def test_every_bad_sample_is_a_malformed_reject() -> None:
     got = _decode(list(BAD))
     rejects = pl.concat([got[k][1] for k in got], how="diagonal_relaxed")
     assert sorted(rejects["_offset"].to_list()) == list(range(len(BAD)))
+
+
+# -- the Arrow encoding: many ticks of one instrument per message -----------------------------------
+
+
+def _arrow(n: int, per: int = 250, seed: int = 3) -> tuple[list[bytes], list[str], int]:
+    from warehouse.ingest.kafka.producer import encode_arrow
+
+    values, kinds, ticks = [], [], 0
+    for b in SyntheticFeed(ticks=n, seed=seed).batches():
+        rows = b.rows.drop([c for c in b.rows.columns if c.startswith("_")])
+        for _, value, k in encode_arrow(rows, b.kind, per):
+            values.append(value)
+            kinds.append(str(b.kind))
+            ticks += k
+    return values, kinds, ticks
+
+
+def _decode_kinds(values: list[bytes | None], kinds: list[str | None]) -> tuple[int, pl.DataFrame]:
+    n = len(values)
+    batches = decode_messages("t", values, np.zeros(n, dtype=np.int32), np.arange(n), kinds=kinds)
+    return sum(b.rows.height for b in batches), pl.concat([b.rejects for b in batches], how="diagonal_relaxed")
+
+
+def test_arrow_messages_decode_to_the_same_rows_as_json() -> None:
+    values, kinds, ticks = _arrow(3_000)
+    assert len(values) < ticks == 3_000
+    n = len(values)
+    arrow = decode_messages("t", values, np.zeros(n, dtype=np.int32), np.arange(n), kinds=kinds)  # type: ignore[arg-type]
+    json_ = _decode(_messages(3_000))
+    for b in arrow:
+        want = json_[b.kind][0].drop([c for c in json_[b.kind][0].columns if c.startswith("_")])
+        got = b.rows.drop([c for c in b.rows.columns if c.startswith("_")])
+        assert got.sort(want.columns).equals(want.sort(want.columns)), b.kind
+
+
+def test_a_bad_arrow_message_is_one_reject_and_bad_rows_keep_their_own_key() -> None:
+    import pyarrow as pa
+
+    values, kinds, ticks = _arrow(2_000)
+    cut = values[0][: len(values[0]) // 2]
+    missing = pa.BufferOutputStream()
+    t = pa.table({"timestamp": [1], "symbol": ["X"]})
+    with pa.ipc.new_stream(missing, t.schema) as w:
+        w.write_table(t)
+    wrong = pa.BufferOutputStream()
+    t2 = pa.table({"timestamp": ["soon"], "received_at": [1], "exchange": ["e"], "symbol": ["X"],
+                   "asset_class": ["crypto"], "bid": [1.0], "ask": [2.0]})  # fmt: skip
+    with pa.ipc.new_stream(wrong, t2.schema) as w:
+        w.write_table(t2)
+    extra = [cut, missing.getvalue().to_pybytes(), wrong.getvalue().to_pybytes(), b"{}", values[1]]
+    stored, rejects = _decode_kinds([*values, *extra], [*kinds, "quote", "quote", "quote", "", "fx"])  # type: ignore[list-item]
+    by_offset = dict(zip(rejects["_offset"].to_list(), rejects["reason"].to_list(), strict=True))
+    n = len(values)
+    assert "not a readable Arrow IPC stream" in by_offset[n]
+    assert "lacks field(s) exchange, asset_class, bid, ask" in by_offset[n + 1]  # received_at is optional
+    assert "a field of the wrong type" in by_offset[n + 2]
+    assert "without a wh-type header" in by_offset[n + 3] and "without a wh-type header" in by_offset[n + 4]
+    assert stored + len(rejects) - 5 == ticks  # every other row decoded, or a row reject of its own
+
+
+def test_json_and_arrow_messages_mix_in_one_batch() -> None:
+    values, kinds, ticks = _arrow(1_000, seed=5)
+    json_ = _messages(500)
+    stored, rejects = _decode_kinds([*json_, *values, b"{bad"], [*([None] * len(json_)), *kinds, None])  # type: ignore[list-item]
+    assert stored == ticks + 500 and len(rejects) == 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=400))
+def test_any_bytes_said_to_be_arrow_are_one_reject(data: bytes) -> None:
+    stored, rejects = _decode_kinds([data], ["trade"])
+    assert stored == 0 and len(rejects) <= 1  # an empty but valid stream is possible, never an exception

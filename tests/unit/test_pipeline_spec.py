@@ -38,10 +38,11 @@ def test_shipped_specs_load_and_the_defaults_are_todays_commands() -> None:
 
 @pytest.mark.parametrize(("text", "words"), [
     ("name: x\nsource: {}\n", ["source", "exactly one of kafka"]),
-    ("name: x\nsource: {capture: {exchange: kraken, symbols: [XBTUSD]}}\n", ["source.capture", "binanceusdm"]),
-    ("name: x\nsource: {capture: {exchange: binance, symbols: []}}\n", ["source.capture.symbols"]),
-    ("name: x\nsource: {capture: {exchange: binance, symbols: [A], channels: [books]}}\n", ["channels.0"]),
-    ("name: x\nsource: {capture: {exchange: binance, symbols: [A]}, kafka: {}}\n", ["exactly one"]),
+    ("name: x\nsource: {capture: {exchange: kraken, symbols: [XBTUSD], topic: t}}\n", ["source.capture", "binanceusdm"]),
+    ("name: x\nsource: {capture: {exchange: binance, symbols: [A]}}\n", ["source.capture.topic", "Field required"]),
+    ("name: x\nsource: {capture: {exchange: binance, symbols: [], topic: t}}\n", ["source.capture.symbols"]),
+    ("name: x\nsource: {capture: {exchange: binance, symbols: [A], topic: t, channels: [books]}}\n", ["channels.0"]),
+    ("name: x\nsource: {capture: {exchange: binance, symbols: [A], topic: t}, kafka: {}}\n", ["exactly one"]),
     ("name: x\nsource: {kafka: {topic: t}, files: {path: a}}\n", ["exactly one"]),
     ("name: x\nsource: {kafka: {}}\nsinks: []\n", ["sinks"]),
     ("name: x\nsource: {kafka: {}}\nsinks: [duckdb, duckdb]\n", ["name each sink once"]),

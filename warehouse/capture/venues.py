@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from typing import Any
 
 NS_PER_MS = 1_000_000
+MAX_NS = 2**63 - 1
+MAX_SYMBOL = 64
 
 
 class Malformed(ValueError):
@@ -60,10 +62,12 @@ class Venue:
     def record(self, kind: str, frame: dict[str, Any], received_ns: int) -> dict[str, Any]:
         """A data frame → the wire record (`type`, times in ns, exchange's own symbol)."""
         symbol = frame.get("s")
-        if not isinstance(symbol, str) or not symbol or not symbol.isprintable():
-            raise Malformed("no symbol (field s)")
+        if not isinstance(symbol, str) or not symbol or not symbol.isprintable() or len(symbol) > MAX_SYMBOL:
+            raise Malformed(f"no symbol (field s: printable, 1 to {MAX_SYMBOL} characters)")
         ts = frame.get("T", frame.get("E"))
         timestamp = _int(ts, "T") * NS_PER_MS if ts is not None else received_ns
+        if not 0 < timestamp < MAX_NS:
+            raise Malformed(f"field T is not a time in milliseconds since 1970 ({str(ts)[:40]!r})")
         base = {"timestamp": timestamp, "received_at": received_ns, "exchange": self.exchange,
                 "symbol": symbol, "asset_class": self.asset_class}  # fmt: skip
         if kind == "quote":
@@ -86,7 +90,7 @@ def _num(frame: dict[str, Any], key: str) -> float:
         raise Malformed(f"field {key} is missing or not a number")
     try:
         x = float(v)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise Malformed(f"field {key} is not a number ({str(v)[:40]!r})") from None
     if not math.isfinite(x):
         raise Malformed(f"field {key} is not a finite number ({str(v)[:40]!r})")
@@ -98,7 +102,7 @@ def _int(v: Any, key: str) -> int:
         raise Malformed(f"field {key} is missing or not an integer")
     try:
         return int(v)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise Malformed(f"field {key} is not an integer ({str(v)[:40]!r})") from None
 
 

@@ -28,6 +28,7 @@ exit, messages the broker did not take within `flush_s` are counted as `undelive
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import queue
@@ -39,10 +40,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from warehouse.capture.venues import Malformed, Venue
+from warehouse.capture.venues import MAX_SYMBOL, Malformed, Venue
 from warehouse.errors import ConfigError, KafkaError
 
-MAX_RAW = 4096
+MAX_RAW = 4000  # characters of a bad frame kept in its reject (the warehouse keeps ≤ 4 KiB)
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,21 @@ class _Dropped:
     n: int = 0
 
 
+@dataclass
+class _Channel:
+    """One stream (quotes or trades) on its own ccxt exchange object: its connections are its
+    alone, so a failure closes exactly them."""
+
+    name: str
+    kind: str  # quote | trade
+    ex: Any
+    clients: list[Any] = field(default_factory=list)  # every client ccxt made for it (Retry-After)
+    last_ns: int | None = None  # receipt time of its last data frame
+    last_mono: float = 0.0
+    dialled: float = 0.0  # monotonic time of its last dial
+    away: _Away | None = None
+
+
 class CaptureWorker:
     """One worker per (exchange, symbols); `run(stop)` until `stop` is set."""
 
@@ -108,7 +124,7 @@ class CaptureWorker:
         queue_max: int = 100_000,
         buffer_messages: int = 100_000,
         backoff: Backoff | None = None,
-        stall_s: float = 30.0,
+        stall_s: float = 60.0,
         ws_url: str | None = None,
         rest_url: str | None = None,
         worker_id: str | None = None,
@@ -126,8 +142,9 @@ class CaptureWorker:
         self.symbols = symbols
         self.topic = topic
         self.kafka_config = kafka_config
-        self.channels = channels
+        self.channels = tuple(dict.fromkeys(channels))
         self.queue: queue.Queue[tuple[str, bytes]] = queue.Queue(maxsize=queue_max)
+        self.control: collections.deque[tuple[str, bytes]] = collections.deque()  # outage rows: never dropped
         self.buffer_messages = buffer_messages
         self.backoff = backoff or Backoff()
         self.stall_s = stall_s
@@ -141,17 +158,15 @@ class CaptureWorker:
         self.stats = CaptureStats()
         self.market_ids: list[str] = []
         self._lock = threading.Lock()
-        self._last_ns: dict[str, int] = {}  # channel → receipt time of its last data frame
-        self._last_mono: dict[str, float] = {}
-        self._away: dict[str, _Away] = {}
-        self._dropped: dict[tuple[str, str], _Dropped] = {}
-        self._urls: dict[str, str] = {}  # channel → its connection's url
+        self._dropped: dict[tuple[str, str], _Dropped] = {}  # (kind, symbol) → frames dropped, queue full
+        self._chan: dict[str, _Channel] = {}
+        self._producer: Any = None
+        self.producer_error: str | None = None
         self._producer_done = threading.Event()
         self._closing = threading.Event()
-        self.exchange: Any = None
 
     # -- the socket side ---------------------------------------------------------------------------
-    def _exchange(self) -> Any:
+    def _exchange(self, channel: _Channel | None) -> Any:
         import ccxt.pro as ccxtpro
 
         ex = getattr(ccxtpro, self.venue.ccxt_id)({"enableRateLimit": True, "newUpdates": True})
@@ -162,162 +177,173 @@ class CaptureWorker:
                     ex.urls["api"][key] = base + url[len(self.venue.rest_host) :]
         if self.ws_url:
             ex.urls["api"]["ws"][self.venue.ws_key] = self.ws_url.rstrip("/")
+        if channel is None:
+            return ex
         make_client = ex.client
 
         def client(url: str) -> Any:
             c = make_client(url)
             if not getattr(c, "_wh_hooked", False):
-                c.handle_text_or_binary_message = lambda data, c=c: self._on_text(c, data)
+                c.handle_text_or_binary_message = lambda data, c=c: self._on_text(channel, c, data)
                 c._wh_hooked = True
+                channel.clients = [*channel.clients[-3:], c]
             return c
 
         ex.client = client
         return ex
 
-    def _on_text(self, client: Any, data: str | bytes) -> None:
-        """Every text frame of every connection, on the event loop: stamp, parse, enqueue."""
+    def _on_text(self, ch: _Channel, client: Any, data: str | bytes) -> None:
+        """Every text frame of every connection, on the event loop: stamp, parse, enqueue.
+        Nothing may escape: an exception here would stop ccxt's receive loop."""
         received = time.time_ns()
-        text = data.decode("utf-8", "backslashreplace") if isinstance(data, bytes) else data
+        if ch.ex.clients.get(client.url) is not client:
+            return  # a connection given up (a stall): its late frames would double the new one's
+        text = ""
         try:
-            frame = json.loads(text)
-        except ValueError:
-            self._reject(text, received, "frame is not valid JSON")
-            return
-        try:
-            kind = self.venue.kind(frame)
-            if kind is None:
-                client.on_message_callback(client, frame)  # ccxt: subscription answers
+            text = data.decode("utf-8", "backslashreplace") if isinstance(data, bytes) else data
+            try:
+                frame = json.loads(text)
+            except (ValueError, RecursionError):
+                self._reject(text, received, "frame is not valid JSON")
                 return
-            record = self.venue.record(kind, frame, received)
-        except Malformed as exc:
-            self._reject(text, received, str(exc), frame.get("s") if isinstance(frame, dict) else None)
-            return
+            try:
+                kind = self.venue.kind(frame)
+                if kind is None:
+                    client.on_message_callback(client, frame)  # ccxt: subscription answers
+                    return
+                record = self.venue.record(kind, frame, received)
+            except Malformed as exc:
+                self._reject(text, received, str(exc), frame.get("s") if isinstance(frame, dict) else None)
+                return
         except Exception as exc:
-            self._error(f"ccxt: {exc}")
+            self._reject(text, received, f"frame could not be read ({type(exc).__name__}: {str(exc)[:200]})")
             return
-        channel = "quotes" if kind == "quote" else "trades"
-        self._urls[channel] = client.url
-        self._last_ns[channel] = received
-        self._last_mono[channel] = time.monotonic()
+        ch.last_ns = received
+        ch.last_mono = time.monotonic()
         self.stats.frames += 1
         if kind == "quote":
             self.stats.quotes += 1
         else:
             self.stats.trades += 1
-        away = self._away.pop(channel, None)
-        if away is not None:
-            self._back(channel, away, received)
+        if ch.away is not None:
+            away, ch.away = ch.away, None
+            self._outage(ch.kind, away, received, "")
         self._put(record["symbol"], record, kind)
 
     def _reject(self, text: str, received: int, reason: str, symbol: Any = None) -> None:
         self.stats.malformed += 1
         raw = text if len(text) <= MAX_RAW else text[:MAX_RAW] + f"… ({len(text):,} chars)"
-        sym = symbol if isinstance(symbol, str) else None
+        sym = symbol if isinstance(symbol, str) and 0 < len(symbol) <= MAX_SYMBOL else None
         rec: dict[str, Any] = {"type": "reject", "source": f"capture:{self.venue.exchange}", "rule": "malformed",
                                "reason": f"capture: {reason}", "raw": raw, "exchange": self.venue.exchange,
                                "symbol": sym, "timestamp": received}  # fmt: skip
-        self._put(sym or "", rec, "reject")
+        self._put(sym or "", rec, None)
 
-    def _put(self, key: str, record: dict[str, Any], kind: str) -> None:
+    def _put(self, key: str, record: dict[str, Any], kind: str | None) -> None:
+        """Into the queue; full: the frame is dropped and counted, and a tick's instrument gets
+        an outage row for the span (a reject is only counted: it has no instrument)."""
         try:
             self.queue.put_nowait((key, json.dumps(record, separators=(",", ":")).encode()))
             self.stats.queued += 1
         except queue.Full:
             self.stats.dropped += 1
-            d = self._dropped.get((kind, key))
-            ts = int(record.get("received_at", record.get("timestamp", time.time_ns())))
-            if d is None:
-                self._dropped[(kind, key)] = _Dropped(ts, ts, 1)
-            else:
-                d.last_ns, d.n = ts, d.n + 1
+            if kind is not None:
+                received = int(record["received_at"])
+                d = self._dropped.get((kind, key))
+                if d is None:
+                    self._dropped[(kind, key)] = _Dropped(received, received, 1)
+                else:
+                    d.last_ns, d.n = received, d.n + 1
             return
         if self._dropped and self.queue.qsize() < self.queue.maxsize // 2:
             self._flush_dropped()
 
     def _flush_dropped(self) -> None:
         for (kind, symbol), d in list(self._dropped.items()):
-            gap = self._gap_record(kind, symbol, d.first_ns, d.last_ns,
-                                   f"queue full: {d.n:,} frames dropped (Kafka slow or down)", 0)  # fmt: skip
-            try:
-                self.queue.put_nowait((symbol, json.dumps(gap, separators=(",", ":")).encode()))
-            except queue.Full:
-                return
-            self.stats.queued += 1
-            self.stats.gaps += 1
+            self._control(symbol, self._gap_record(kind, symbol, d.first_ns, d.last_ns,
+                                                   f"queue full: {d.n:,} frames dropped (Kafka slow or down)", 0))  # fmt: skip
             del self._dropped[(kind, symbol)]
+
+    def _control(self, key: str, record: dict[str, Any]) -> None:
+        self.control.append((key, json.dumps(record, separators=(",", ":")).encode()))
+        self.stats.gaps += 1
 
     def _gap_record(self, kind: str, symbol: str, from_ns: int, to_ns: int, reason: str, dials: int) -> dict[str, Any]:
         return {"type": "gap", "worker": self.worker_id, "exchange": self.venue.exchange, "symbol": symbol,
                 "kind": kind, "from_ts": from_ns, "to_ts": to_ns, "dials": dials, "reason": reason}  # fmt: skip
 
-    def _back(self, channel: str, away: _Away, received: int) -> None:
-        kind = "quote" if channel == "quotes" else "trade"
-        secs = (received - away.since_ns) / 1e9
+    def _outage(self, kind: str, away: _Away, to_ns: int, suffix: str) -> None:
+        secs = (to_ns - away.since_ns) / 1e9
         for symbol in self.market_ids:
-            self._put(symbol, self._gap_record(kind, symbol, away.since_ns, received,
-                                               f"{away.reason}; away {secs:.3f} s, {away.dials} dial(s)", away.dials),
-                      "gap")  # fmt: skip
-            self.stats.gaps += 1
+            self._control(symbol, self._gap_record(kind, symbol, away.since_ns, to_ns,
+                                                   f"{away.reason}; away {secs:.3f} s, {away.dials} dial(s){suffix}",
+                                                   away.dials))  # fmt: skip
 
     def _error(self, text: str) -> None:
         with self._lock:
             self.stats.errors[text[:200]] = self.stats.errors.get(text[:200], 0) + 1
 
-    async def _watch(self, ex: Any, channel: str) -> None:
-        symbols = [ex.markets_by_id[m][0]["symbol"] for m in self.market_ids]
-        if channel == "quotes":
-            await ex.watch_bids_asks(symbols)
+    async def _watch(self, ch: _Channel) -> None:
+        symbols = [ch.ex.markets_by_id[m][0]["symbol"] for m in self.market_ids]
+        if ch.name == "quotes":
+            await ch.ex.watch_bids_asks(symbols)
         else:
-            await ex.watch_trades_for_symbols(symbols, params={"name": self.venue.trades_stream})
+            await ch.ex.watch_trades_for_symbols(symbols, params={"name": self.venue.trades_stream})
 
-    async def _channel(self, ex: Any, channel: str, stop: asyncio.Event) -> None:
-        """Subscribe; when the connection fails or stalls, back off, dial again, resubscribe."""
+    async def _channel(self, ch: _Channel, stop: asyncio.Event) -> None:
+        """Subscribe; when the connection fails or stalls: close it, back off, dial, resubscribe."""
         failures = 0
         while not stop.is_set():
-            ex.ws_dial_backoff = {}  # one reconnect schedule: ours
-            watch = asyncio.ensure_future(self._watch(ex, channel))
+            ch.ex.ws_dial_backoff = {}  # one reconnect schedule: ours (a Retry-After still counts, below)
+            watch = asyncio.ensure_future(self._watch(ch))
             stopper = asyncio.ensure_future(stop.wait())
-            stall = asyncio.ensure_future(self._stalled(channel, stop))
+            stall = asyncio.ensure_future(self._stalled(ch, stop))
             done, _ = await asyncio.wait({watch, stopper, stall}, return_when=asyncio.FIRST_COMPLETED)
             for t in (watch, stopper, stall):
                 if not t.done():
                     t.cancel()
             if stop.is_set():
                 return
-            if stall in done:
-                reason = f"no frame for {self.stall_s:g} s"
-                await self._drop(ex, channel)
+            if watch in done and not watch.cancelled() and watch.exception() is not None:
+                exc = watch.exception()
+                reason = f"connection failed: {str(exc)[:160] or type(exc).__name__}"
+            elif watch in done:
+                reason = "stream ended"
             else:
-                exc = watch.exception() if not watch.cancelled() else None
-                reason = f"connection failed: {str(exc)[:160] or type(exc).__name__}" if exc else "stream ended"
-            if channel in self._last_mono and self._last_mono[channel] >= self._dial_mono.get(channel, 0.0):
+                reason = f"no frame for {self.stall_s:g} s"
+            await self._close(ch)  # whatever ccxt left open: the next watch dials anew and subscribes
+            if ch.last_mono >= ch.dialled > 0 or (ch.dialled == 0 and ch.last_ns is not None):
                 failures = 0  # frames flowed since the last dial: the schedule starts again
-            away = self._away.get(channel)
-            if away is None:
-                away = self._away[channel] = _Away(self._last_ns.get(channel, time.time_ns()), reason)
+            if ch.away is None:
+                ch.away = _Away(ch.last_ns if ch.last_ns is not None else time.time_ns(), reason)
             delay = self.backoff.delay(failures, self.rng)
+            retry_after = max((getattr(c, "last_retry_after", None) or 0.0 for c in ch.clients), default=0.0)
+            for c in ch.clients:
+                c.last_retry_after = None
             failures += 1
             self.stats.reconnects += 1
-            await asyncio.sleep(delay)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), max(delay, retry_after))
+            if stop.is_set():
+                return
             self.stats.dials.append(time.monotonic())
-            away.dials += 1
-            self._dial_mono[channel] = time.monotonic()
+            ch.away.dials += 1
+            ch.dialled = time.monotonic()
 
-    async def _stalled(self, channel: str, stop: asyncio.Event) -> None:
+    async def _stalled(self, ch: _Channel, stop: asyncio.Event) -> None:
         """Returns when the channel has sent no data frame for `stall_s` (after subscribing)."""
         start = time.monotonic()
         while not stop.is_set():
-            last = max(self._last_mono.get(channel, start), start)
-            wait = last + self.stall_s - time.monotonic()
+            wait = max(ch.last_mono, start) + self.stall_s - time.monotonic()
             if wait <= 0:
                 return
             await asyncio.sleep(min(wait, 1.0))
         await asyncio.Event().wait()  # stopping: never report a stall
 
-    async def _drop(self, ex: Any, channel: str) -> None:
-        url = self._urls.get(channel)
-        client = ex.clients.pop(url, None) if url and ex.clients else None
-        if client is not None:
+    async def _close(self, ch: _Channel) -> None:
+        clients = list((ch.ex.clients or {}).values())
+        ch.ex.clients = {}
+        for client in clients:
             with contextlib.suppress(Exception):
                 await client.close()
 
@@ -329,44 +355,74 @@ class CaptureWorker:
             if self.on_progress is not None:
                 self.on_progress(self.stats)
 
+    async def _guard(self, stop: asyncio.Event) -> None:
+        """The producer thread gone (a fatal Kafka error): stop capturing, say why."""
+        while not stop.is_set():
+            if self._producer_done.is_set():
+                self._error(f"producer stopped: {self.producer_error or 'unknown'}; capture stopped")
+                stop.set()
+                return
+            await asyncio.sleep(0.2)
+
     async def run(self, stop: asyncio.Event) -> CaptureStats:
         """Capture until `stop` is set; then flush the queue to Kafka (≤ flush_s) and return."""
-        self._dial_mono: dict[str, float] = {}
+        self._producer = self._make_producer()  # a bad Kafka setting fails here, before any socket opens
         producer = threading.Thread(target=self._produce, name="capture-producer", daemon=True)
         producer.start()
-        ex = self.exchange = self._exchange()
+        chans: list[_Channel] = []
         try:
-            await self._load(ex, stop)
-            tasks = [asyncio.ensure_future(self._channel(ex, c, stop)) for c in self.channels]
-            tasks.append(asyncio.ensure_future(self._progress(stop)))
+            loader = self._exchange(None)
+            try:
+                if not await self._load(loader, stop):
+                    return self.stats
+            finally:
+                with contextlib.suppress(Exception):
+                    await loader.close()
+            for name in self.channels:
+                ch = _Channel(name, "quote" if name == "quotes" else "trade", None)
+                ch.ex = self._exchange(ch)
+                ch.ex.set_markets(list(loader.markets.values()))
+                self._chan[name] = ch
+                chans.append(ch)
+            tasks = [asyncio.ensure_future(self._channel(ch, stop)) for ch in chans]
+            tasks += [asyncio.ensure_future(self._progress(stop)), asyncio.ensure_future(self._guard(stop))]
             await stop.wait()
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
         finally:
-            with contextlib.suppress(Exception):
-                await ex.close()
+            now = time.time_ns()
+            for ch in chans:
+                with contextlib.suppress(Exception):
+                    await ch.ex.close()
+                if ch.away is not None:  # an outage that had not ended
+                    away, ch.away = ch.away, None
+                    self._outage(ch.kind, away, now, "; still away at exit")
             self._flush_dropped()
             self._closing.set()
             await asyncio.get_running_loop().run_in_executor(None, self._producer_done.wait, self.flush_s + 15)
         self.stats.queue_depth = self.queue.qsize()
         return self.stats
 
-    async def _load(self, ex: Any, stop: asyncio.Event) -> None:
-        """Load the markets (REST), with the same backoff; resolve --symbols to exchange ids."""
+    async def _load(self, ex: Any, stop: asyncio.Event) -> bool:
+        """Load the markets (REST), with the same backoff; resolve --symbols to exchange ids.
+        False: stopped before the markets came."""
+        import ccxt
+
         failures = 0
-        while True:
+        while not stop.is_set():
             try:
                 await ex.load_markets()
                 break
-            except Exception as exc:
-                import ccxt
-
-                if not isinstance(exc, ccxt.NetworkError | ccxt.ExchangeNotAvailable) or stop.is_set():
-                    raise ConfigError(f"{self.venue.ccxt_id}: cannot load markets: {str(exc)[:300]}") from None
+            except (ccxt.NetworkError, ccxt.ExchangeNotAvailable) as exc:  # the network or the exchange: retry
                 self._error(f"load_markets: {exc}")
-                await asyncio.sleep(self.backoff.delay(failures, self.rng))
-                failures += 1
+            except Exception as exc:
+                raise ConfigError(f"{self.venue.ccxt_id}: cannot load markets: {str(exc)[:300]}") from None
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.backoff.delay(failures, self.rng))
+            failures += 1
+        if stop.is_set():
+            return False
         ids: list[str] = []
         for s in self.symbols:
             if s in ex.markets_by_id:
@@ -379,10 +435,32 @@ class CaptureWorker:
                 some = ", ".join(sorted(ex.markets_by_id)[:8])
                 raise ConfigError(f"{self.venue.ccxt_id}: unknown symbol {s!r} (the exchange lists e.g. {some})")
         self.market_ids = list(dict.fromkeys(ids))
+        return True
 
     # -- the Kafka side ----------------------------------------------------------------------------
-    def _produce(self) -> None:
+    def _make_producer(self) -> Any:
         from confluent_kafka import KafkaException, Producer
+
+        conf = {
+            "enable.idempotence": True,
+            "acks": "all",
+            "compression.type": "lz4",
+            "linger.ms": 20,
+            "message.timeout.ms": 0,  # never expire: a broker that is down fills the buffer instead
+            "queue.buffering.max.messages": self.buffer_messages,
+            "queue.buffering.max.kbytes": max(1024, min(self.buffer_messages // 2, 2_097_151)),
+            **self.kafka_config,
+        }
+        try:
+            return Producer(conf)
+        except (KafkaException, ValueError, TypeError) as exc:
+            raise KafkaError(f"cannot create the Kafka producer: {str(exc)[:300]}") from None
+
+    def _produce(self) -> None:
+        """The producer thread: control rows first, then the queue; never drops what it took."""
+        from confluent_kafka import KafkaException
+
+        producer = self._producer
 
         def delivered(err: Any, msg: Any) -> None:
             with self._lock:
@@ -392,34 +470,26 @@ class CaptureWorker:
                     self.stats.failed += 1
                     self.stats.errors[str(err)[:200]] = self.stats.errors.get(str(err)[:200], 0) + 1
 
-        conf = {
-            "enable.idempotence": True,
-            "acks": "all",
-            "compression.type": "lz4",
-            "linger.ms": 20,
-            "message.timeout.ms": 0,  # never expire: a broker that is down fills the buffer instead
-            "queue.buffering.max.messages": self.buffer_messages,
-            "queue.buffering.max.kbytes": max(1024, self.buffer_messages // 2),
-            **self.kafka_config,
-        }
+        def held() -> int:
+            return len(self.control) + self.queue.qsize() + len(producer)
+
+        deadline: float | None = None
         try:
-            producer = Producer(conf)
-        except KafkaException as exc:
-            self._error(f"producer: {exc}")
-            self._producer_done.set()
-            raise KafkaError(f"cannot create the producer: {exc}") from None
-        try:
-            deadline: float | None = None
             while True:
                 if self._closing.is_set() and deadline is None:
                     deadline = time.monotonic() + self.flush_s
-                try:
-                    key, value = self.queue.get(timeout=0.1)
-                except queue.Empty:
-                    producer.poll(0)
-                    if self._closing.is_set():
-                        break
-                    continue
+                if self.control:
+                    key, value = self.control[0]
+                    from_control = True
+                else:
+                    try:
+                        key, value = self.queue.get(timeout=0.1)
+                    except queue.Empty:
+                        producer.poll(0)
+                        if self._closing.is_set() and not self.control:
+                            break
+                        continue
+                    from_control = False
                 while True:
                     try:
                         producer.produce(self.topic, value=value, key=key.encode(), on_delivery=delivered)
@@ -427,13 +497,30 @@ class CaptureWorker:
                         break
                     except BufferError:  # the producer is full (broker slow or down): wait, the queue absorbs
                         producer.poll(0.1)
-                        if deadline is not None and time.monotonic() > deadline:
-                            self.stats.undelivered += 1 + self.queue.qsize()
-                            return
                         if self._closing.is_set() and deadline is None:
                             deadline = time.monotonic() + self.flush_s
+                        if deadline is not None and time.monotonic() > deadline:
+                            self.stats.undelivered += 1 + held() - (1 if from_control else 0)
+                            return
+                    except KafkaException as exc:  # this message cannot be sent (e.g. too large): counted
+                        err = exc.args[0] if exc.args else None
+                        with self._lock:
+                            self.stats.failed += 1
+                            self.stats.errors[f"produce: {str(exc)[:180]}"] = (
+                                self.stats.errors.get(f"produce: {str(exc)[:180]}", 0) + 1
+                            )
+                        if err is not None and getattr(err, "fatal", lambda: False)():
+                            self.producer_error = str(exc)[:300]
+                            self.stats.undelivered += held() - (1 if from_control else 0)
+                            return
+                        break
+                if from_control:
+                    self.control.popleft()
                 producer.poll(0)
             left = max(0.0, (deadline or time.monotonic() + self.flush_s) - time.monotonic())
             self.stats.undelivered += producer.flush(left)
+        except Exception as exc:
+            self.producer_error = f"{type(exc).__name__}: {str(exc)[:300]}"
+            self.stats.undelivered += held()
         finally:
             self._producer_done.set()

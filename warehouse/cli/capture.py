@@ -70,7 +70,8 @@ def capture(
     silent connection is dialled again after min(cap, base·2^n) + uniform(0, jitter) s and
     resubscribed; the time away becomes one wh.capture_gaps row per instrument. Progress:
     frames/s, queue depth, drops, reconnects, malformed, delivered. Exit 1 when messages
-    were still undelivered at exit (the broker was down): their count is printed.
+    were still held at exit (the broker was down) or could not be sent, or when the producer
+    failed (the capture stops with it): the count is printed.
     """
     from warehouse.capture.venues import venue
     from warehouse.capture.worker import Backoff, CaptureWorker
@@ -133,6 +134,9 @@ def capture(
                   f"{st.produced:,} produced")  # fmt: skip
     for text, n in sorted(st.errors.items(), key=lambda kv: -kv[1])[:5]:
         err.print(f"warning ×{n}: {shorten(text)}")
+    if cap.producer_error is not None:
+        raise fail(f"the Kafka producer stopped ({shorten(cap.producer_error)}); capture stopped with it; "
+                   f"{st.undelivered:,} messages not delivered")  # fmt: skip
     if st.undelivered or st.failed:
         raise fail(f"{st.undelivered + st.failed:,} messages did not reach Kafka {out_topic} "
                    f"({st.failed:,} delivery errors, {st.undelivered:,} still held at exit)")  # fmt: skip

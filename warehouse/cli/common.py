@@ -40,6 +40,13 @@ console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200, **
 err = Console(stderr=True, soft_wrap=True, **_LITERAL)
 
 
+class WireEncoding(StrEnum):
+    """`wh feed --encoding`: one JSON tick per message, or Arrow batches of one instrument."""
+
+    json = "json"
+    arrow = "arrow"
+
+
 class EngineChoice(StrEnum):
     """`--engine` of the commands that read one engine."""
 

@@ -49,6 +49,7 @@ import pyarrow as pa
 
 from warehouse.errors import ConfigError, KafkaError, WarehouseError
 from warehouse.ingest.kafka import decode_messages
+from warehouse.ingest.kafka.wire import arrow_kind
 from warehouse.pipeline.step import BatchStep
 from warehouse.records import STREAM_LOSS_SCHEMA
 from warehouse.sanitize import SanitizeConfig
@@ -427,7 +428,8 @@ class Ingestor:
             time.sleep(self.unsafe_delay)
         losses, self._losses = self._losses, []
         extra = {"stream_losses": pa.Table.from_pylist(losses, schema=STREAM_LOSS_SCHEMA)} if losses else None
-        result = self.step(decode_messages(self.topic, values, partitions, offsets, received), extra)
+        kinds = [arrow_kind(m.headers()) for m in msgs]  # None for JSON (no Arrow content type)
+        result = self.step(decode_messages(self.topic, values, partitions, offsets, received, kinds), extra)
         wb, rejected = result.batch, result.rows_rejected
         state = self.step.snapshot()  # stored by the sink that keeps offsets; kept here to undo a failed batch
         position = StreamPosition(self.group, self.topic, ranges, state=state)

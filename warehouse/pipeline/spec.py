@@ -99,7 +99,7 @@ class CaptureSource(_Strict):
     exchange: str = Field(min_length=1, description="ccxt id: binanceusdm (binance-futures) or binance")
     symbols: list[str] = Field(min_length=1)  # the exchange's ids (BTCUSDT) or ccxt's (BTC/USDT:USDT)
     channels: list[Channel] = Field(default_factory=lambda: list[Channel](["quotes", "trades"]), min_length=1)
-    topic: str = Field(default="ticks", min_length=1)
+    topic: str = Field(min_length=1)  # its own: the spec's Dagster assets are named after it
     group: str = Field(default="wh-ingest", min_length=1)
     queue: int = Field(default=100_000, gt=0)  # frames between the socket and the producer
     stall_s: float = Field(default=60.0, gt=0)  # no frame for this long: reconnect

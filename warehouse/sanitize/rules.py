@@ -201,6 +201,8 @@ class Sanitizer:
         rejected = df.filter(pl.col("_rule").is_not_null())
         if "_raw" not in rejected.columns:  # typed sources: the raw payload is the record as JSON
             rejected = rejected.with_columns(pl.struct(fields).struct.json_encode().alias("_raw"))
+        elif rejected.get_column("_raw").null_count():  # typed rows beside text ones (Arrow and JSON messages)
+            rejected = rejected.with_columns(pl.coalesce("_raw", pl.struct(fields).struct.json_encode()).alias("_raw"))
         for rule in rejected.get_column("_rule").unique(maintain_order=True).to_list():
             if self.config.policy(rule) == Policy.RAISE:
                 hit = rejected.filter(pl.col("_rule") == rule)

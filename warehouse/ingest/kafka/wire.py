@@ -28,7 +28,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from warehouse.ingest.decode import FIELDS, Mapping, decode
+from warehouse.ingest.decode import FIELDS, OPTIONAL, Mapping, decode
 from warehouse.records import CAPTURE_GAP_SCHEMA, Kind, SourceBatch, bounded_raw
 
 
@@ -102,15 +102,26 @@ def decode_messages(
     partitions: np.ndarray,
     offsets: np.ndarray,
     received: np.ndarray | None = None,
+    kinds: list[str | None] | None = None,
 ) -> list[SourceBatch]:
     """Kafka message values → a quote batch, a trade batch, and malformed rejects.
 
     Every per-message problem is a reject of that message (no value, not UTF-8, not JSON,
     a field that does not parse…); the rest of the batch decodes. `received` holds each
     message's Kafka timestamp in ns (-1: none): the receipt time of a tick without one.
+    `kinds`: per message, the tick type of an Arrow message (its `wh-type` header, see
+    `arrow_kind`), None for JSON.
     """
     n = len(values)
     recv = received if received is not None else np.full(n, -1, dtype=np.int64)
+    if kinds is not None and any(k is not None for k in kinds):
+        is_arrow = np.fromiter((k is not None for k in kinds), dtype=bool, count=n)
+        arrow = _decode_arrow(topic, [v for v, a in zip(values, is_arrow, strict=True) if a],
+                              [k for k in kinds if k is not None], partitions[is_arrow], offsets[is_arrow],
+                              recv[is_arrow])  # fmt: skip
+        text = [v for v, a in zip(values, is_arrow, strict=True) if not a]
+        plain = decode_messages(topic, text, partitions[~is_arrow], offsets[~is_arrow], recv[~is_arrow]) if text else []
+        return _merge([*arrow, *plain])
     joined = b"\n".join(v if v is not None else b"" for v in values)
     try:  # one C-speed check for the batch; per message only when it fails
         joined.decode("utf-8")
@@ -189,6 +200,86 @@ def _decode_valid(
     return out + _untyped(frame)
 
 
+ARROW_CONTENT_TYPE = b"application/vnd.apache.arrow.stream"
+_ARROW_TYPES = {Kind.QUOTE: pa.schema([(f, pl.Series([], dtype=t).to_arrow().type) for f, t in FIELDS[Kind.QUOTE].items()]),
+                Kind.TRADE: pa.schema([(f, pl.Series([], dtype=t).to_arrow().type) for f, t in FIELDS[Kind.TRADE].items()])}  # fmt: skip
+
+
+def arrow_kind(headers: list[tuple[str, bytes | None]] | None) -> str | None:
+    """A message's headers → the tick type of an Arrow message ('' if the type is missing or
+    unknown: the message is then a reject), or None for JSON (no Arrow content type)."""
+    if not headers:
+        return None
+    found = dict(headers)
+    if found.get("content-type") != ARROW_CONTENT_TYPE:
+        return None
+    kind = found.get("wh-type") or b""
+    return kind.decode("ascii", "replace") if kind in (b"quote", b"trade") else ""
+
+
+def _decode_arrow(topic: str, values: list[bytes | None], kinds: list[str], partitions: np.ndarray,
+                  offsets: np.ndarray, recv: np.ndarray) -> list[SourceBatch]:  # fmt: skip
+    """Arrow messages → typed batches: many ticks per message, each row rejected on its own
+    (its reject's source is the message, `kafka:topic/partition@offset`, and its source_offset
+    the row). A message that is not a readable IPC stream of the type's fields is one reject."""
+    tables: dict[Kind, list[pa.Table]] = {Kind.QUOTE: [], Kind.TRADE: []}
+    bad: list[tuple[int, str]] = []
+    for i, (value, kind) in enumerate(zip(values, kinds, strict=True)):
+        if kind not in ("quote", "trade"):
+            bad.append((i, "Arrow message without a wh-type header of quote or trade"))
+            continue
+        k = Kind(kind)
+        try:
+            table = pa.ipc.open_stream(value or b"").read_all()
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
+            bad.append((i, f"not a readable Arrow IPC stream ({str(exc).splitlines()[0][:200]})"))
+            continue
+        want = _ARROW_TYPES[k]
+        required = [f for f in want.names if f not in OPTIONAL]
+        missing = [f for f in required if f not in table.column_names]
+        if missing:
+            bad.append((i, f"Arrow {kind} message lacks field(s) {', '.join(missing)}"))
+            continue
+        try:
+            cols = [table.column(f).cast(want.field(f).type) if f in table.column_names
+                    else pa.nulls(table.num_rows, want.field(f).type) for f in want.names]  # fmt: skip
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            bad.append((i, f"Arrow {kind} message has a field of the wrong type ({str(exc).splitlines()[0][:200]})"))
+            continue
+        rows = table.num_rows
+        source = f"kafka:{topic}/{int(partitions[i])}@{int(offsets[i])}"
+        tables[k].append(pa.table([pa.array([source] * rows, pa.string()), pa.array(np.arange(rows, dtype=np.int64)),
+                                   pa.array(np.full(rows, recv[i] if recv[i] >= 0 else -1, dtype=np.int64)), *cols],
+                                  names=["_source", "_offset", "_recv_fallback", *want.names]))  # fmt: skip
+    out: list[SourceBatch] = []
+    for k, parts in tables.items():
+        if not parts:
+            continue
+        frame = pl.from_arrow(pa.concat_tables(parts))
+        assert isinstance(frame, pl.DataFrame)
+        frame = frame.with_columns(pl.when(pl.col("_recv_fallback") >= 0).then(pl.col("_recv_fallback"))
+                                   .alias("_recv_fallback"))  # fmt: skip
+        rows_, rejects = decode(frame, Mapping(k, {f: f for f in FIELDS[k]}, ts_unit="ns"))
+        out.append(SourceBatch(k, rows_, rejects, 0))
+    if bad:
+        rejects = pl.DataFrame(
+            {
+                "_source": [f"kafka:{topic}/{int(partitions[i])}" for i, _ in bad],
+                "_offset": [int(offsets[i]) for i, _ in bad],
+                "rule": ["malformed"] * len(bad),
+                "reason": [why for _, why in bad],
+                "_raw": [bounded_raw(values[i] or b"") for i, _ in bad],
+                "exchange": pl.Series([None] * len(bad), dtype=pl.String),
+                "symbol": pl.Series([None] * len(bad), dtype=pl.String),
+                "timestamp": pl.Series([None] * len(bad), dtype=pl.Int64),
+            },
+            schema_overrides={"_offset": pl.Int64},
+        )
+        empty = pl.DataFrame(schema={"_offset": pl.Int64, "_source": pl.String, **FIELDS[Kind.QUOTE]})
+        out.append(SourceBatch(Kind.QUOTE, empty, rejects, 0))
+    return out
+
+
 def _merge(batches: list[SourceBatch]) -> list[SourceBatch]:
     out: list[SourceBatch] = []
     for kind in (Kind.QUOTE, Kind.TRADE):
@@ -236,13 +327,18 @@ def _fields(part: pl.DataFrame, fields: dict[str, Any]) -> tuple[pl.DataFrame, p
 def _capture_gaps(part: pl.DataFrame) -> tuple[pa.Table, pl.DataFrame]:
     """`{"type": "gap", …}` messages → wh.capture_gaps rows, and those that are not complete."""
     rows, unreadable = _fields(part, _GAP_FIELDS)
-    ok = pl.all_horizontal(pl.col(c).is_not_null() for c in _GAP_FIELDS) & (pl.col("from_ts") <= pl.col("to_ts"))
+    ok = (
+        pl.all_horizontal(pl.col(c).is_not_null() for c in _GAP_FIELDS)
+        & (pl.col("from_ts") >= 0) & (pl.col("from_ts") <= pl.col("to_ts")) & (pl.col("dials") >= 0)
+        & pl.col("kind").is_in(["quote", "trade"])
+        & pl.all_horizontal(pl.col(c).str.len_chars().is_between(1, 256) for c in ("worker", "exchange", "symbol"))
+    )  # fmt: skip
     good, bad = rows.filter(ok), rows.filter(~ok)
     ts = pl.Datetime("ns", "UTC")
     table = good.select(
         pl.lit(time.time_ns()).cast(ts).alias("detected_at"), "worker", "exchange", "symbol", "kind",
         pl.col("from_ts").cast(ts), pl.col("to_ts").cast(ts),
-        ((pl.col("to_ts") - pl.col("from_ts")) / 1e9).alias("seconds"), "dials", "reason",
+        ((pl.col("to_ts") - pl.col("from_ts")) / 1e9).alias("seconds"), "dials", pl.col("reason").str.slice(0, 1000),
     ).to_arrow().cast(CAPTURE_GAP_SCHEMA)  # fmt: skip
     keep = ["_source", "_offset", "_raw"]
     return table, pl.concat([unreadable.select(keep), bad.select(keep)])
@@ -270,8 +366,8 @@ def _untyped(frame: pl.DataFrame) -> list[SourceBatch]:
         if table.num_rows:
             extra["capture_gaps"] = table
         if bad.height:
-            parts.append(_malformed(bad, "a gap event needs worker, exchange, symbol, kind, from_ts ≤ to_ts (ns), "
-                                         "dials and reason"))  # fmt: skip
+            parts.append(_malformed(bad, "a gap event needs worker, exchange, symbol (1–256 characters), kind "
+                                         "(quote | trade), 0 ≤ from_ts ≤ to_ts (ns), dials ≥ 0 and reason"))  # fmt: skip
     reports = frame.filter(pl.col("_type") == "reject")
     if reports.height:
         rejects, bad = _reports(reports)
