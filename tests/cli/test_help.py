@@ -76,5 +76,6 @@ def test_live_edges_document_real_exchange_use() -> None:
                   "local exchange", "not tried from here", "min(cap, base·2^n) + uniform(0, jitter)"):  # fmt: skip
         assert words in text, words
     text = " ".join(help_text("webhooks", "serve").split())
-    for words in ("WH_WEBHOOK_SECRET", "HMAC-SHA256", "X-WH-Signature"):
+    for words in ("WH_WEBHOOK_SECRET", "HMAC-SHA256", "X-WH-Signature", "wh replay --webhook URL",
+                  "no exchange API key"):  # fmt: skip
         assert words in text, words

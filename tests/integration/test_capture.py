@@ -145,7 +145,7 @@ def test_dropped_connection_redials_on_the_backoff_schedule_and_records_one_outa
     # delays: min(cap, base·2^n) + U(0, jitter) → 0.2, 0.4, 0.5 (cap) s, each plus ≤ 0.05 s
     waits = [dials[2] - drops[0], dials[3] - dials[2], dials[4] - dials[3]]
     for got, floor in zip(waits, (0.2, 0.4, 0.5), strict=True):
-        assert floor <= got <= floor + 0.05 + 0.15, waits  # + the time to see the failure and dial
+        assert floor <= got <= floor + 0.05 + 0.35, waits  # + the time to see the failure and dial (a busy CI)
     assert worker.stats.reconnects == 3 and worker.stats.gaps == 1
     lost_trades = [f for f in lost if f["e"] == "aggTrade"]
     assert lost_trades and not [f for f in lost if f["e"] == "bookTicker"]
@@ -166,6 +166,7 @@ def test_dropped_connection_redials_on_the_backoff_schedule_and_records_one_outa
     assert got["gaps"] == [("trade", "BTCUSDT", ids[0], ids[-1], len(ids))]
 
 
+@pytest.mark.slow
 def test_a_refused_subscription_is_redialled_and_an_outage_open_at_exit_is_recorded(
     home: Path, broker: str, topic: str, tardis: tuple[Path, Path]
 ) -> None:
@@ -188,6 +189,7 @@ def test_a_refused_subscription_is_redialled_and_an_outage_open_at_exit_is_recor
     assert "connection failed" in kinds["trade"][8] and kinds["trade"][7] == 1
 
 
+@pytest.mark.slow
 def test_a_silent_connection_is_dropped_and_redialled(
     home: Path, broker: str, topic: str, tardis: tuple[Path, Path]
 ) -> None:

@@ -23,6 +23,8 @@ from warehouse.records import Kind
 TARGET_RATE = 1_000_000  # msg/s end to end
 TARGET_RATIO = 0.5  # end to end / consume-only
 TARGET_INSERT_RATIO = 0.7  # wh insert path / INSERT … SELECT FROM file()
+TARGET_ARROW = 1_000_000  # ticks/s end to end, Arrow wire format → DuckDB
+ARROW_PER_MESSAGE = 1_000
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,16 @@ class IngestBench:
     clickhouse_wh_seconds: float = 0.0
     end_to_end: list[EndToEnd] = field(default_factory=list)
     peak_rss_mb: float = 0.0
+    arrow_ticks: int = 0  # the Arrow wire format run: ticks produced
+    arrow_messages: int = 0
+    arrow_produce_seconds: float = 0.0
+    arrow_consume_seconds: float = 0.0  # consume-only, the same messages
+    arrow_end_to_end: EndToEnd | None = None  # messages = ticks here
+
+    @property
+    def arrow_ceiling_rate(self) -> float:
+        """Ticks/s a consumer reads when it does nothing else with the Arrow messages."""
+        return self.arrow_ticks / self.arrow_consume_seconds if self.arrow_consume_seconds else 0.0
 
     @property
     def produce_rate(self) -> float:
@@ -90,7 +102,8 @@ def _consume_only(bootstrap: str, topic: str, expected: int) -> tuple[int, float
         c.close()
 
 
-def run(ticks: int = 200_000, *, bootstrap: str | None = None, log: Log = quiet) -> IngestBench:
+def run(ticks: int = 200_000, *, bootstrap: str | None = None, log: Log = quiet,
+        arrow_ticks: int = 500_000) -> IngestBench:  # fmt: skip
     """`bootstrap`: a real cluster (default: an embedded broker started for the run)."""
     import pyarrow.parquet as pq
 
@@ -128,6 +141,28 @@ def run(ticks: int = 200_000, *, bootstrap: str | None = None, log: Log = quiet)
                 sink.close()
                 close_embedded()
             result.end_to_end.append(EndToEnd(name, st.messages, (st.last_flush_at or 0) - (st.first_message_at or 0)))
+        if arrow_ticks:
+            arrow_topic = f"{topic}-arrow"
+            log(f"producing {arrow_ticks:,} ticks to {arrow_topic}, Arrow, {ARROW_PER_MESSAGE:,} per message at most")
+            feed = SyntheticFeed(ticks=arrow_ticks, seed=43, chunk=min(arrow_ticks, 200_000))
+            arep = produce(
+                bootstrap, arrow_topic, feed.batches(), encoding="arrow", ticks_per_message=ARROW_PER_MESSAGE
+            )
+            result.arrow_ticks, result.arrow_messages = arep.ticks, arep.produced
+            result.arrow_produce_seconds = arep.seconds
+            log("ceiling: consume the Arrow messages only")
+            _, result.arrow_consume_seconds = _consume_only(bootstrap, arrow_topic, arep.produced)
+            log("end to end into duckdb, Arrow")
+            settings = Settings(home=work / "duckdb-arrow")
+            sink = DuckDBSink(settings)
+            try:
+                ing = Ingestor([sink], bootstrap=bootstrap, topic=arrow_topic, group=f"arrow-{topic}",
+                               stop_when_idle=2.0, batch_rows=200)  # fmt: skip
+                st = ing.run()
+            finally:
+                sink.close()
+            result.arrow_end_to_end = EndToEnd("duckdb", arep.ticks,
+                                               (st.last_flush_at or 0) - (st.first_message_at or 0))  # fmt: skip
         log("ClickHouse: INSERT … SELECT FROM file(parquet) vs wh's insert path")
         parquet = synthetic_parquet(work / "pq", ticks, trade_ratio=0.0)[Kind.QUOTE].path
         ch = ClickHouseSink(Settings(home=work / "chins"))

@@ -63,11 +63,15 @@ def bench_ingest(
         200_000, "--ticks", min=1, help="JSON ticks (the embedded broker keeps ~5 MB per partition)"
     ),
     bootstrap: str | None = typer.Option(None, "--bootstrap", help="a real cluster (default: embedded broker)"),
+    arrow_ticks: int = typer.Option(
+        500_000, "--arrow-ticks", min=0, help="ticks for the Arrow wire format run (1,000 per message; 0: skip)"
+    ),
 ) -> None:
-    """JSON ticks through Kafka into DuckDB / ClickHouse vs consume-only; ClickHouse insert vs file()."""
+    """JSON ticks through Kafka into DuckDB / ClickHouse vs consume-only; the Arrow wire format into
+    DuckDB vs consume-only; ClickHouse insert vs file()."""
     from warehouse.bench import ingest
 
-    r = ingest.run(ticks, bootstrap=bootstrap, log=_log)
+    r = ingest.run(ticks, bootstrap=bootstrap, log=_log, arrow_ticks=arrow_ticks)
     console.print(f"machine: {r.machine}; produced {r.produced:,} JSON ticks in {r.produce_seconds:.2f} s "
                   f"({r.produce_rate:,.0f} msg/s), delivery failures {r.delivery_failures}")  # fmt: skip
     console.print(f"consume-only ceiling: {r.ceiling_rate:,.0f} msg/s")
@@ -75,6 +79,13 @@ def bench_ingest(
         console.print(f"end-to-end into {e.engine:10s}: {e.messages:,} msgs, {e.rate:,.0f} msg/s = "
                       f"{e.rate / r.ceiling_rate:.2f} × ceiling (targets ≥ {ingest.TARGET_RATE:,}/s and "
                       f"≥ {ingest.TARGET_RATIO} ×)")  # fmt: skip
+    if r.arrow_end_to_end is not None:
+        a = r.arrow_end_to_end
+        console.print(f"Arrow wire format: {r.arrow_ticks:,} ticks in {r.arrow_messages:,} messages, produced at "
+                      f"{r.arrow_ticks / max(r.arrow_produce_seconds, 1e-9):,.0f} ticks/s; consume-only ceiling "
+                      f"{r.arrow_ceiling_rate:,.0f} ticks/s")  # fmt: skip
+        console.print(f"end-to-end into duckdb, Arrow: {a.rate:,.0f} ticks/s = {a.rate / r.arrow_ceiling_rate:.2f} × "
+                      f"ceiling (target ≥ {ingest.TARGET_ARROW:,} ticks/s)")  # fmt: skip
     console.print(f"ClickHouse copying the Parquet file itself (file()): {r.clickhouse_file_rate:,.0f} rows/s; "
                   f"wh sink write (stored-key lookup unless the catalog rules it out, Python() insert, catalog view): {r.clickhouse_wh_rate:,.0f} rows/s = "
                   f"{r.clickhouse_ratio:.2f} × (target ≥ {ingest.TARGET_INSERT_RATIO})")  # fmt: skip

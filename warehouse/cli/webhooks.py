@@ -29,6 +29,11 @@ def serve(
     event id seen within the window is answered `duplicate` and queued once. 200 only after the
     Kafka broker (WH_KAFKA_BOOTSTRAP) has the event; 503 (retry) if it does not take it in 5 s.
     The secret comes from the environment or .env and is never printed.
+
+    Tried against wh's own sender, the simulator (`wh replay --webhook URL`), which signs
+    this way; no exchange was tried (none is reachable from here). A venue with another
+    signature scheme needs its header names and message layout mapped to this one. The only
+    key is the shared WH_WEBHOOK_SECRET; no exchange API key is read.
     """
     import uvicorn
 
