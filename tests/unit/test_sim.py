@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from warehouse.errors import (
     ConcentrationLimit,
@@ -247,3 +249,22 @@ def test_a_failing_fill_changes_nothing() -> None:
         a.submit("BTC", BUY, 1.0)
     assert a.cash == 1_000_000.0 and a.positions.get("BTC", 0.0) == 0.0 and not a.fills
     assert a.orders[0].filled == 0.0
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["crypto", "forex", "commodities", "equities", "etfs", "indices"]),
+       st.integers(min_value=1_500_000_000 * 10**9, max_value=2_000_000_000 * 10**9))  # fmt: skip
+def test_an_orders_session_check_agrees_with_the_vectorized_sessions(asset_class: str, ts: int) -> None:
+    """The simulator checks one order at a time through a per-minute cache (session edges fall
+    on whole minutes, DST shifts included): the same answer as warehouse.sessions for any ns."""
+    import numpy as np
+
+    from warehouse.sessions import is_open
+    from warehouse.sim.broker import session_open
+
+    assert session_open(asset_class, ts) == bool(is_open(asset_class, np.array([ts]))[0])
+    edge = ts - ts % (60 * 10**9)  # the first and last ns of the minute too
+    assert session_open(asset_class, edge) == bool(is_open(asset_class, np.array([edge]))[0])
+    assert session_open(asset_class, edge + 60 * 10**9 - 1) == bool(
+        is_open(asset_class, np.array([edge + 60 * 10**9 - 1]))[0]
+    )
