@@ -106,6 +106,19 @@ def _time_expr(col: str, m: Mapping, dtype: pl.DataType) -> tuple[pl.Expr, pl.Ex
     return numeric, c.is_not_null() & (text != "")
 
 
+def _clean_text(column: pl.Series) -> bool:
+    """A text column whose distinct values (few: exchanges, symbols, asset classes) are all
+    present, already stripped and free of control characters: it can be taken as it is.
+    Checking the distinct values costs a hash pass instead of a strip and a regex per row."""
+    if column.null_count() or column.len() == 0:
+        return False
+    uniq = column.unique()
+    if uniq.len() > max(1_024, column.len() // 16):
+        return False
+    return bool((uniq.str.strip_chars() == uniq).all() and (uniq.str.len_bytes() > 0).all()
+                and not uniq.str.contains(_CONTROL).any())  # fmt: skip
+
+
 def decode(frame: pl.DataFrame, m: Mapping) -> tuple[pl.DataFrame, RejectFrame]:
     """Source columns (+ `_offset`, optional `_raw`, `_source`) → (typed rows, malformed rejects).
 
@@ -125,6 +138,8 @@ def decode(frame: pl.DataFrame, m: Mapping) -> tuple[pl.DataFrame, RejectFrame]:
             elif src.is_numeric() and dtype.is_numeric():
                 value = raw.cast(dtype, strict=False)
                 present = raw.is_not_null()
+            elif dtype == pl.String() and src == pl.String() and _clean_text(frame.get_column(col)):
+                value, present, control = raw, pl.lit(True), pl.lit(False)  # every distinct value checked once
             elif dtype == pl.String():
                 value = (raw if src == pl.String() else raw.cast(pl.String)).str.strip_chars()
                 present = (value.str.len_bytes() > 0).fill_null(False)
