@@ -42,6 +42,7 @@ import polars as pl
 
 from warehouse.errors import SanitizeError
 from warehouse.records import ASSET_CLASSES, TABLE_FOR_KIND, Kind, dedup_key_exprs, fmt_str
+from warehouse.sanitize.compiled import spike_reference
 
 RULES: tuple[str, ...] = (
     "malformed",
@@ -270,13 +271,9 @@ class Sanitizer:
         ok = df.filter(pl.col("_rule").is_null()).select("_i", "_g", self._price().alias("_px"))
         state = self._prices.select(pl.lit(None, pl.UInt32).alias("_i"), "_g", "_px")
         both = pl.concat([state, ok])
-        both = both.with_columns(
-            pl.col("_px")
-            .shift(1)
-            .rolling_median(window_size=c.spike_window, min_samples=c.spike_min_samples)
-            .over(G)
-            .alias("_ref")
-        )
+        ref = spike_reference(both.get_column("_g").to_numpy(), both.get_column("_px").to_numpy(),
+                              c.spike_window, c.spike_min_samples)  # = shift(1).rolling_median(…).over(G)  # fmt: skip
+        both = both.with_columns(pl.Series("_ref", ref).fill_nan(None))
         dev = (pl.col("_px") / pl.col("_ref") - 1).abs()
         spikes = both.filter(pl.col("_i").is_not_null() & (dev > c.spike_band))
         self._prices = both.select("_g", "_px").group_by(G, maintain_order=True).tail(c.spike_window)
