@@ -103,11 +103,12 @@ def _kernel() -> Any:
                         std[i] = 0.0
                         z[i] = np.nan
                     else:
-                        mu = anchor + m1
                         sd = np.sqrt(var)
-                        mean[i] = mu
+                        mean[i] = anchor + m1
                         std[i] = sd
-                        z[i] = (bid[i] - mu) / sd
+                        # from the deviations, not bid − mean: the mean rounded to the price's
+                        # precision can be off by 1e-5 of a spread 10¹¹ times smaller than the price
+                        z[i] = ((bid[i] - anchor) - m1) / sd
 
         _KERNEL = zscore_kernel
     return _KERNEL

@@ -117,9 +117,12 @@ class BatchStep:
     remember what they saw; `snapshot()` / `restore()` carry that across a restart."""
 
     def __init__(self, source: str, config: SanitizeConfig | None = None) -> None:
+        from warehouse.sanitize.compiled import warm_in_background
+
         self.source = source
         self.config = config
         self.sanitizers = {k: Sanitizer(k, config) for k in Kind}
+        warm_in_background()  # the spike rule's kernel loads while the source opens
 
     def __call__(self, batches: Iterable[SourceBatch], extra: WriteBatch | None = None) -> StepResult:
         result = StepResult()

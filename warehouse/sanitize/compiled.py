@@ -9,16 +9,33 @@ window per row.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
 
 _KERNEL: Any = None
+_LOCK = threading.Lock()
+_WARMING = threading.Event()
+
+
+def warm_in_background() -> None:
+    """Import numba and load the kernel (≈ 1 s, from numba's disk cache after the first
+    compile) on a thread, while a driver opens its source (a consumer joins its group)."""
+    if _KERNEL is None and not _WARMING.is_set():
+        _WARMING.set()
+        threading.Thread(target=_warm, name="sanitize-kernel", daemon=True).start()
+
+
+def _warm() -> None:
+    _kernel()(np.zeros(1, np.int64), np.ones(1), 1, 2, 1)  # njit loads (or compiles) at the first call
 
 
 def _kernel() -> Any:
     global _KERNEL
-    if _KERNEL is None:
+    with _LOCK:
+        if _KERNEL is not None:
+            return _KERNEL
         import numba
 
         @numba.njit(cache=True, nogil=True)
@@ -60,7 +77,7 @@ def _kernel() -> Any:
             return out
 
         _KERNEL = median_of_previous
-    return _KERNEL
+        return _KERNEL
 
 
 def spike_reference(groups: np.ndarray, prices: np.ndarray, window: int, min_samples: int) -> np.ndarray:
