@@ -245,6 +245,38 @@ def test_the_newest_z_scores_read_a_bounded_range_and_equal_a_full_read(home: Pa
         close_embedded()
 
 
+def test_a_kept_bound_stays_right_when_newer_quotes_arrive(home: Path, tardis) -> None:
+    """The catalog bound is kept for a few seconds per engine; quotes stored meanwhile only
+    make it wider than needed, so the newest rows still come back, the new ones among them."""
+    from datetime import UTC, datetime
+
+    import polars as pl
+
+    import warehouse.analytics as analytics
+    from warehouse.config import get_settings
+    from warehouse.records import QUOTE_SCHEMA
+    from warehouse.sql.engines import open_engine
+
+    wh("import", str(tardis[0]), "--engine", "duckdb")
+    with open_engine("duckdb", get_settings()) as eng:
+        first = analytics.zscore(eng, "BTCUSDT", window=60, limit=100)  # the bound is now kept
+        last = eng.query(
+            "SELECT max(timestamp) AS t, last(bid ORDER BY timestamp) AS b FROM wh.market_ticks"
+        ).to_pylist()[0]
+        t0 = int(pl.Series([last["t"]]).dt.epoch("ns")[0])
+        newer = pa.table({"timestamp": [t0 + i * 1_000_000 for i in range(1, 31)],
+                          "received_at": [t0 + i * 1_000_000 + 5 for i in range(1, 31)],
+                          "exchange": ["binance-futures"] * 30, "symbol": ["BTCUSDT"] * 30,
+                          "asset_class": ["crypto"] * 30, "bid": [last["b"] + i * 0.5 for i in range(1, 31)],
+                          "ask": [last["b"] + 1 + i * 0.5 for i in range(1, 31)], "bid_size": [1.0] * 30,
+                          "ask_size": [1.0] * 30, "seq": pa.nulls(30, pa.int64())})  # fmt: skip
+        eng.insert("wh.market_ticks", newer.cast(QUOTE_SCHEMA))
+        again = analytics.zscore(eng, "BTCUSDT", window=60, limit=100)
+        full = analytics.zscore(eng, "BTCUSDT", window=60, limit=100, since=datetime(1970, 1, 1, tzinfo=UTC))
+        assert again.to_pylist() == full.to_pylist() and again.to_pylist() != first.to_pylist()
+        assert again.column("bid")[0].as_py() == last["b"] + 15.0  # the newest row is a new one
+
+
 @pytest.mark.parametrize("engine_name", ["duckdb", pytest.param("clickhouse", marks=pytest.mark.clickhouse)])
 def test_a_batch_of_quotes_and_trades_updates_both_spans(engine_name: str, home: Path) -> None:
     """A stream batch holds both kinds: the catalog row gets the trades' span in first/last_ts

@@ -12,6 +12,8 @@ listing the choices.
 from __future__ import annotations
 
 import re
+import time
+import weakref
 from datetime import UTC, datetime
 
 import pyarrow as pa
@@ -79,13 +81,37 @@ def resolve(engine: Engine, name: str, exchange: str | None = None,
     return rows[0]["exchange"], rows[0]["symbol"]
 
 
+# per engine (held weakly: a closed engine's entries go with it): (symbol, exchange, rows) → (when, bound)
+_BOUNDS: weakref.WeakKeyDictionary[Engine, dict[tuple[str, str | None, int], tuple[float, tuple[str, datetime] | None]]]
+_BOUNDS = weakref.WeakKeyDictionary()
+BOUND_TTL_S = 5.0
+
+
 def recent_bound(engine: Engine, symbol: str, exchange: str | None, rows: int) -> tuple[str, datetime] | None:
     """(exchange, since) such that the newest `rows` quotes of the instrument are probably all
     at or after `since` — from the catalog's span and count, with an 8× margin — or None
     (not one instrument in the catalog, or too few quotes to bother). The caller checks that
-    the bounded read did reach `rows` quotes and reads unbounded otherwise."""
+    the bounded read did reach `rows` quotes and reads unbounded otherwise.
+
+    Kept per engine for BOUND_TTL_S (5 s): a repeated query (a dashboard's poll) reads the
+    catalog once, not every time. A kept bound is never wrong, only wider: newer quotes only
+    move `since` later, and the caller's check catches a bound that no longer holds enough."""
     if engine.name == "questdb":
         return None
+    kept = _BOUNDS.setdefault(engine, {})
+    key = (symbol, exchange, rows)
+    hit = kept.get(key)
+    now = time.monotonic()
+    if hit is not None and now - hit[0] < BOUND_TTL_S:
+        return hit[1]
+    bound = _catalog_bound(engine, symbol, exchange, rows)
+    if len(kept) > 4096:
+        kept.clear()
+    kept[key] = (now, bound)
+    return bound
+
+
+def _catalog_bound(engine: Engine, symbol: str, exchange: str | None, rows: int) -> tuple[str, datetime] | None:
     found = [r for r in queries.load("instruments").run(engine, {"symbols": [symbol]}).to_pylist()
              if not exchange or r["exchange"] == exchange]  # fmt: skip
     if len(found) != 1 or found[0]["quotes"] < 16 * rows or found[0]["last_quote_ts"] is None:
