@@ -124,7 +124,7 @@ def test_a_bad_arrow_message_is_one_reject_and_bad_rows_keep_their_own_key() -> 
     n = len(values)
     assert "not a readable Arrow IPC stream" in by_offset[n]
     assert "lacks field(s) exchange, asset_class, bid, ask" in by_offset[n + 1]  # received_at is optional
-    assert "a field of the wrong type" in by_offset[n + 2]
+    assert "timestamp is string, not a timestamp or integer ns" in by_offset[n + 2]
     assert "without a wh-type header" in by_offset[n + 3] and "without a wh-type header" in by_offset[n + 4]
     assert stored + len(rejects) - 5 == ticks  # every other row decoded, or a row reject of its own
 
@@ -141,3 +141,74 @@ def test_json_and_arrow_messages_mix_in_one_batch() -> None:
 def test_any_bytes_said_to_be_arrow_are_one_reject(data: bytes) -> None:
     stored, rejects = _decode_kinds([data], ["trade"])
     assert stored == 0 and len(rejects) <= 1  # an empty but valid stream is possible, never an exception
+
+
+def _ipc(table) -> bytes:  # type: ignore[no-untyped-def]
+    import pyarrow as pa
+
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as w:
+        w.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def test_hostile_arrow_messages_are_one_reject_each() -> None:
+    """Crafted IPC payloads must not crash the consumer (a crash re-reads the same message
+    forever): duplicate names, invalid UTF-8 inside, declared rows far beyond the cap."""
+    import pyarrow as pa
+
+    base = {"timestamp": [1], "received_at": [1], "exchange": ["e"], "symbol": ["X"], "asset_class": ["crypto"],
+            "bid": [1.0], "ask": [2.0]}  # fmt: skip
+    dup = pa.Table.from_arrays([pa.array([1]), pa.array([2])], names=["timestamp", "timestamp"])
+    bad_utf8 = pa.table({**base, "symbol": pa.Array.from_buffers(pa.string(), 1, [None, pa.py_buffer(
+        np.array([0, 2], np.int32).tobytes()), pa.py_buffer(b"\xff\xfe")])})  # fmt: skip
+    many = pa.table({k: v * 100_001 for k, v in base.items()})
+    nulls = pa.table({**base, "bid": pa.nulls(1)})
+    values = [_ipc(dup), _ipc(bad_utf8), _ipc(many), _ipc(nulls)]
+    stored, rejects = _decode_kinds(values, ["quote"] * 4)  # type: ignore[arg-type]
+    reasons = dict(zip(rejects["_offset"].to_list(), rejects["reason"].to_list(), strict=True))
+    assert stored == 0 and len(reasons) == 4
+    assert "names a field twice" in reasons[0] and "not a readable Arrow IPC stream" in reasons[1]
+    assert "100,001 rows" in reasons[2] and "lacks field(s) bid" in reasons[3]
+
+
+def test_arrow_timestamps_of_any_unit_become_ns() -> None:
+    import pyarrow as pa
+
+    t = pa.table({"timestamp": pa.array([1_700_000_000_000], pa.timestamp("ms", "UTC")),
+                  "received_at": pa.array([1_700_000_000_000_001], pa.timestamp("us")), "exchange": ["e"],
+                  "symbol": ["X"], "asset_class": ["crypto"], "bid": [1.0], "ask": [2.0]})  # fmt: skip
+    n = 1
+    (batch,) = decode_messages("t", [_ipc(t)], np.zeros(n, dtype=np.int32), np.arange(n), kinds=["quote"])
+    assert batch.rows.select("timestamp", "received_at").row(0) == (1_700_000_000_000 * 10**6,
+                                                                     1_700_000_000_000_001 * 1_000)  # fmt: skip
+
+
+def test_json_and_arrow_rows_of_one_batch_are_sanitized_in_partition_order() -> None:
+    """A JSON tick at T (offset 0) and an Arrow tick at T + 10 s (offset 1), one instrument: the
+    same verdicts whether they arrive in one batch or two (no out_of_order from the encoding)."""
+    import json
+
+    import pyarrow as pa
+
+    from warehouse.ingest.kafka.producer import encode_arrow
+    from warehouse.pipeline.step import BatchStep
+
+    t0 = 1_700_000_000 * 10**9
+    tick = {"timestamp": t0, "received_at": t0, "exchange": "binance", "symbol": "BTCUSDT", "asset_class": "crypto",
+            "bid": 100.0, "ask": 100.5, "bid_size": 1.0, "ask_size": 1.0, "seq": 1}  # fmt: skip
+    later = pl.DataFrame([{**tick, "timestamp": t0 + 10**10, "received_at": t0 + 10**10, "seq": 2}])
+    ((_, arrow, _),) = encode_arrow(later, Kind.QUOTE, 1000)
+    values, kinds = [json.dumps({"type": "quote", **tick}).encode(), arrow], [None, "quote"]
+
+    def verdicts(groups: list[list[int]]) -> list[str]:
+        step, rules = BatchStep("kafka:t"), []
+        for idx in groups:
+            out = decode_messages("t", [values[i] for i in idx], np.zeros(len(idx), np.int32),
+                                  np.array(idx, dtype=np.int64), kinds=[kinds[i] for i in idx])  # fmt: skip
+            rules += (
+                step(out).batch.get("rejects", pa.table({"rule": pa.array([], pa.string())})).column("rule").to_pylist()
+            )
+        return rules
+
+    assert verdicts([[0, 1]]) == verdicts([[0], [1]]) == []

@@ -91,7 +91,8 @@ def _consume_only(bootstrap: str, topic: str, expected: int, read_arrow: bool = 
     from confluent_kafka import Consumer
 
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"ceiling-{topic}", "auto.offset.reset": "earliest",
-                  "enable.auto.commit": False, "fetch.max.bytes": 52_428_800})  # fmt: skip
+                  "enable.auto.commit": False, "fetch.max.bytes": 52_428_800,
+                  "max.partition.fetch.bytes": 16_777_216})  # as the consumer: Arrow messages are big  # fmt: skip
     try:
         c.subscribe([topic])
         got, first = 0, None

@@ -84,6 +84,11 @@ class IngestStats:
         return self.messages / max(time.perf_counter() - self.started, 1e-9)
 
 
+# A batch also closes at this many bytes of message values: an Arrow message holds ~1,000
+# ticks, so --batch-rows (a message count) alone would let one batch hold 50 M ticks.
+BATCH_BYTES = 64 * 2**20
+
+
 def backoff(attempt: int, base: float, cap: float, rng: random.Random) -> float:
     """min(Tmax, Tbase·2^attempt) + jitter in [0, Tbase)."""
     return min(cap, base * 2**attempt) + rng.uniform(0, base)
@@ -130,6 +135,7 @@ class Ingestor:
         self.on_batch, self.on_retry, self.on_loss, self.on_assign = on_batch, on_retry, on_loss, on_assign
         self.stats = IngestStats()
         self.buffer: list[Any] = []
+        self._buffer_bytes = 0  # of the values in the buffer (approximate after a rebalance: a trigger only)
         self.rng = random.Random()
         self.consumer: Any = None
         self._stop = threading.Event()
@@ -303,21 +309,23 @@ class Ingestor:
                         started_batch = now
                     if self.stats.first_message_at is None:
                         self.stats.first_message_at = time.perf_counter()
-                    self.stats.last_message_at = time.perf_counter()
                     p, o = m.partition(), m.offset()
                     expected = self._expect.get(p)
                     if expected is not None and o > expected:
                         self._jumped(p, expected, o)
                     self._expect[p] = o + 1
                     self.buffer.append(m)
+                    self._buffer_bytes += len(m)
                 if msgs:
                     last_message = now
+                    self.stats.last_message_at = time.perf_counter()
                 elif self._assigned_at is not None and last_message < self._assigned_at:
                     last_message = self._assigned_at
                 batches = self.stats.batches
                 if self._replay is not None:
                     self._replay_step(now)
-                elif self.buffer and (len(self.buffer) >= self.batch_rows or now - started_batch >= self.batch_seconds):
+                elif self.buffer and (len(self.buffer) >= self.batch_rows or now - started_batch >= self.batch_seconds
+                                      or self._buffer_bytes >= BATCH_BYTES):  # fmt: skip
                     self._flush()
                 elif self._losses and not self.buffer:
                     self._write_losses()
@@ -422,7 +430,7 @@ class Ingestor:
     def _flush(self, retry: bool = True) -> None:
         if self.stats.last_message_at is not None:
             self.stats.last_wait = max(0.0, time.perf_counter() - self.stats.last_message_at)
-        msgs, self.buffer = self.buffer, []
+        msgs, self.buffer, self._buffer_bytes = self.buffer, [], 0
         values = [m.value() for m in msgs]
         partitions = np.fromiter((m.partition() for m in msgs), dtype=np.int32, count=len(msgs))
         offsets = np.fromiter((m.offset() for m in msgs), dtype=np.int64, count=len(msgs))

@@ -112,6 +112,8 @@ def _clean_text(column: pl.Series) -> bool:
     Checking the distinct values costs a hash pass instead of a strip and a regex per row."""
     if column.null_count() or column.len() == 0:
         return False
+    if column.len() > 4_096 and column.head(4_096).n_unique() > 1_024:
+        return False  # many distinct values (trade ids): the per-row path is cheaper than a hash pass
     uniq = column.unique()
     if uniq.len() > max(1_024, column.len() // 16):
         return False

@@ -177,7 +177,11 @@ def existing_keys(engine: Engine, table: str, data: pa.Table) -> pa.Table | None
         return queries.load(f"existing_{table}", internal=True).run(engine, {"symbols": symbols, "lo": lo, "hi": hi})
     if table == "rejects":
         parts = []
-        for source in pc.unique(data.column("source")).to_pylist():
+        sources = pc.unique(data.column("source")).to_pylist()
+        messages = [x for x in sources if "@" in x]  # an Arrow message's rows: one query for all of them
+        if messages:
+            parts.append(queries.load("existing_rejects_of", internal=True).run(engine, {"sources": messages}))
+        for source in (x for x in sources if "@" not in x):
             offs = pc.filter(data.column("source_offset"), pc.equal(data.column("source"), source))
             parts.append(
                 queries.load("existing_rejects", internal=True).run(

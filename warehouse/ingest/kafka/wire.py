@@ -28,7 +28,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from warehouse.ingest.decode import FIELDS, OPTIONAL, Mapping, decode
+from warehouse.ingest.decode import FIELDS, OPTIONAL, TIME_FIELDS, Mapping, decode
 from warehouse.records import CAPTURE_GAP_SCHEMA, Kind, SourceBatch, bounded_raw
 
 
@@ -121,7 +121,9 @@ def decode_messages(
                               recv[is_arrow])  # fmt: skip
         text = [v for v, a in zip(values, is_arrow, strict=True) if not a]
         plain = decode_messages(topic, text, partitions[~is_arrow], offsets[~is_arrow], recv[~is_arrow]) if text else []
-        return _merge([*arrow, *plain])
+        if not plain:
+            return arrow
+        return [_in_message_order(b) for b in _merge([*arrow, *plain])]
     joined = b"\n".join(v if v is not None else b"" for v in values)
     try:  # one C-speed check for the batch; per message only when it fails
         joined.decode("utf-8")
@@ -217,6 +219,52 @@ def arrow_kind(headers: list[tuple[str, bytes | None]] | None) -> str | None:
     return kind.decode("ascii", "replace") if kind in (b"quote", b"trade") else ""
 
 
+MAX_ARROW_ROWS = 100_000  # ticks in one message (wh feed sends ≤ --ticks-per-message, 1,000 by default)
+
+
+class _BadArrow(ValueError):
+    """An Arrow message wh does not take; the message is the reject's reason."""
+
+
+def _arrow_table(value: bytes, k: Kind) -> pa.Table:
+    """One message → a table of exactly the internal fields of kind `k`, validated: offsets and
+    UTF-8 checked before anything reads the data (a crafted message could otherwise crash the
+    process), at most MAX_ARROW_ROWS rows, times converted to ns from any timestamp unit."""
+    table = pa.ipc.open_stream(value).read_all()
+    if table.num_rows > MAX_ARROW_ROWS:
+        raise _BadArrow(f"Arrow {k} message of {table.num_rows:,} rows (at most {MAX_ARROW_ROWS:,})")
+    names = table.schema.names
+    if len(set(names)) != len(names):
+        raise _BadArrow(f"Arrow {k} message names a field twice")
+    table.validate(full=True)  # ArrowInvalid: bad offsets, invalid UTF-8, …
+    want = _ARROW_TYPES[k]
+    if table.schema.equals(want):  # wh's own producer sends exactly this
+        return table
+    missing = [
+        f for f in want.names if f not in OPTIONAL and (f not in names or pa.types.is_null(table.schema.field(f).type))
+    ]
+    if missing:
+        raise _BadArrow(f"Arrow {k} message lacks field(s) {', '.join(missing)}")
+    cols = []
+    for f in want.names:
+        if f not in names:
+            cols.append(pa.nulls(table.num_rows, want.field(f).type))
+            continue
+        col, typ = table.column(f), table.schema.field(f).type
+        if f in TIME_FIELDS:
+            if pa.types.is_timestamp(typ):
+                col = col.cast(pa.timestamp("ns", typ.tz)).cast(pa.int64())  # any unit → ns since the epoch
+            elif not pa.types.is_integer(typ):
+                raise _BadArrow(f"Arrow {k} message: {f} is {typ}, not a timestamp or integer ns")
+        try:
+            cols.append(col.cast(want.field(f).type))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise _BadArrow(
+                f"Arrow {k} message has a field of the wrong type ({str(exc).splitlines()[0][:200]})"
+            ) from None
+    return pa.table(cols, schema=want)
+
+
 def _decode_arrow(topic: str, values: list[bytes | None], kinds: list[str], partitions: np.ndarray,
                   offsets: np.ndarray, recv: np.ndarray) -> list[SourceBatch]:  # fmt: skip
     """Arrow messages → typed batches: many ticks per message, each row rejected on its own
@@ -230,26 +278,19 @@ def _decode_arrow(topic: str, values: list[bytes | None], kinds: list[str], part
             bad.append((i, "Arrow message without a wh-type header of quote or trade"))
             continue
         k = Kind(kind)
-        try:
-            table = pa.ipc.open_stream(value or b"").read_all()
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
-            bad.append((i, f"not a readable Arrow IPC stream ({str(exc).splitlines()[0][:200]})"))
+        try:  # anything wrong with the message is that message's reject: a partition never blocks
+            table = _arrow_table(value or b"", k)
+        except _BadArrow as exc:
+            bad.append((i, str(exc)))
             continue
-        want = _ARROW_TYPES[k]
-        if not table.schema.equals(want):  # wh's own producer sends exactly `want`: nothing to do
-            missing = [f for f in want.names if f not in OPTIONAL and f not in table.column_names]
-            if missing:
-                bad.append((i, f"Arrow {kind} message lacks field(s) {', '.join(missing)}"))
-                continue
-            try:
-                table = pa.table([table.column(f).cast(want.field(f).type) if f in table.column_names
-                                  else pa.nulls(table.num_rows, want.field(f).type) for f in want.names],
-                                 schema=want)  # fmt: skip
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-                bad.append(
-                    (i, f"Arrow {kind} message has a field of the wrong type ({str(exc).splitlines()[0][:200]})")
+        except Exception as exc:
+            bad.append(
+                (
+                    i,
+                    f"not a readable Arrow IPC stream ({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''})",
                 )
-                continue
+            )
+            continue
         tables[k].append(table)
         index[k].append((i, table.num_rows))
     out: list[SourceBatch] = []
@@ -288,6 +329,19 @@ def _decode_arrow(topic: str, values: list[bytes | None], kinds: list[str], part
         empty = pl.DataFrame(schema={"_offset": pl.Int64, "_source": pl.String, **FIELDS[Kind.QUOTE]})
         out.append(SourceBatch(Kind.QUOTE, empty, rejects, 0))
     return out
+
+
+def _in_message_order(batch: SourceBatch) -> SourceBatch:
+    """Rows of JSON and Arrow messages in one batch, back in (partition, offset, row) order: the
+    stateful rules see an instrument's ticks as its partition holds them, whatever the encoding."""
+    if batch.rows.height < 2 or "_source" not in batch.rows.columns:
+        return batch
+    src = pl.col("_source")
+    at = src.str.extract(r"@(\d+)$").cast(pl.Int64)
+    key = [src.str.extract(r"/(\d+)(?:@\d+)?$").cast(pl.Int64), pl.coalesce(at, pl.col("_offset")),
+           pl.when(at.is_null()).then(0).otherwise(pl.col("_offset"))]  # fmt: skip
+    rows = batch.rows.sort(key, maintain_order=True)
+    return SourceBatch(batch.kind, rows, batch.rejects, batch.progress, batch.extra)
 
 
 def _merge(batches: list[SourceBatch]) -> list[SourceBatch]:
