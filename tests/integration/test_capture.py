@@ -22,8 +22,9 @@ import pytest
 from local_exchange import LocalExchange, Script, local_exchange, tardis_frames
 from test_kafka import ingest_in_process
 
+from warehouse.backoff import Backoff
 from warehouse.capture.venues import venue
-from warehouse.capture.worker import Backoff, CaptureWorker
+from warehouse.capture.worker import CaptureWorker
 from warehouse.config import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka, pytest.mark.clickhouse]

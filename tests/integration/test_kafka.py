@@ -175,7 +175,7 @@ def test_sink_outage_pauses_keeps_offsets_and_loses_nothing(home: Path, broker: 
 
 
 def test_backoff_formula() -> None:
-    from warehouse.ingest.consumer import backoff
+    from warehouse.backoff import backoff
 
     rng = random.Random(1)
     for attempt, expected in ((0, 0.5), (1, 1.0), (3, 4.0), (10, 30.0)):

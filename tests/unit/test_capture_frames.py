@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from warehouse.backoff import Backoff
 from warehouse.capture.venues import Malformed, venue
-from warehouse.capture.worker import Backoff
 from warehouse.errors import ConfigError
 
 FUT = venue("binanceusdm")

@@ -40,22 +40,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from warehouse.backoff import Backoff
 from warehouse.capture.venues import MAX_SYMBOL, Malformed, Venue
 from warehouse.errors import ConfigError, KafkaError
 
 MAX_RAW = 4000  # characters of a bad frame kept in its reject (the warehouse keeps ≤ 4 KiB)
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Reconnect delays: min(cap, base·2^n) + uniform(0, jitter), n = failures in a row."""
-
-    base: float = 1.0
-    cap: float = 60.0
-    jitter: float = 1.0
-
-    def delay(self, n: int, rng: random.Random) -> float:
-        return min(self.cap, self.base * 2 ** min(n, 30)) + rng.uniform(0.0, self.jitter)
 
 
 @dataclass
@@ -73,12 +62,8 @@ class CaptureStats:
     reconnects: int = 0
     gaps: int = 0
     queue_depth: int = 0
-    dials: list[float] = field(default_factory=list)  # monotonic time of each dial after a failure
     started: float = field(default_factory=time.monotonic)
     errors: dict[str, int] = field(default_factory=dict)
-
-    def rate(self) -> float:
-        return self.frames / max(time.monotonic() - self.started, 1e-9)
 
 
 @dataclass
@@ -159,7 +144,6 @@ class CaptureWorker:
         self.market_ids: list[str] = []
         self._lock = threading.Lock()
         self._dropped: dict[tuple[str, str], _Dropped] = {}  # (kind, symbol) → frames dropped, queue full
-        self._chan: dict[str, _Channel] = {}
         self._producer: Any = None
         self.producer_error: str | None = None
         self._producer_done = threading.Event()
@@ -326,7 +310,6 @@ class CaptureWorker:
                 await asyncio.wait_for(stop.wait(), max(delay, retry_after))
             if stop.is_set():
                 return
-            self.stats.dials.append(time.monotonic())
             ch.away.dials += 1
             ch.dialled = time.monotonic()
 
@@ -382,7 +365,6 @@ class CaptureWorker:
                 ch = _Channel(name, "quote" if name == "quotes" else "trade", None)
                 ch.ex = self._exchange(ch)
                 ch.ex.set_markets(list(loader.markets.values()))
-                self._chan[name] = ch
                 chans.append(ch)
             tasks = [asyncio.ensure_future(self._channel(ch, stop)) for ch in chans]
             tasks += [asyncio.ensure_future(self._progress(stop)), asyncio.ensure_future(self._guard(stop))]

@@ -73,8 +73,9 @@ def capture(
     were still held at exit (the broker was down) or could not be sent, or when the producer
     failed (the capture stops with it): the count is printed.
     """
+    from warehouse.backoff import Backoff
     from warehouse.capture.venues import venue
-    from warehouse.capture.worker import Backoff, CaptureWorker
+    from warehouse.capture.worker import CaptureWorker
     from warehouse.ingest.kafka import bootstrap_servers, stop_signals
     from warehouse.pipeline.spec import CaptureSource, load_spec
 

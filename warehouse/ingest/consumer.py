@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from warehouse.backoff import backoff
 from warehouse.errors import ConfigError, KafkaError, WarehouseError
 from warehouse.ingest.kafka import decode_messages
 from warehouse.ingest.kafka.wire import arrow_kind
@@ -87,11 +88,6 @@ class IngestStats:
 # A batch also closes at this many bytes of message values: an Arrow message holds ~1,000
 # ticks, so --batch-rows (a message count) alone would let one batch hold 50 M ticks.
 BATCH_BYTES = 64 * 2**20
-
-
-def backoff(attempt: int, base: float, cap: float, rng: random.Random) -> float:
-    """min(Tmax, Tbase·2^attempt) + jitter in [0, Tbase)."""
-    return min(cap, base * 2**attempt) + rng.uniform(0, base)
 
 
 class Ingestor:

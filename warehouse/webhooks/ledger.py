@@ -30,6 +30,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from warehouse.backoff import backoff
 from warehouse.records import FILL_SCHEMA, ORDER_SCHEMA
 from warehouse.sql import queries
 from warehouse.sql.engines import Engine
@@ -104,8 +105,8 @@ def send(url: str, secret: bytes, items: Iterable[tuple[str, bytes]], *, attempt
                 report.failed += 1
                 break
             report.retries += 1
-            delay = min(max_s, base_s * 2**attempt)
-            sleep(delay + rng.uniform(0, delay))
+            delay = backoff(attempt, base_s, max_s, rng, jitter=0.0)
+            sleep(delay + rng.uniform(0, delay))  # jitter up to the delay itself: a burst of senders spreads wide
     return report
 
 

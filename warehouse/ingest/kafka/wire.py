@@ -138,25 +138,10 @@ def decode_messages(
         bad = sorted(problems)
         keep = np.ones(n, dtype=bool)
         keep[bad] = False
-        rejects = pl.DataFrame(
-            {
-                "_source": [f"kafka:{topic}/{int(partitions[i])}" for i in bad],
-                "_offset": [int(offsets[i]) for i in bad],
-                "rule": ["malformed"] * len(bad),
-                "reason": [problems[i] for i in bad],
-                "_raw": [bounded_raw(values[i] or b"") for i in bad],
-                "exchange": pl.Series([None] * len(bad), dtype=pl.String),
-                "symbol": pl.Series([None] * len(bad), dtype=pl.String),
-                "timestamp": pl.Series([None] * len(bad), dtype=pl.Int64),
-            },
-            schema_overrides={"_offset": pl.Int64},
-        )
-        empty = pl.DataFrame(
-            schema={"_offset": pl.Int64, "_raw": pl.String, "_source": pl.String, **FIELDS[Kind.QUOTE]}
-        )
         good = [v for v, k in zip(values, keep, strict=True) if k]
         rest = decode_messages(topic, good, partitions[keep], offsets[keep], recv[keep]) if good else []
-        return _merge([*rest, SourceBatch(Kind.QUOTE, empty, rejects, 0)])
+        whole = _message_rejects(topic, values, partitions, offsets, [(i, problems[i]) for i in bad])
+        return _merge([*rest, whole])
     return _decode_valid(topic, values, partitions, offsets, recv)  # type: ignore[arg-type]
 
 
@@ -313,21 +298,7 @@ def _decode_arrow(topic: str, values: list[bytes | None], kinds: list[str], part
         rows_, rejects = decode(frame, Mapping(k, {f: f for f in FIELDS[k]}, ts_unit="ns"))
         out.append(SourceBatch(k, rows_, rejects, 0))
     if bad:
-        rejects = pl.DataFrame(
-            {
-                "_source": [f"kafka:{topic}/{int(partitions[i])}" for i, _ in bad],
-                "_offset": [int(offsets[i]) for i, _ in bad],
-                "rule": ["malformed"] * len(bad),
-                "reason": [why for _, why in bad],
-                "_raw": [bounded_raw(values[i] or b"") for i, _ in bad],
-                "exchange": pl.Series([None] * len(bad), dtype=pl.String),
-                "symbol": pl.Series([None] * len(bad), dtype=pl.String),
-                "timestamp": pl.Series([None] * len(bad), dtype=pl.Int64),
-            },
-            schema_overrides={"_offset": pl.Int64},
-        )
-        empty = pl.DataFrame(schema={"_offset": pl.Int64, "_source": pl.String, **FIELDS[Kind.QUOTE]})
-        out.append(SourceBatch(Kind.QUOTE, empty, rejects, 0))
+        out.append(_message_rejects(topic, values, partitions, offsets, bad))
     return out
 
 
@@ -443,12 +414,32 @@ def _untyped(frame: pl.DataFrame) -> list[SourceBatch]:
         reason = 'not a JSON object with "type": "quote" | "trade" (invalid JSON, NaN/Infinity, or no type)'
         parts.append(_malformed(other, reason))
     if parts or extra:
-        empty = pl.DataFrame(
-            schema={"_offset": pl.Int64, "_raw": pl.String, "_source": pl.String, **FIELDS[Kind.QUOTE]}
-        )
         rejects = pl.concat(parts, how="diagonal_relaxed") if parts else _malformed(frame.clear(), "")
-        out.append(SourceBatch(Kind.QUOTE, empty, rejects, 0, extra))
+        out.append(SourceBatch(Kind.QUOTE, _NO_ROWS, rejects, 0, extra))
     return out
+
+
+# a batch that holds only rejects (whole messages): no rows
+_NO_ROWS = pl.DataFrame(schema={"_offset": pl.Int64, "_raw": pl.String, "_source": pl.String, **FIELDS[Kind.QUOTE]})
+
+
+def _message_rejects(topic: str, values: list[bytes | None], partitions: np.ndarray, offsets: np.ndarray,
+                     bad: list[tuple[int, str]]) -> SourceBatch:  # fmt: skip
+    """Whole messages refused (index, reason) → `malformed` rejects at their own offsets, raw bytes kept."""
+    rejects = pl.DataFrame(
+        {
+            "_source": [f"kafka:{topic}/{int(partitions[i])}" for i, _ in bad],
+            "_offset": [int(offsets[i]) for i, _ in bad],
+            "rule": ["malformed"] * len(bad),
+            "reason": [why for _, why in bad],
+            "_raw": [bounded_raw(values[i] or b"") for i, _ in bad],
+            "exchange": pl.Series([None] * len(bad), dtype=pl.String),
+            "symbol": pl.Series([None] * len(bad), dtype=pl.String),
+            "timestamp": pl.Series([None] * len(bad), dtype=pl.Int64),
+        },
+        schema_overrides={"_offset": pl.Int64},
+    )
+    return SourceBatch(Kind.QUOTE, _NO_ROWS, rejects, 0)
 
 
 def _malformed(frame: pl.DataFrame, reason: str) -> pl.DataFrame:
