@@ -6,7 +6,8 @@
 -- param limit: UInt64 = 100
 -- param since: DateTime64(9, 'UTC') = 1970-01-01
 --
--- Order: event time, ties by receipt time, then sequence number. Warm-up rows (fewer
+-- Order: event time, ties by receipt time, then sequence number, then the quote's own values
+-- (bid, ask, sizes: two distinct quotes never tie, so every row's window is defined). Warm-up rows (fewer
 -- than `window` quotes so far) are included, computed over the rows available.
 -- rolling_std is the population std computed two-pass over the window's prices
 -- (mean first, then squared deviations): sliding sum-of-squares and even Welford lose
@@ -32,19 +33,25 @@ FROM
         seq,
         symbol,
         bid,
+        ask,
+        bid_size,
+        ask_size,
         groupArray(bid) OVER w AS prices,
         count() OVER w AS n,
         arraySum(prices) / n AS rolling_mean
     FROM
     (
-        SELECT timestamp, received_at, seq, symbol, bid
+        SELECT timestamp, received_at, seq, symbol, bid, ask, bid_size, ask_size
         FROM wh.market_ticks
         WHERE symbol = {symbol:String} AND ({exchange:String} = '' OR exchange = {exchange:String})
           AND timestamp >= {since:DateTime64(9, 'UTC')}
-        ORDER BY timestamp DESC, received_at DESC, seq DESC
+        ORDER BY timestamp DESC, received_at DESC, seq DESC NULLS FIRST, bid DESC, ask DESC,
+                 bid_size DESC NULLS FIRST, ask_size DESC NULLS FIRST
         LIMIT {limit:UInt64} + {window:UInt32} - 1
     )
-    WINDOW w AS (ORDER BY timestamp, received_at, seq ROWS BETWEEN {window:UInt32} - 1 PRECEDING AND CURRENT ROW)
+    WINDOW w AS (ORDER BY timestamp, received_at, seq, bid, ask, bid_size, ask_size
+                 ROWS BETWEEN {window:UInt32} - 1 PRECEDING AND CURRENT ROW)
 )
-ORDER BY timestamp DESC, received_at DESC, seq DESC
+ORDER BY timestamp DESC, received_at DESC, seq DESC NULLS FIRST, bid DESC, ask DESC,
+         bid_size DESC NULLS FIRST, ask_size DESC NULLS FIRST
 LIMIT {limit:UInt64}

@@ -15,7 +15,7 @@ FROM
             count() OVER w AS n,
             arraySum(prices) / n AS rolling_mean
         FROM wh.market_ticks
-        WINDOW w AS (PARTITION BY exchange, symbol ORDER BY timestamp, received_at, seq
+        WINDOW w AS (PARTITION BY exchange, symbol ORDER BY timestamp, received_at, seq, bid, ask, bid_size, ask_size
                      ROWS BETWEEN {window:UInt32} - 1 PRECEDING AND CURRENT ROW)
     )
 )

@@ -255,6 +255,7 @@ def test_a_kept_bound_stays_right_when_newer_quotes_arrive(home: Path, tardis) -
     import warehouse.analytics as analytics
     from warehouse.config import get_settings
     from warehouse.records import QUOTE_SCHEMA
+    from warehouse.sinks.duckdb import DuckDBSink
     from warehouse.sql.engines import open_engine
 
     wh("import", str(tardis[0]), "--engine", "duckdb")
@@ -270,7 +271,7 @@ def test_a_kept_bound_stays_right_when_newer_quotes_arrive(home: Path, tardis) -
                           "asset_class": ["crypto"] * 30, "bid": [last["b"] + i * 0.5 for i in range(1, 31)],
                           "ask": [last["b"] + 1 + i * 0.5 for i in range(1, 31)], "bid_size": [1.0] * 30,
                           "ask_size": [1.0] * 30, "seq": pa.nulls(30, pa.int64())})  # fmt: skip
-        eng.insert("wh.market_ticks", newer.cast(QUOTE_SCHEMA))
+        DuckDBSink(get_settings(), engine=eng).write({"market_ticks": newer.cast(QUOTE_SCHEMA)})  # as a writer does
         again = analytics.zscore(eng, "BTCUSDT", window=60, limit=100)
         full = analytics.zscore(eng, "BTCUSDT", window=60, limit=100, since=datetime(1970, 1, 1, tzinfo=UTC))
         assert again.to_pylist() == full.to_pylist() and again.to_pylist() != first.to_pylist()

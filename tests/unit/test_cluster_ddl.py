@@ -17,7 +17,9 @@ from warehouse.sql.migrate import discover, render
 KEEPER = {"on_cluster": "ON CLUSTER prod", "cluster": "prod",
           "merge_tree": "ReplicatedMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}')",
           "aggregating_merge_tree": "ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', "
-                                    "'{replica}')"}  # fmt: skip
+                                    "'{replica}')",
+          "replacing_merge_tree": "ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', "
+                                  "'{replica}', version)"}  # fmt: skip
 
 
 def statements(values: dict[str, str]) -> list[str]:
@@ -27,11 +29,11 @@ def statements(values: dict[str, str]) -> list[str]:
 
 def test_keeper_rendering_puts_every_statement_on_the_cluster_with_replicated_tables() -> None:
     stmts = statements(KEEPER)
-    assert len(stmts) == 33  # the database; 13 tables and 2 stages, each _local + Distributed; 2 views
+    assert len(stmts) == 35  # the database; 14 tables and 2 stages, each _local + Distributed; 2 views
     assert stmts[0] == "CREATE DATABASE IF NOT EXISTS wh ON CLUSTER prod"  # on every node, before its tables
     stmts = stmts[1:]
     for stmt in stmts:
-        assert not re.search(r"\{(on_cluster|merge_tree|cluster)\}", stmt)
+        assert not re.search(r"\{(on_cluster|merge_tree|aggregating_merge_tree|replacing_merge_tree|cluster)\}", stmt)
         m = re.match(r"CREATE (TABLE|MATERIALIZED VIEW) IF NOT EXISTS wh\.(\w+) ON CLUSTER prod\b", stmt)
         assert m, stmt[:80]
         name = m.group(2)
@@ -41,6 +43,9 @@ def test_keeper_rendering_puts_every_statement_on_the_cluster_with_replicated_ta
             assert (
                 "ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}')" in stmt
             )
+        elif name == "quote_zscores_local":  # versions of a quote's z-score: the newest kept
+            assert ("ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}', version)"
+                    in stmt)  # fmt: skip
         elif name.endswith("_local"):  # stages too: their own Keeper path, not a copy of their table's
             assert "ReplicatedMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}')" in stmt, stmt
         else:
@@ -55,6 +60,7 @@ def test_node_by_node_rendering_has_no_on_cluster_and_plain_merge_tree() -> None
             "cluster": "wh_local",
             "merge_tree": "MergeTree",
             "aggregating_merge_tree": "AggregatingMergeTree",
+            "replacing_merge_tree": "ReplacingMergeTree(version)",
         }
     )
     assert not any("ON CLUSTER" in s or "Replicated" in s for s in stmts)

@@ -12,6 +12,7 @@ from typing import Any
 import pyarrow as pa
 
 from warehouse.analytics.instruments import recent_bound, resolve
+from warehouse.analytics.rolling import STORED_WINDOW
 from warehouse.errors import AmbiguousVenueError, UnknownSymbolError, UnknownVenueError
 from warehouse.sql import queries
 from warehouse.sql.engines import Engine
@@ -97,18 +98,23 @@ def zscore(engine: Engine, symbol: str, *, window: int = 60, limit: int | None =
     """Rolling z-score of `symbol`'s bid (or of the instrument an asset such as BTC names),
     newest first; raises UnknownSymbolError if no quotes.
 
+    The default window (60) reads the values stored with each quote (queries/zscore_stored.sql,
+    DuckDB and ClickHouse); other windows, and QuestDB, compute them (queries/zscore.sql).
     The newest few rows read a bounded time range when the instrument catalog says enough
     quotes lie in it (and the result confirms: its oldest row has a full window); else, and
     for a whole series, the symbol's every quote is considered."""
+    stored = window == STORED_WINDOW and engine.name != "questdb"
+    name = "zscore_stored" if stored else "zscore"
+    sized: dict[str, Any] = {} if stored else {"window": window}
     if limit and "since" not in other:
         bound = recent_bound(engine, symbol, other.get("exchange") or None, limit + window - 1)
         if bound is not None:
             exchange, since = bound
-            table = run(engine, "zscore", symbol=symbol, window=window, limit=limit,
+            table = run(engine, name, symbol=symbol, limit=limit, **sized,
                         **{**other, "exchange": exchange, "since": since})  # fmt: skip
             if table.num_rows == limit and table.column("window_rows")[-1].as_py() == window:
                 return table.select(list(ZSCORE_COLUMNS))
-    table = run(engine, "zscore", symbol=symbol, window=window, limit=limit or ALL_ROWS, **other)
+    table = run(engine, name, symbol=symbol, limit=limit or ALL_ROWS, **sized, **other)
     if table.num_rows == 0:
         known = run(engine, "symbols", limit=12).column("symbol").to_pylist()
         hint = f"; known symbols: {', '.join(known)}" if known else "; the warehouse has no quotes yet"

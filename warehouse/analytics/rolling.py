@@ -31,6 +31,7 @@ import pyarrow.compute as pc
 from warehouse.sql import queries
 from warehouse.sql.engines import Engine
 
+STORED_WINDOW = 60  # the window whose z-score the sinks store with each quote (queries/zscore.sql's default)
 _KERNEL: Any = None
 
 

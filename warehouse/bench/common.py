@@ -85,9 +85,10 @@ _CLICKHOUSE_OPTIMIZE = {
 SCAN = {"market_ticks": "SELECT * FROM wh.market_ticks", "trades": "SELECT * FROM wh.trades"}
 
 
-def load_duckdb(engine: Any, files: dict[Kind, ParquetFile], *, hourly: bool = False) -> None:
+def load_duckdb(engine: Any, files: dict[Kind, ParquetFile], *, hourly: bool = False, zscores: bool = False) -> None:
     """Parquet files into a migrated DuckDBEngine, each table in one statement; then the
-    instrument catalog, as the sinks would have kept it (ClickHouse's views keep it there)."""
+    instrument catalog, as the sinks would have kept it (ClickHouse's views keep it there), and
+    with `zscores` the stored z-scores."""
     from warehouse.sql.files import ddl_dir, split_statements
 
     statements = _DUCKDB_LOAD_HOURLY if hourly else _DUCKDB_LOAD
@@ -97,12 +98,29 @@ def load_duckdb(engine: Any, files: dict[Kind, ParquetFile], *, hourly: bool = F
     (backfill,) = [s for s in split_statements((ddl_dir("duckdb") / "009_instruments.sql").read_text())
                    if s.lstrip().startswith("INSERT")]  # fmt: skip
     engine.command(backfill)
+    if zscores:
+        engine.command(_stored_zscores_backfill("duckdb"))
 
 
-def load_clickhouse(engine: Any, files: dict[Kind, ParquetFile], *, batch_rows: int = 2_000_000) -> None:
-    """Parquet files into a migrated ClickHouseEngine in Arrow batches, then one part per partition."""
+def _stored_zscores_backfill(engine: str) -> str:
+    """The stored z-score migration's backfill (the reference's two-pass in the engine): what the
+    sinks would have written with each quote."""
+    from warehouse.sql.files import ddl_dir, split_statements
+
+    (path,) = ddl_dir(engine).glob("*_quote_zscores.sql")
+    (backfill,) = [s for s in split_statements(path.read_text()) if s.lstrip().startswith("INSERT")]
+    return backfill
+
+
+def load_clickhouse(engine: Any, files: dict[Kind, ParquetFile], *, batch_rows: int = 2_000_000,
+                    zscores: bool = False) -> None:  # fmt: skip
+    """Parquet files into a migrated ClickHouseEngine in Arrow batches, then one part per
+    partition; with `zscores` the stored z-scores too."""
     for kind, f in files.items():
         table = TABLE_FOR_KIND[kind]
         for batch in pq.ParquetFile(f.path).iter_batches(batch_size=batch_rows):
             engine.insert(f"wh.{table}", pa.Table.from_batches([batch]))
         engine.command(_CLICKHOUSE_OPTIMIZE[table])
+    if zscores:
+        engine.command(_stored_zscores_backfill("clickhouse"))
+        engine.command("OPTIMIZE TABLE wh.quote_zscores FINAL")

@@ -64,11 +64,28 @@ class Kernel:
         return self.rows / self.kernel_seconds
 
 
+@dataclass(frozen=True)
+class Stored:
+    """Every quote's stored default-window z-score read back (wh.quote_zscores), checked
+    against the SQL's checksum of the same run."""
+
+    engine: str
+    rows: int
+    seconds: float
+    same_nulls: bool
+    z_sum_difference: float
+
+    @property
+    def rate(self) -> float:
+        return self.rows / self.seconds
+
+
 @dataclass
 class ZScoreBench:
     machine: str
     rows: int
     throughput: list[Throughput] = field(default_factory=list)
+    stored: list[Stored] = field(default_factory=list)
     latency: list[Latency] = field(default_factory=list)
     kernel: list[Kernel] = field(default_factory=list)
 
@@ -117,9 +134,9 @@ def run(ticks: int = 10_000_000, repeats: int = 50, *, log: Log = quiet) -> ZSco
         try:
             log("loading DuckDB and ClickHouse")
             migrate(duck)
-            load_duckdb(duck, files)
+            load_duckdb(duck, files, zscores=True)
             migrate(ch)
-            load_clickhouse(ch, files)
+            load_clickhouse(ch, files, zscores=True)
             result = ZScoreBench(machine=machine(), rows=ticks)
             q = queries.load("zscore_all", internal=True)
             sql: dict[str, dict] = {}
@@ -128,6 +145,23 @@ def run(ticks: int = 10_000_000, repeats: int = 50, *, log: Log = quiet) -> ZSco
                 t = time.perf_counter()
                 row = sql[eng.name] = q.run(eng, {}).to_pylist()[0]
                 result.throughput.append(Throughput(eng.name, row["rows"], time.perf_counter() - t))
+            stored = queries.load("zscore_all_stored", internal=True)
+            for eng in (duck, ch):
+                stored.run(eng, {})  # warm
+                t = time.perf_counter()
+                row = stored.run(eng, {}).to_pylist()[0]
+                seconds = time.perf_counter() - t
+                ref = sql[eng.name]
+                total = abs(float(ref["z_sum"] or 0.0)) or 1.0
+                result.stored.append(
+                    Stored(
+                        eng.name,
+                        row["rows"],
+                        seconds,
+                        row["z_nulls"] == ref["z_nulls"],
+                        abs(float(row["z_sum"] or 0.0) - float(ref["z_sum"] or 0.0)) / total,
+                    )
+                )
             for eng in (duck, ch):
                 result.kernel.append(_kernel(eng, sql[eng.name], log))
             for eng in (duck, ch):

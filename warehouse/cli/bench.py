@@ -47,6 +47,10 @@ def bench_zscore(
     for t in r.throughput:
         console.print(f"{t.engine:10s} all-symbol z-score: {t.seconds:.2f} s = {t.rate:,.0f} rows/s "
                       f"(target on duckdb ≥ {zscore.TARGET_ROWS_PER_S:,})")  # fmt: skip
+    for st in r.stored:
+        console.print(f"{st.engine:10s} all-symbol z-score, window 60 stored with the quotes: {st.rate:,.0f} rows/s "
+                      f"({st.rows:,} in {st.seconds:.3f} s); same NULLs as the SQL: {st.same_nulls}, "
+                      f"Σz differs by {st.z_sum_difference:.1e}")  # fmt: skip
     for k in r.kernel:
         console.print(f"{k.engine:10s} all-symbol z-score, O(1) kernel: read {k.read_seconds:.2f} s + kernel "
                       f"{k.kernel_seconds:.3f} s = {k.rate:,.0f} rows/s end to end, {k.kernel_rate:,.0f} rows/s "

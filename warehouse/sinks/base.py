@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from warehouse.records import KEY_COLUMNS, SCHEMAS, dedup_key_exprs
+from warehouse.sinks.zscores import ZScoreKeeper
 from warehouse.sql import queries
 from warehouse.sql.engines import Engine
 
@@ -85,6 +86,8 @@ class SinkBase:
 
     name = "base"
     keeps_offsets = False  # True: stores stream offsets in the same transaction as rows
+    atomic = False  # True: a batch's tables commit together (DuckDB)
+    zscores: ZScoreKeeper | None = None  # set by sinks that store wh.quote_zscores
 
     def write(self, batch: WriteBatch, position: StreamPosition | None = None) -> WriteCounts:
         counts = WriteCounts()
@@ -99,7 +102,10 @@ class SinkBase:
                 data = prepare(table, data)
                 lookup = maybe_stored(data, newest) if table in ("market_ticks", "trades") else data
                 new = only_new(table, data, self._existing(table, lookup) if lookup.num_rows else None)
+                zscores = self._zscore_rows(data, new, catalog) if table == "market_ticks" else None
                 self._append(table, new, position)
+                if zscores is not None and zscores.num_rows:
+                    self._write_zscores(zscores)
                 counts.stored[table] = new.num_rows
                 counts.existing[table] = data.num_rows - new.num_rows
                 if table in ("market_ticks", "trades") and new.num_rows:
@@ -111,8 +117,30 @@ class SinkBase:
             self._commit()
         except BaseException:
             self._rollback()
+            if self.zscores is not None:
+                self.zscores.discard()
             raise
+        if self.zscores is not None:
+            self.zscores.commit()
         return counts
+
+    def _zscore_rows(self, data: pa.Table, new: pa.Table, catalog: pa.Table | None) -> pa.Table | None:
+        """The batch's stored z-score rows (sinks/zscores.py), computed before its quotes are
+        stored. Without transactions, quotes of the batch found stored (a retry after a crash
+        between the quotes and their z-scores) have theirs recomputed too."""
+        if self.zscores is None:
+            return None
+        heal = None
+        if not self.atomic and new.num_rows < data.num_rows:
+            heal = _instruments_with_stored_rows(data, new)
+        return self.zscores.rows(self._zscore_engine(), new, heal=heal, catalog=catalog if self.atomic else None)
+
+    def _zscore_engine(self) -> Engine:
+        raise NotImplementedError
+
+    def _write_zscores(self, rows: pa.Table) -> None:
+        """Store z-score rows; `replaces` marks those of stored quotes (their old rows go)."""
+        raise NotImplementedError
 
     def _existing(self, table: str, data: pa.Table) -> pa.Table | None:
         raise NotImplementedError
@@ -209,6 +237,18 @@ def existing_keys(engine: Engine, table: str, data: pa.Table) -> pa.Table | None
             )
         return pa.concat_tables(parts) if parts else None
     raise KeyError(table)
+
+
+def _instruments_with_stored_rows(data: pa.Table, new: pa.Table) -> pa.Table:
+    """The rows of `data` of instruments some of whose rows were already stored."""
+    ids = ["exchange", "symbol"]
+    a, b = pl.from_arrow(data.select(ids)), pl.from_arrow(new.select(ids))
+    assert isinstance(a, pl.DataFrame) and isinstance(b, pl.DataFrame)
+    counts = a.group_by(ids).len().join(b.group_by(ids).len(), on=ids, how="left").fill_null(0)
+    partly = counts.filter(pl.col("len") != pl.col("len_right")).select(ids)
+    df = pl.from_arrow(data)
+    assert isinstance(df, pl.DataFrame)
+    return df.join(partly, on=ids, how="semi").to_arrow()
 
 
 def newest_stored(catalog: pa.Table | None) -> pl.DataFrame | None:

@@ -11,6 +11,7 @@ import pyarrow as pa
 
 from warehouse.config import Settings
 from warehouse.sinks.base import SinkBase, StreamPosition, existing_keys
+from warehouse.sinks.zscores import ZScoreKeeper
 from warehouse.sql.engines import ClickHouseEngine
 from warehouse.sql.migrate import migrate
 
@@ -23,6 +24,7 @@ class ClickHouseSink(SinkBase):
 
     def __init__(self, settings: Settings, *, engine: ClickHouseEngine | None = None) -> None:
         self.engine = engine or ClickHouseEngine(settings)
+        self.zscores = ZScoreKeeper()
         migrate(self.engine)
 
     def _existing(self, table: str, data: pa.Table) -> pa.Table | None:
@@ -31,6 +33,13 @@ class ClickHouseSink(SinkBase):
     def _append(self, table: str, data: pa.Table, position: StreamPosition | None = None) -> None:
         # A retry of the same stream batch (same edges) is dropped by the server too.
         self.engine.insert(f"wh.{table}", data, dedup_token=position.token(table) if position else None)
+
+    def _zscore_engine(self) -> ClickHouseEngine:
+        return self.engine
+
+    def _write_zscores(self, rows: pa.Table) -> None:
+        """Newer versions of a ReplacingMergeTree: read with FINAL, the newest wins."""
+        self.engine.insert("wh.quote_zscores", rows.drop_columns(["replaces"]))
 
     def close(self) -> None:
         self.engine.close()

@@ -18,6 +18,7 @@ from warehouse.sinks.base import (
     merge_instruments,
     sort_for_storage,
 )
+from warehouse.sinks.zscores import IDENTITY, ZScoreKeeper
 from warehouse.sql import queries
 from warehouse.sql.engines import DuckDBEngine
 from warehouse.sql.migrate import migrate
@@ -29,10 +30,12 @@ class DuckDBSink(SinkBase):
 
     name = "duckdb"
     keeps_offsets = True
+    atomic = True
 
     def __init__(self, settings: Settings, *, engine: DuckDBEngine | None = None, hold: bool = True) -> None:
         self.settings = settings
         self.hold = hold
+        self.zscores = ZScoreKeeper()
         self._engine: DuckDBEngine | None = engine or DuckDBEngine(
             settings.duckdb_path, wait=settings.lock_wait_seconds
         )
@@ -66,6 +69,16 @@ class DuckDBSink(SinkBase):
 
     def _append(self, table: str, data: pa.Table, position: StreamPosition | None = None) -> None:
         self.engine.insert(f"wh.{table}", sort_for_storage(table, data))
+
+    def _zscore_engine(self) -> DuckDBEngine:
+        return self.engine
+
+    def _write_zscores(self, rows: pa.Table) -> None:
+        """In the batch's transaction: the rows of stored quotes replace theirs."""
+        replaced = rows.filter(rows.column("replaces")).drop_columns(["replaces"])
+        if replaced.num_rows:
+            self.engine.delete_matching("wh.quote_zscores", replaced, list(IDENTITY))
+        self.engine.insert("wh.quote_zscores", rows.drop_columns(["replaces"]))
 
     def _note_instruments(self, summary: pa.Table, catalog: pa.Table | None) -> None:
         """Merge the batch into its instruments' catalog rows, in the batch's transaction."""

@@ -190,6 +190,7 @@ def _users_xml(credentials: ServerCredentials, *, cluster: bool = False) -> str:
             "GRANT ALL ON wh.*",
             "GRANT TABLE ENGINE ON MergeTree",
             "GRANT TABLE ENGINE ON AggregatingMergeTree",  # the instrument catalog
+            "GRANT TABLE ENGINE ON ReplacingMergeTree",  # the stored z-scores
             *(["GRANT TABLE ENGINE ON Distributed"] if cluster else []),
         )
         + f"</{WRITER}>"

@@ -20,7 +20,7 @@ from warehouse.sql.engines import Engine
 from warehouse.sql.files import ddl_dir, split_statements
 
 _NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
-_PLACEHOLDER = re.compile(r"\{(on_cluster|merge_tree|aggregating_merge_tree|cluster)\}")
+_PLACEHOLDER = re.compile(r"\{(on_cluster|merge_tree|aggregating_merge_tree|replacing_merge_tree|cluster)\}")
 
 _BOOTSTRAP = {
     "duckdb": [
@@ -71,7 +71,7 @@ def applied(engine: Engine) -> dict[int, tuple[str, str]]:
 
 def render(text: str, values: dict[str, str]) -> str:
     """A migration's placeholders ({on_cluster}, {merge_tree}, {aggregating_merge_tree},
-    {cluster}) filled in; other
+    {replacing_merge_tree} (its version column: `version`), {cluster}) filled in; other
     braces (ClickHouse's own macros such as {shard}) are left alone."""
     if not values:
         return text

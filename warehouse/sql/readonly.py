@@ -56,7 +56,9 @@ from warehouse.sql.engines import ClickHouseEngine, DuckDBEngine
 from warehouse.sql.translate import clickhouse_to_duckdb
 
 DIALECTS = ("clickhouse", "duckdb")
-TABLES = frozenset({*SCHEMAS, *LEDGER_SCHEMAS, *MATERIALIZED_SCHEMAS, "instruments"})  # + the catalog
+TABLES = frozenset(
+    {*SCHEMAS, *LEDGER_SCHEMAS, *MATERIALIZED_SCHEMAS, "instruments", "quote_zscores"}
+)  # + the catalog, the stored z-scores
 _SOURCES = (exp.Table, exp.Subquery, exp.Values, exp.Unnest)
 _NAMED = (exp.Anonymous, exp.AnonymousAggFunc, exp.CombinedAggFunc, exp.CombinedParameterizedAgg,
           exp.ParameterizedAgg)  # fmt: skip

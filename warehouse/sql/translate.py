@@ -8,6 +8,7 @@ sqlglot translation with these fixes applied to the syntax tree:
   30.30 emits `STDDEVPOP`, which DuckDB rejects: the generator is patched here.
 * Any function the result still calls that DuckDB does not have raises
   `UnsupportedSQLError` — a query never silently means something else.
+* `FROM t FINAL` becomes `FROM t`: wh's DuckDB tables keep one row per key themselves.
 * `{name:Type}` parameters become DuckDB's `$name`; values are always bound, never
   spliced into the text.
 """
@@ -117,9 +118,15 @@ def parse_clickhouse(sql: str) -> exp.Expr:
     return statements[0]
 
 
+def _drop_final(node: exp.Expression) -> exp.Expression:
+    """`FROM t FINAL` (ClickHouse: merge a ReplacingMergeTree's versions while reading) → `FROM t`:
+    the DuckDB tables wh reads that way hold one row per key (the sink replaces in its transaction)."""
+    return node.this if isinstance(node, exp.Final) else node
+
+
 def clickhouse_to_duckdb(sql: str) -> str:
     """Translate one ClickHouse-dialect statement to DuckDB, or raise UnsupportedSQLError."""
-    tree = parse_clickhouse(sql).transform(_rename)
+    tree = parse_clickhouse(sql).transform(_rename).transform(_drop_final)
     known = _duckdb_functions()
     for node in tree.find_all(exp.Anonymous, exp.AnonymousAggFunc):
         name = str(node.this).lower()

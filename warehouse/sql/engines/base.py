@@ -30,7 +30,7 @@ ENGINES: tuple[EngineName, ...] = ("duckdb", "clickhouse")  # "all": the warehou
 
 # tables wh writes: the schema definitions, plus its own bookkeeping and staging tables
 _TABLES = frozenset({*SCHEMAS, *LEDGER_SCHEMAS, *MATERIALIZED_SCHEMAS, "kafka_offsets", "stream_state",
-                     "schema_migrations", "instruments", *(f"{t}_stage" for t in MATERIALIZED_SCHEMAS)})  # fmt: skip
+                     "schema_migrations", "instruments", "quote_zscores", *(f"{t}_stage" for t in MATERIALIZED_SCHEMAS)})  # fmt: skip
 # a ClickHouse cluster's shard-local tables under the Distributed ones (ddl/clickhouse_cluster)
 _TABLES |= {f"{t}_local" for t in _TABLES - {"schema_migrations", "kafka_offsets", "stream_state"}}
 _COLUMN = re.compile(r"^[a-z_][a-z0-9_]*$")

@@ -160,9 +160,10 @@ class ClickHouseEngine(Engine):
             path = "('/clickhouse/tables/{shard}/{database}/{table}', '{replica}')"
             return [(self, {"on_cluster": self._on_cluster(), "cluster": self.cluster,
                             "merge_tree": f"ReplicatedMergeTree{path}",
-                            "aggregating_merge_tree": f"ReplicatedAggregatingMergeTree{path}"})]  # fmt: skip
+                            "aggregating_merge_tree": f"ReplicatedAggregatingMergeTree{path}",
+                            "replacing_merge_tree": f"ReplicatedReplacingMergeTree{path[:-1]}, version)"})]  # fmt: skip
         values = {"on_cluster": "", "cluster": self.cluster, "merge_tree": "MergeTree",
-                  "aggregating_merge_tree": "AggregatingMergeTree"}  # fmt: skip
+                  "aggregating_merge_tree": "AggregatingMergeTree", "replacing_merge_tree": "ReplacingMergeTree(version)"}  # fmt: skip
         return [(self._node_engine(client, address), values)
                 for client, address in zip(self._node_clients(), self._node_addresses, strict=True)]  # fmt: skip
 

@@ -136,6 +136,19 @@ class DuckDBEngine(Engine):
         if data.num_rows:
             self._from_view("INSERT OR REPLACE", table, data)
 
+    def delete_matching(self, table: str, data: pa.Table, columns: list[str]) -> None:
+        """Delete the rows of `table` equal to a row of `data` on `columns` (NULL equals NULL)."""
+        table = checked_table(table)
+        view = "_wh_match"
+        self.con.register(view, naive_timestamps(data.select(columns)))
+        try:
+            on = " AND ".join(f't."{checked_column(c)}" IS NOT DISTINCT FROM v."{checked_column(c)}"' for c in columns)
+            self.con.execute(f"DELETE FROM {table} AS t USING {view} AS v WHERE {on}")
+        except self._duckdb.Error as exc:
+            raise SinkError("duckdb", f"delete from {table} failed: {exc}{self._hint(exc)}") from exc
+        finally:
+            self._unregister(view)
+
     def delete_in(self, table: str, column: str, values: list[str]) -> None:
         self.command(f"DELETE FROM {checked_table(table)} WHERE list_contains($values, {checked_column(column)})",
                      {"values": values})  # fmt: skip

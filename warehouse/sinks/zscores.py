@@ -1,0 +1,298 @@
+"""The stored rolling z-score (issue 15): each quote's z over the default window, written with it.
+
+`wh.quote_zscores` holds one row per quote of `wh.market_ticks`: the quote's identity, which is
+also the window order (exchange, symbol, timestamp, received_at, seq, bid, ask, bid_size,
+ask_size), and `window_rows`, `rolling_mean`, `rolling_std`, `z_score` as `queries/zscore.sql`
+computes them over the instrument's last STORED_WINDOW quotes. The sinks call `ZScoreKeeper.rows`
+with a batch's quotes before storing them and write what it returns after them:
+
+- **Ring buffers.** Per instrument the keeper keeps the newest RING = 2·(W − 1) stored quotes, so
+  a batch that continues the instrument — or holds late ticks landing among its newest W − 1
+  quotes — needs no read: its windows are the ring plus the batch. A ring is trusted only while
+  the instrument catalog (`wh.instruments`) still counts the quotes and newest time the ring was
+  left at: another writer, a failed batch or a restart sends the instrument to the read below.
+- **Warm start and deep late ticks.** Otherwise the keeper reads the stored context of the
+  instrument (`queries/internal/zscore_context.sql`): the W − 1 quotes before the batch's first
+  tick, every stored quote inside the batch's time range, the W − 1 after its last. This is the
+  warm start after a restart, an import of an older day, a tick later than the ring reaches.
+- **What is written.** The new quotes' rows, and the rows of stored quotes whose window now holds
+  a new quote (the ≤ W − 1 after each): a late tick rewrites its followers' values. DuckDB
+  replaces them in the batch's transaction; ClickHouse writes them as newer versions of a
+  ReplacingMergeTree and, having no transactions, also recomputes every stored quote inside a
+  retried batch's range (`heal`), so a crash between the quotes' insert and their z-scores'
+  leaves nothing missing after the retry.
+
+The numbers come from the exact O(1) kernel of analytics/rolling.py over the window order; the
+invariant (tests/integration/test_stored_zscore.py): after imports, late ticks and kill -9
+restarts, every stored row equals `queries/zscore.sql` on the final table within 1e-8, with
+z_score NULL exactly on flat windows.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from warehouse.analytics.rolling import STORED_WINDOW, zscore_arrays
+from warehouse.sql import queries
+from warehouse.sql.engines import Engine
+
+ORDER = ("timestamp", "received_at", "seq", "bid", "ask", "bid_size", "ask_size")
+IDENTITY = ("exchange", "symbol", *ORDER)
+_TS = pl.Datetime("ns", "UTC")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_IDENTITY_TYPES: dict[str, pl.DataType | type[pl.DataType]] = {
+    "exchange": pl.String, "symbol": pl.String, "timestamp": _TS, "received_at": _TS, "seq": pl.Int64,
+    "bid": pl.Float64, "ask": pl.Float64, "bid_size": pl.Float64, "ask_size": pl.Float64,
+}  # fmt: skip
+
+ZSCORE_SCHEMA = pa.schema([
+    pa.field("exchange", pa.string(), nullable=False),
+    pa.field("symbol", pa.string(), nullable=False),
+    pa.field("timestamp", pa.timestamp("ns", tz="UTC"), nullable=False),
+    pa.field("received_at", pa.timestamp("ns", tz="UTC"), nullable=False),
+    pa.field("seq", pa.int64()),
+    pa.field("bid", pa.float64(), nullable=False),
+    pa.field("ask", pa.float64(), nullable=False),
+    pa.field("bid_size", pa.float64()),
+    pa.field("ask_size", pa.float64()),
+    pa.field("window_rows", pa.uint32(), nullable=False),
+    pa.field("rolling_mean", pa.float64(), nullable=False),
+    pa.field("rolling_std", pa.float64(), nullable=False),
+    pa.field("z_score", pa.float64()),
+    pa.field("version", pa.uint64(), nullable=False),
+])  # fmt: skip
+
+# what ZScoreKeeper.rows returns: the table's rows and whether each replaces a stored row
+_OUT_SCHEMA = ZSCORE_SCHEMA.append(pa.field("replaces", pa.bool_(), nullable=False))
+
+
+@dataclass(frozen=True)
+class Ring:
+    """The newest stored quotes of one instrument (identity columns, window order) and the
+    catalog state they reflect: `quotes` stored, the newest event time `last` (ns)."""
+
+    rows: pl.DataFrame
+    whole: bool  # the rows are the instrument's whole history
+    quotes: int
+    last: int
+
+
+def _identity(df: pl.DataFrame) -> pl.DataFrame:
+    return df.select([pl.col(c).cast(t) for c, t in _IDENTITY_TYPES.items()])
+
+
+def _sorted(df: pl.DataFrame) -> pl.DataFrame:
+    return df.sort(list(IDENTITY), nulls_last=True, maintain_order=True)
+
+
+class ZScoreKeeper:
+    """Computes a batch's stored z-score rows; one per sink (its rings are that sink's view)."""
+
+    def __init__(self, window: int = STORED_WINDOW) -> None:
+        self.window = window
+        self.ring_size = 2 * (window - 1)
+        self._rings: dict[tuple[str, str], Ring] = {}
+        self._staged: dict[tuple[str, str], Ring | None] = {}
+
+    # -- the batch's transaction ------------------------------------------------------------
+    def commit(self) -> None:
+        """The batch is stored: its rings become the trusted ones."""
+        for key, ring in self._staged.items():
+            if ring is None:
+                self._rings.pop(key, None)
+            else:
+                self._rings[key] = ring
+        self._staged = {}
+
+    def discard(self) -> None:
+        """The batch failed: keep the rings as they were (the catalog check catches the rest)."""
+        self._staged = {}
+
+    # -- the rows -------------------------------------------------------------------------
+    def rows(self, engine: Engine, new: pa.Table, *, heal: pa.Table | None = None,
+             catalog: pa.Table | None = None) -> pa.Table:  # fmt: skip
+        """The wh.quote_zscores rows to write for a batch whose not-yet-stored quotes are `new`
+        (read before they are stored), plus a column `replaces`: the row is a stored quote's
+        (its previous row must go). `heal`: quotes of the batch already stored (a retried
+        batch on an engine without transactions) — their rows and followers are recomputed too.
+        `catalog`: wh.instruments rows of the batch's instruments as the batch began (read here
+        when None)."""
+        self._staged = {}
+        parts = [pl.from_arrow(t.select(list(IDENTITY))) for t in (new, heal) if t is not None and t.num_rows]
+        if not parts:
+            return _OUT_SCHEMA.empty_table()
+        frames = [_identity(p) for p in parts if isinstance(p, pl.DataFrame)]
+        new_df = frames[0].with_columns(pl.lit(True).alias("_new")) if new.num_rows else None
+        heal_df = frames[-1] if heal is not None and heal.num_rows else None
+        keys = pl.concat([f.select("exchange", "symbol") for f in frames]).unique().sort("exchange", "symbol")
+        if catalog is None:
+            catalog = queries.load("instruments").run(engine, {"symbols": keys["symbol"].unique().sort().to_list()})
+        stats = self._catalog_stats(catalog)
+        healing = set() if heal_df is None else set(heal_df.select("exchange", "symbol").unique().iter_rows())
+        fast: list[tuple[str, str]] = []
+        deep: list[tuple[str, str]] = []
+        for key in keys.iter_rows():
+            ring = self._current_ring(key, stats.get(key))
+            (fast if ring is not None and key not in healing else deep).append(key)
+
+        merged: list[pl.DataFrame] = []
+        reaches_end: dict[tuple[str, str], bool] = {}
+        starts_whole: dict[tuple[str, str], bool] = {}
+        if fast:
+            fast_merged, failed = self._merge_rings(fast, new_df)
+            merged.append(fast_merged)
+            deep += failed
+            for key in fast:
+                if key not in failed:
+                    reaches_end[key] = True
+                    starts_whole[key] = self._rings[key].whole
+        for key in deep:
+            ctx, whole, end = self._context(engine, key, new_df, heal_df, stats.get(key))
+            merged.append(ctx)
+            reaches_end[key], starts_whole[key] = end, whole
+        return self._compute(pl.concat(merged, how="vertical"), stats, reaches_end, starts_whole, new_df)
+
+    @staticmethod
+    def _catalog_stats(catalog: pa.Table) -> dict[tuple[str, str], tuple[int, int | None, int | None]]:
+        """(exchange, symbol) → (quotes, first quote ns, last quote ns) from catalog rows."""
+        df = pl.from_arrow(catalog.select(["exchange", "symbol", "quotes", "first_quote_ts", "last_quote_ts"]))
+        assert isinstance(df, pl.DataFrame)
+        df = df.with_columns(pl.col("first_quote_ts", "last_quote_ts").cast(pl.Int64))
+        return {(e, s): (int(q or 0), f, la) for e, s, q, f, la in df.iter_rows()}
+
+    def _current_ring(self, key: tuple[str, str], stat: tuple[int, int | None, int | None] | None) -> Ring | None:
+        """The instrument's ring if the catalog still says what it said when the ring was left;
+        an instrument the catalog has no quotes of starts with an empty, whole ring."""
+        quotes = stat[0] if stat else 0
+        if quotes == 0:
+            if key not in self._rings:
+                self._rings[key] = Ring(_identity(pl.DataFrame(schema=_IDENTITY_TYPES)), True, 0, 0)
+            ring = self._rings[key]
+            return ring if ring.quotes == 0 else None
+        kept = self._rings.get(key)
+        if kept is None or stat is None or kept.quotes != quotes or kept.last != stat[2]:
+            return None
+        return kept
+
+    def _merge_rings(self, keys: list[tuple[str, str]], new_df: pl.DataFrame | None,
+                     ) -> tuple[pl.DataFrame, list[tuple[str, str]]]:  # fmt: skip
+        """The rings of `keys` with their new quotes, in window order; instruments whose first new
+        quote has fewer than W − 1 ring quotes before it (and a ring that is not the whole history)
+        are returned to be read instead."""
+        rings = pl.concat([self._rings[k].rows for k in keys], how="vertical").with_columns(
+            pl.lit(False).alias("_new"), pl.lit(False).alias("_heal")
+        )
+        wanted = pl.DataFrame(keys, schema={"exchange": pl.String, "symbol": pl.String}, orient="row")
+        news = (new_df.join(wanted, on=["exchange", "symbol"], how="semi") if new_df is not None
+                else rings.clear().drop("_heal")).with_columns(pl.lit(False).alias("_heal"))  # fmt: skip
+        merged = _sorted(pl.concat([rings, news], how="vertical"))
+        first_new = (
+            merged.with_columns(pl.int_range(pl.len()).over("exchange", "symbol").alias("_pos"))
+            .filter(pl.col("_new"))
+            .group_by("exchange", "symbol")
+            .agg(pl.col("_pos").min())
+        )
+        failed = [
+            (e, s) for e, s, pos in first_new.iter_rows()
+            if pos < self.window - 1 and not self._rings[(e, s)].whole
+        ]  # fmt: skip
+        if failed:
+            bad = pl.DataFrame(failed, schema={"exchange": pl.String, "symbol": pl.String}, orient="row")
+            merged = merged.join(bad, on=["exchange", "symbol"], how="anti", maintain_order="left")
+        return merged, failed
+
+    def _context(self, engine: Engine, key: tuple[str, str], new_df: pl.DataFrame | None,
+                 heal_df: pl.DataFrame | None, stat: tuple[int, int | None, int | None] | None,
+                 ) -> tuple[pl.DataFrame, bool, bool]:  # fmt: skip
+        """The instrument's stored context read with its new quotes; (rows, starts at the
+        history's beginning, reaches its newest stored quote)."""
+        exchange, symbol = key
+        mine = [
+            f.filter((pl.col("exchange") == exchange) & (pl.col("symbol") == symbol))
+            for f in (new_df, heal_df) if f is not None
+        ]  # fmt: skip
+        times = pl.concat([m.select("timestamp") for m in mine])["timestamp"].cast(pl.Int64)
+        lo_ns, hi_ns = int(times.min()), int(times.max())  # type: ignore[arg-type]
+        # parameters bind at µs: widen to whole µs, or quotes just after `hi` would take places of "after"
+        lo = _EPOCH + timedelta(microseconds=lo_ns // 1_000)
+        hi = _EPOCH + timedelta(microseconds=-(-hi_ns // 1_000))
+        since = _EPOCH
+        if stat and stat[0] and stat[1] is not None and stat[2] is not None and stat[2] > stat[1]:
+            spacing = (stat[2] - stat[1]) / stat[0]  # ns per quote on average
+            since = max(_EPOCH, lo - timedelta(microseconds=16 * self.window * spacing / 1_000) - timedelta(seconds=1))
+        params = {"exchange": exchange, "symbol": symbol, "lo": lo, "hi": hi, "window": self.window}
+        table = queries.load("zscore_context", internal=True).run(engine, {**params, "since": since})
+        df = pl.from_arrow(table)
+        assert isinstance(df, pl.DataFrame)
+        before = df.filter(pl.col("part") == 0).height
+        if before < self.window - 1 and since > _EPOCH:  # older quotes may lie beyond the bound
+            df = pl.from_arrow(queries.load("zscore_context", internal=True).run(engine, {**params, "since": _EPOCH}))
+            assert isinstance(df, pl.DataFrame)
+            before = df.filter(pl.col("part") == 0).height
+        after = df.filter(pl.col("part") == 2).height
+        # healing (a retried batch): every stored quote in the batch's range is recomputed
+        healing = (df["part"] == 1) if heal_df is not None else pl.Series([False] * df.height, dtype=pl.Boolean)
+        stored = _identity(df).with_columns(pl.lit(False).alias("_new"), healing.alias("_heal"))
+        parts = [stored]
+        if new_df is not None:
+            parts.append(mine[0].with_columns(pl.lit(False).alias("_heal")))
+        return _sorted(pl.concat(parts, how="vertical")), before < self.window - 1, after < self.window - 1
+
+    def _compute(self, merged: pl.DataFrame, stats: dict, reaches_end: dict[tuple[str, str], bool],
+                 starts_whole: dict[tuple[str, str], bool], new_df: pl.DataFrame | None) -> pa.Table:  # fmt: skip
+        """Run the kernel over the instruments' merged rows; keep the rows whose window holds a
+        new (or healed) quote; stage each instrument's ring."""
+        merged = _sorted(merged)
+        n = merged.height
+        w = self.window
+        if n == 0:
+            return _OUT_SCHEMA.empty_table()
+        group = merged.select(pl.struct("exchange", "symbol").rle_id().alias("g"))["g"].to_numpy()
+        starts = np.concatenate([[0], np.flatnonzero(np.diff(group)) + 1, [n]]).astype(np.int64)
+        z, mean, std = zscore_arrays(merged["bid"].to_numpy(), starts, w)
+        index = np.arange(n, dtype=np.int64)
+        first = np.repeat(starts[:-1], np.diff(starts))  # each row's group start
+        window_rows = np.minimum(index - first + 1, w)
+        trigger = (merged["_new"] | merged["_heal"]).to_numpy()
+        last_trigger = np.maximum.accumulate(np.where(trigger, index, -1))
+        emit = last_trigger >= np.maximum(index - w + 1, first)
+        out = (
+            merged.select(IDENTITY)
+            .with_columns(
+                pl.Series("window_rows", window_rows, pl.UInt32),
+                pl.Series("rolling_mean", mean),
+                pl.Series("rolling_std", std),
+                pl.Series("z_score", z, nan_to_null=True),
+                pl.lit(time.time_ns(), pl.UInt64).alias("version"),
+                (~merged["_new"]).alias("replaces"),
+            )
+            .filter(pl.Series(emit))
+        )
+        self._stage(merged, starts, stats, reaches_end, starts_whole, new_df)
+        return out.to_arrow().cast(_OUT_SCHEMA)
+
+    def _stage(self, merged: pl.DataFrame, starts: np.ndarray, stats: dict, reaches_end: dict,
+               starts_whole: dict, new_df: pl.DataFrame | None) -> None:  # fmt: skip
+        added: dict[tuple[str, str], tuple[int, int]] = {}
+        if new_df is not None and new_df.height:
+            per = new_df.group_by("exchange", "symbol").agg(pl.len(), pl.col("timestamp").max().cast(pl.Int64))
+            added = {(e, s): (int(c), int(t)) for e, s, c, t in per.iter_rows()}
+        ident = merged.select(IDENTITY)
+        for a, b in itertools.pairwise(starts):
+            key = (merged["exchange"][int(a)], merged["symbol"][int(a)])
+            if not reaches_end.get(key):
+                self._staged[key] = None
+                continue
+            quotes, _, last = stats.get(key, (0, None, None))
+            count, newest = added.get(key, (0, None))
+            lasts = [t for t in (last, newest) if t is not None]
+            rows = ident.slice(int(max(a, b - self.ring_size)), int(min(b - a, self.ring_size)))
+            whole = bool(starts_whole.get(key)) and b - a <= self.ring_size
+            self._staged[key] = Ring(rows, whole, quotes + count, max(lasts) if lasts else 0)
