@@ -143,4 +143,29 @@ def test_imports_in_any_order_keep_the_stored_zscores(tmp_path: Path) -> None:
     run_import(day2.batches(), source=day2.source, sinks=sinks)
     for s in sinks:
         assert assert_stored_zscores_match(s.engine) > 15_000
+        _kernel_windows_match_the_sql(s.engine)
         s.close()
+
+
+def _kernel_windows_match_the_sql(engine: Any) -> None:
+    """`wh query zscore --window N` (N ≠ 60: the O(1) kernel over the newest limit + N − 1 bids)
+    gives queries/zscore.sql's rows; the stored window gives them too."""
+    import warehouse.analytics as analytics
+    from warehouse.sql import queries
+
+    top = engine.query(
+        "SELECT exchange, symbol, count(*) AS n FROM wh.market_ticks GROUP BY exchange, symbol ORDER BY n DESC LIMIT 1"
+    ).to_pylist()[0]
+    exchange, symbol = top["exchange"], top["symbol"]
+    for window, limit in ((1, 50), (7, 100), (60, 100), (200, 100), (200, None), (60, None), (5000, 10)):
+        mine = analytics.zscore(engine, symbol, exchange=exchange, window=window, limit=limit)
+        ref = queries.load("zscore").run(engine, {"symbol": symbol, "exchange": exchange, "window": window,
+                                                  "limit": limit or 2**62})  # fmt: skip
+        assert mine.num_rows == ref.num_rows > 0, (window, limit)
+        assert mine.column("timestamp").to_pylist() == ref.column("timestamp").to_pylist(), (window, limit)
+        assert mine.column("bid").to_pylist() == ref.column("bid").to_pylist(), (window, limit)
+        for a, b in zip(mine.column("z_score").to_pylist(), ref.column("z_score").to_pylist(), strict=True):
+            assert (a is None) == (b is None) and (a is None or abs(a - b) <= 1e-8), (window, limit, a, b)
+        for column in ("rolling_mean", "rolling_std"):
+            for a, b in zip(mine.column(column).to_pylist(), ref.column(column).to_pylist(), strict=True):
+                assert abs(a - b) <= 1e-8 * max(1.0, abs(b)), (window, limit, column, a, b)

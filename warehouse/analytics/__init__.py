@@ -9,10 +9,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from warehouse.analytics.instruments import recent_bound, resolve
-from warehouse.analytics.rolling import STORED_WINDOW
+from warehouse.analytics.rolling import STORED_WINDOW, zscore_arrays
 from warehouse.errors import AmbiguousVenueError, UnknownSymbolError, UnknownVenueError
 from warehouse.sql import queries
 from warehouse.sql.engines import Engine
@@ -21,13 +22,15 @@ ZSCORE_COLUMNS = ("timestamp", "symbol", "bid", "rolling_mean", "rolling_std", "
 ALL_ROWS = 2**62  # `limit=None` means the whole series
 
 
-def run(engine: Engine, name: str, *, prefer_quote: str | None = None, **params: Any) -> pa.Table:
+def run(engine: Engine, name: str, *, prefer_quote: str | None = None, internal: bool = False,
+        **params: Any) -> pa.Table:  # fmt: skip
     """Run a named query. A market query of one symbol (it declares `symbol` and `exchange`)
     reads one venue: the one given, else the symbol's only one; a symbol on several venues
     without an exchange raises AmbiguousVenueError (their quotes are two books, not one).
     A symbol the warehouse does not have may be an asset (`BTC`): the instrument catalog
-    names the instrument (analytics/instruments.py; `prefer_quote` settles several)."""
-    query = queries.load(name, engine=engine.name)  # QuestDB: queries/questdb/
+    names the instrument (analytics/instruments.py; `prefer_quote` settles several).
+    `internal`: a building block of queries/internal/ (wh's own)."""
+    query = queries.load(name, internal=internal, engine=engine.name)  # QuestDB: queries/questdb/
     declared = {p.name for p in query.params}
     market = {"symbol", "exchange"} <= declared and params.get("symbol") is not None
     if market and not params.get("exchange"):
@@ -98,11 +101,18 @@ def zscore(engine: Engine, symbol: str, *, window: int = 60, limit: int | None =
     """Rolling z-score of `symbol`'s bid (or of the instrument an asset such as BTC names),
     newest first; raises UnknownSymbolError if no quotes.
 
-    The default window (60) reads the values stored with each quote (queries/zscore_stored.sql,
-    DuckDB and ClickHouse); other windows, and QuestDB, compute them (queries/zscore.sql).
+    On DuckDB and ClickHouse the default window (60) reads the values stored with each quote
+    (queries/zscore_stored.sql) and other windows run the O(1) kernel over the newest
+    `limit + window - 1` bids (analytics/rolling.py); QuestDB computes them in SQL
+    (queries/questdb/zscore.sql). All give queries/zscore.sql's numbers.
     The newest few rows read a bounded time range when the instrument catalog says enough
     quotes lie in it (and the result confirms: its oldest row has a full window); else, and
     for a whole series, the symbol's every quote is considered."""
+    if window != STORED_WINDOW and engine.name != "questdb":
+        table = _zscore_kernel(engine, symbol, window, limit, other)
+        if table is not None:
+            return table
+        return _unknown_symbol(engine, symbol)
     stored = window == STORED_WINDOW and engine.name != "questdb"
     name = "zscore_stored" if stored else "zscore"
     sized: dict[str, Any] = {} if stored else {"window": window}
@@ -116,7 +126,41 @@ def zscore(engine: Engine, symbol: str, *, window: int = 60, limit: int | None =
                 return table.select(list(ZSCORE_COLUMNS))
     table = run(engine, name, symbol=symbol, limit=limit or ALL_ROWS, **sized, **other)
     if table.num_rows == 0:
-        known = run(engine, "symbols", limit=12).column("symbol").to_pylist()
-        hint = f"; known symbols: {', '.join(known)}" if known else "; the warehouse has no quotes yet"
-        raise UnknownSymbolError(f"unknown symbol {symbol!r} (no quotes on {engine.name}){hint}")
+        return _unknown_symbol(engine, symbol)
     return table.select(list(ZSCORE_COLUMNS))
+
+
+def _unknown_symbol(engine: Engine, symbol: str) -> pa.Table:
+    known = run(engine, "symbols", limit=12).column("symbol").to_pylist()
+    hint = f"; known symbols: {', '.join(known)}" if known else "; the warehouse has no quotes yet"
+    raise UnknownSymbolError(f"unknown symbol {symbol!r} (no quotes on {engine.name}){hint}")
+
+
+def _zscore_kernel(engine: Engine, symbol: str, window: int, limit: int | None,
+                   other: dict[str, Any]) -> pa.Table | None:  # fmt: skip
+    """The z-score at any window from the instrument's newest `limit + window - 1` bids and the
+    O(1) kernel; None when the instrument has no quotes."""
+    rows = limit + window - 1 if limit else ALL_ROWS
+    table = None
+    if limit and "since" not in other:
+        bound = recent_bound(engine, symbol, other.get("exchange") or None, rows)
+        if bound is not None:
+            found = run(engine, "zscore_quotes", internal=True, symbol=symbol, rows=rows,
+                        **{**other, "exchange": bound[0], "since": bound[1]})  # fmt: skip
+            table = found if found.num_rows == rows else None
+    if table is None:
+        table = run(engine, "zscore_quotes", internal=True, symbol=symbol, rows=rows, **other)
+    n = table.num_rows
+    if n == 0:
+        return None
+    oldest_first = table.take(pa.array(range(n - 1, -1, -1)))
+    bid = oldest_first.column("bid").to_numpy()
+    z, mean, std = zscore_arrays(bid, np.array([0, n], dtype=np.int64), window)
+    # a read cut at `rows` leaves the oldest window - 1 rows without their full windows: not returned
+    keep = min(n, limit) if limit else n
+    out = pa.table({
+        "timestamp": oldest_first.column("timestamp"), "symbol": oldest_first.column("symbol"), "bid": bid,
+        "rolling_mean": mean, "rolling_std": std, "z_score": pa.array(z, from_pandas=True),
+        "window_rows": np.minimum(np.arange(1, n + 1), window).astype(np.int64),
+    }).slice(n - keep)  # fmt: skip
+    return out.take(pa.array(range(keep - 1, -1, -1))).select(list(ZSCORE_COLUMNS))
