@@ -22,6 +22,7 @@ Checked against a per-window two-pass in long double (tests/integration/test_rol
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
@@ -33,86 +34,28 @@ from warehouse.sql.engines import Engine
 
 STORED_WINDOW = 60  # the window whose z-score the sinks store with each quote (queries/zscore.sql's default)
 _KERNEL: Any = None
+_LOCK = threading.Lock()
 
 
 def _kernel() -> Any:
-    """Compiled on first use (about a second; cached on disk by numba afterwards)."""
+    """Loaded on first use (from numba's disk cache; compiled the first time, about a second)."""
     global _KERNEL
-    if _KERNEL is None:
-        import numba
+    with _LOCK:
+        if _KERNEL is None:
+            from warehouse.analytics.rolling_kernel import zscore_kernel
 
-        @numba.njit(cache=True, nogil=True, inline="always")
-        def window_sums(bid: np.ndarray, first: int, last: int, anchor: float) -> tuple[float, float]:
-            """Σ(bid − anchor) and Σ(bid − anchor)² over rows first … last."""
-            s1 = 0.0
-            s2 = 0.0
-            for j in range(first, last + 1):
-                d = bid[j] - anchor
-                s1 += d
-                s2 += d * d
-            return s1, s2
-
-        @numba.njit(cache=True, nogil=True)
-        def zscore_kernel(bid: np.ndarray, starts: np.ndarray, window: int, z: np.ndarray, mean: np.ndarray,
-                          std: np.ndarray, changed: np.ndarray) -> None:  # fmt: skip
-            for g in range(len(starts) - 1):
-                a, b = starts[g], starts[g + 1]
-                changes = 0  # bid changes from the group's first row up to row i
-                anchor = bid[a]
-                s1 = 0.0
-                s2 = 0.0
-                removed = 0.0  # the largest squared deviation taken out of the sums since they were summed
-                in_block = 0  # rows since the block's anchor (no integer division per row)
-                for i in range(a, b):
-                    if i > a and bid[i] != bid[i - 1]:
-                        changes += 1
-                    changed[i] = changes
-                    first = i - window + 1
-                    if first < a:
-                        first = a
-                    if in_block == 0:  # a new block: new anchor, sums recomputed over the window
-                        anchor = bid[i]
-                        s1, s2 = window_sums(bid, first, i, anchor)
-                        removed = 0.0
-                    else:
-                        d = bid[i] - anchor
-                        s1 += d
-                        s2 += d * d
-                        if i - window >= a:  # the row leaving the window
-                            d = bid[i - window] - anchor
-                            s1 -= d
-                            s2 -= d * d
-                            if d * d > removed:
-                                removed = d * d
-                    in_block += 1
-                    if in_block == window:
-                        in_block = 0
-                    n = i - first + 1
-                    m1 = s1 / n
-                    var = s2 / n - m1 * m1
-                    if removed > 1e5 * var and changes != changed[first]:
-                        # a far price (a jump) left the window: its square's rounding is still in
-                        # the sums and would show against this small variance — sum again
-                        s1, s2 = window_sums(bid, first, i, anchor)
-                        removed = 0.0
-                        m1 = s1 / n
-                        var = s2 / n - m1 * m1
-                    if var < 0.0:
-                        var = 0.0
-                    if changes == changed[first]:  # flat: no change after the window's first row
-                        mean[i] = bid[i]  # exactly, as the SQL (no rounding left by earlier prices)
-                        std[i] = 0.0
-                        z[i] = np.nan
-                    else:
-                        sd = np.sqrt(var)
-                        mean[i] = anchor + m1
-                        std[i] = sd
-                        # from the deviations, not bid − mean: the mean rounded to the price's
-                        # precision can be off by 1e-5 of a spread 10¹¹ times smaller than the price
-                        z[i] = ((bid[i] - anchor) - m1) / sd
-
-        _KERNEL = zscore_kernel
+            one = np.zeros(1)
+            zscore_kernel(
+                one, np.array([0, 1], np.int64), 1, one.copy(), one.copy(), one.copy(), np.zeros(1, np.int64)
+            )  # fmt: skip — njit loads (or compiles) at the first call
+            _KERNEL = zscore_kernel
     return _KERNEL
+
+
+def warm_in_background() -> None:
+    """Load the kernel on a thread (the sinks that store z-scores start it when they open)."""
+    if _KERNEL is None:
+        threading.Thread(target=_kernel, name="zscore-kernel", daemon=True).start()
 
 
 def zscore_arrays(bid: np.ndarray, starts: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -39,7 +39,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from warehouse.analytics.rolling import STORED_WINDOW, zscore_arrays
+from warehouse.analytics.rolling import STORED_WINDOW, warm_in_background, zscore_arrays
 from warehouse.sql import queries
 from warehouse.sql.engines import Engine
 
@@ -92,10 +92,41 @@ def _sorted(df: pl.DataFrame) -> pl.DataFrame:
     return df.sort(list(IDENTITY), nulls_last=True, maintain_order=True)
 
 
+def window_order(df: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The permutation putting `df`'s quotes in window order (IDENTITY, NULLs last) and each
+    row's instrument number in that order. A full sort on nine columns costs ~0.6 s per million
+    rows here; instead one int64 key — instrument number above the event time's offset in the
+    batch — and the receipt time are sorted (~0.06 s), and only runs tied on both are sorted
+    on the remaining columns. Batches spanning more than 13 days sort the plain way."""
+    keys = df.select("exchange", "symbol").unique().sort("exchange", "symbol").with_row_index("_g")
+    g = df.select("exchange", "symbol").join(keys, on=["exchange", "symbol"], how="left", maintain_order="left")
+    group = g["_g"].cast(pl.Int64).to_numpy()
+    ts = df["timestamp"].cast(pl.Int64).to_numpy()
+    if df.height == 0:
+        return np.arange(0), group
+    lo, span = ts.min(), ts.max() - ts.min()
+    if span >= 1 << 50 or keys.height >= 1 << 12:
+        order = df.with_row_index("_i").sort(list(IDENTITY), nulls_last=True, maintain_order=True)["_i"].to_numpy()
+        return order.astype(np.int64), group[order]
+    key = pl.Series((group << 50) + (ts - lo))
+    received = df["received_at"].cast(pl.Int64)
+    sorting = pl.DataFrame({"k": key, "r": received}).select(pl.arg_sort_by(["k", "r"]))
+    order_np = sorting.to_series().to_numpy().astype(np.int64)
+    k_sorted, r_sorted = key.to_numpy()[order_np], received.to_numpy()[order_np]
+    tied = (k_sorted[1:] == k_sorted[:-1]) & (r_sorted[1:] == r_sorted[:-1])
+    if tied.any():  # rows sharing instrument, event and receipt time: order them by the rest
+        at = np.flatnonzero(np.concatenate([[False], tied]) | np.concatenate([tied, [False]]))
+        sub = df[order_np[at]].with_columns(pl.Series("_k", k_sorted[at]), pl.Series("_i", np.arange(len(at))))
+        resorted = sub.sort(["_k", *ORDER[1:]], nulls_last=True, maintain_order=True)["_i"].to_numpy()
+        order_np[at] = order_np[at][resorted]
+    return order_np, group[order_np]
+
+
 class ZScoreKeeper:
     """Computes a batch's stored z-score rows; one per sink (its rings are that sink's view)."""
 
     def __init__(self, window: int = STORED_WINDOW) -> None:
+        warm_in_background()
         self.window = window
         self.ring_size = 2 * (window - 1)
         self._rings: dict[tuple[str, str], Ring] = {}
@@ -186,23 +217,23 @@ class ZScoreKeeper:
         """The rings of `keys` with their new quotes, in window order; instruments whose first new
         quote has fewer than W − 1 ring quotes before it (and a ring that is not the whole history)
         are returned to be read instead."""
-        rings = pl.concat([self._rings[k].rows for k in keys], how="vertical").with_columns(
-            pl.lit(False).alias("_new"), pl.lit(False).alias("_heal")
-        )
         wanted = pl.DataFrame(keys, schema={"exchange": pl.String, "symbol": pl.String}, orient="row")
-        news = (new_df.join(wanted, on=["exchange", "symbol"], how="semi") if new_df is not None
-                else rings.clear().drop("_heal")).with_columns(pl.lit(False).alias("_heal"))  # fmt: skip
-        merged = _sorted(pl.concat([rings, news], how="vertical"))
-        first_new = (
-            merged.with_columns(pl.int_range(pl.len()).over("exchange", "symbol").alias("_pos"))
-            .filter(pl.col("_new"))
-            .group_by("exchange", "symbol")
-            .agg(pl.col("_pos").min())
-        )
-        failed = [
-            (e, s) for e, s, pos in first_new.iter_rows()
-            if pos < self.window - 1 and not self._rings[(e, s)].whole
-        ]  # fmt: skip
+        rings = [self._rings[k].rows for k in keys if self._rings[k].rows.height]
+        parts = [pl.concat(rings, how="vertical").with_columns(pl.lit(False).alias("_new"))] if rings else []
+        if new_df is not None:
+            parts.append(new_df.join(wanted, on=["exchange", "symbol"], how="semi"))
+        merged = pl.concat(parts, how="vertical").with_columns(pl.lit(False).alias("_heal"))
+        order, group = window_order(merged)
+        merged = merged[order]
+        n = merged.height
+        starts = np.flatnonzero(np.diff(group, prepend=-1))
+        position = np.arange(n) - np.repeat(starts, np.diff(np.append(starts, n)))
+        first_new = np.minimum.reduceat(np.where(merged["_new"].to_numpy(), position, n), starts)
+        failed = []
+        for start, pos in zip(starts, first_new, strict=True):
+            key = (merged["exchange"][int(start)], merged["symbol"][int(start)])
+            if pos < self.window - 1 and not self._rings[key].whole:
+                failed.append(key)
         if failed:
             bad = pl.DataFrame(failed, schema={"exchange": pl.String, "symbol": pl.String}, orient="row")
             merged = merged.join(bad, on=["exchange", "symbol"], how="anti", maintain_order="left")
@@ -249,8 +280,7 @@ class ZScoreKeeper:
                  starts_whole: dict[tuple[str, str], bool], new_df: pl.DataFrame | None) -> pa.Table:  # fmt: skip
         """Run the kernel over the instruments' merged rows; keep the rows whose window holds a
         new (or healed) quote; stage each instrument's ring."""
-        merged = _sorted(merged)
-        n = merged.height
+        n = merged.height  # each instrument's rows contiguous and in window order (the parts are)
         w = self.window
         if n == 0:
             return _OUT_SCHEMA.empty_table()
