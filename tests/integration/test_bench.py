@@ -33,6 +33,8 @@ def test_zscore_bench_measures_both_engines(home: Path) -> None:
     assert all(0 < lat.p50_ms <= lat.p95_ms for lat in r.latency)
     assert [k.engine for k in r.kernel] == ["duckdb", "clickhouse"]
     assert all(k.rows == 5_000 and k.same_nulls and k.z_sum_difference < 1e-9 for k in r.kernel), r.kernel
+    assert [st.engine for st in r.stored] == ["duckdb", "clickhouse"]
+    assert all(st.rows == 5_000 and st.same_nulls and st.z_sum_difference < 1e-9 for st in r.stored), r.stored
     assert notes, "progress notes reach the log callback"
 
 
