@@ -11,7 +11,10 @@
 -- than `window` quotes so far) are included, computed over the rows available.
 -- rolling_std is the population std computed two-pass over the window's prices
 -- (mean first, then squared deviations): sliding sum-of-squares and even Welford lose
--- digits when std is tiny next to the price (BTC ≈ 9,681, std ≈ 0.5). When every price
+-- digits when std is tiny next to the price (BTC ≈ 9,681, std ≈ 0.5). Both passes sum
+-- differences from the window's first price (`anchor`), never prices themselves: a mean
+-- summed at price magnitude carries price·2⁻⁵² of rounding, which at BTC ≈ 97,000 and a std
+-- of a few cents moves z by more than 1e-8. When every price
 -- in the window is equal, rolling_std is exactly 0 and z_score is NULL.
 -- Only the newest `limit + window - 1` quotes are read: enough for `limit` full windows.
 -- `since` bounds the scan (the caller must know that many quotes are newer: warehouse.analytics
@@ -20,10 +23,10 @@ SELECT
     timestamp,
     symbol,
     bid,
-    rolling_mean,
+    anchor + deviation AS rolling_mean,
     if(arrayMin(prices) = arrayMax(prices), 0.,
-       sqrt(arraySum(arrayMap(p -> (p - rolling_mean) * (p - rolling_mean), prices)) / n)) AS rolling_std,
-    if(arrayMin(prices) = arrayMax(prices), NULL, (bid - rolling_mean) / rolling_std) AS z_score,
+       sqrt(arraySum(arrayMap(p -> (p - anchor - deviation) * (p - anchor - deviation), prices)) / n)) AS rolling_std,
+    if(arrayMin(prices) = arrayMax(prices), NULL, (bid - anchor - deviation) / rolling_std) AS z_score,
     n AS window_rows
 FROM
 (
@@ -38,7 +41,8 @@ FROM
         ask_size,
         groupArray(bid) OVER w AS prices,
         count() OVER w AS n,
-        arraySum(prices) / n AS rolling_mean
+        prices[1] AS anchor,
+        arraySum(arrayMap(p -> p - anchor, prices)) / n AS deviation
     FROM
     (
         SELECT timestamp, received_at, seq, symbol, bid, ask, bid_size, ask_size

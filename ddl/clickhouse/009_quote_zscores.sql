@@ -27,16 +27,18 @@ PARTITION BY toYYYYMMDD(timestamp)
 ORDER BY (exchange, symbol, timestamp, received_at, seq, bid, ask, bid_size, ask_size)
 SETTINGS allow_nullable_key = 1;
 
--- the quotes already stored (a warehouse that predates the table): the reference's own
--- two-pass over each window, in the engine
+-- the quotes already stored (a warehouse that predates the table): queries/zscore.sql's own
+-- two-pass over each window, in the engine (a rerun adds identical versions: FINAL and merges
+-- keep one)
 INSERT INTO wh.quote_zscores
-SELECT exchange, symbol, timestamp, received_at, seq, bid, ask, bid_size, ask_size, n, m,
-       if(lo = hi, 0., sqrt(arraySum(arrayMap(p -> (p - m) * (p - m), prices)) / n)),
-       if(lo = hi, NULL, (bid - m) / sqrt(arraySum(arrayMap(p -> (p - m) * (p - m), prices)) / n)),
+SELECT exchange, symbol, timestamp, received_at, seq, bid, ask, bid_size, ask_size, n, anchor + dev,
+       if(lo = hi, 0., sqrt(arraySum(arrayMap(p -> (p - anchor - dev) * (p - anchor - dev), prices)) / n)),
+       if(lo = hi, NULL, (bid - anchor - dev) / sqrt(arraySum(arrayMap(p -> (p - anchor - dev) * (p - anchor - dev), prices)) / n)),
        0
 FROM
 (
-    SELECT *, arraySum(prices) / n AS m, arrayMin(prices) AS lo, arrayMax(prices) AS hi
+    SELECT *, prices[1] AS anchor, arraySum(arrayMap(p -> p - anchor, prices)) / n AS dev,
+           arrayMin(prices) AS lo, arrayMax(prices) AS hi
     FROM
     (
         SELECT exchange, symbol, timestamp, received_at, seq, bid, ask, bid_size, ask_size,

@@ -24,3 +24,25 @@ SETTINGS allow_nullable_key = 1;
 
 CREATE TABLE IF NOT EXISTS wh.quote_zscores {on_cluster} AS wh.quote_zscores_local
 ENGINE = Distributed({cluster}, wh, quote_zscores_local, cityHash64(exchange, symbol));
+
+-- the quotes already stored, as ddl/clickhouse/009 (through the Distributed tables; applied
+-- node by node it runs once per node and adds identical versions: FINAL and merges keep one)
+INSERT INTO wh.quote_zscores
+SELECT exchange, symbol, timestamp, received_at, seq, bid, ask, bid_size, ask_size, n, anchor + dev,
+       if(lo = hi, 0., sqrt(arraySum(arrayMap(p -> (p - anchor - dev) * (p - anchor - dev), prices)) / n)),
+       if(lo = hi, NULL, (bid - anchor - dev) / sqrt(arraySum(arrayMap(p -> (p - anchor - dev) * (p - anchor - dev), prices)) / n)),
+       0
+FROM
+(
+    SELECT *, prices[1] AS anchor, arraySum(arrayMap(p -> p - anchor, prices)) / n AS dev,
+           arrayMin(prices) AS lo, arrayMax(prices) AS hi
+    FROM
+    (
+        SELECT exchange, symbol, timestamp, received_at, seq, bid, ask, bid_size, ask_size,
+               groupArray(bid) OVER w AS prices, toUInt32(count() OVER w) AS n
+        FROM wh.market_ticks
+        WINDOW w AS (PARTITION BY exchange, symbol
+                     ORDER BY timestamp, received_at, seq, bid, ask, bid_size, ask_size
+                     ROWS BETWEEN 59 PRECEDING AND CURRENT ROW)
+    )
+);

@@ -23,24 +23,27 @@ CREATE TABLE IF NOT EXISTS wh.quote_zscores
     version       UBIGINT NOT NULL  -- write time, ns (ClickHouse keeps the newest version)
 );
 
--- the quotes already stored (a warehouse that predates the column): the reference's own
--- two-pass over each window, in the engine
+-- the quotes already stored (a warehouse that predates the table): queries/zscore.sql's own
+-- two-pass over each window, in the engine; only into an empty table (this statement is atomic
+-- but the migration's record is written after it: a rerun must not add the rows twice)
 INSERT INTO wh.quote_zscores
-SELECT exchange, symbol, timestamp, received_at, seq, bid, ask, bid_size, ask_size, n, m,
-       CASE WHEN lo = hi THEN 0.0 ELSE sqrt(list_sum(list_transform(prices, lambda p: (p - m) * (p - m))) / n) END,
+SELECT exchange, symbol, timestamp, received_at, seq, bid, ask, bid_size, ask_size, n, anchor + dev,
+       CASE WHEN lo = hi THEN 0.0 ELSE sqrt(list_sum(list_transform(prices, lambda p: (p - anchor - dev) * (p - anchor - dev))) / n) END,
        CASE WHEN lo = hi THEN NULL
-            ELSE (bid - m) / sqrt(list_sum(list_transform(prices, lambda p: (p - m) * (p - m))) / n) END,
+            ELSE (bid - anchor - dev) / sqrt(list_sum(list_transform(prices, lambda p: (p - anchor - dev) * (p - anchor - dev))) / n) END,
        0
 FROM
 (
-    SELECT *, list_sum(prices) / n AS m, list_min(prices) AS lo, list_max(prices) AS hi
+    SELECT *, list_sum(list_transform(prices, lambda p: p - anchor)) / n AS dev, list_min(prices) AS lo,
+           list_max(prices) AS hi
     FROM
     (
         SELECT exchange, symbol, timestamp, received_at, seq, bid, ask, bid_size, ask_size,
-               list(bid) OVER w AS prices, count(*) OVER w AS n
+               list(bid) OVER w AS prices, count(*) OVER w AS n, (list(bid) OVER w)[1] AS anchor
         FROM wh.market_ticks
         WINDOW w AS (PARTITION BY exchange, symbol
                      ORDER BY timestamp, received_at, seq, bid, ask, bid_size, ask_size
                      ROWS BETWEEN 59 PRECEDING AND CURRENT ROW)
     )
-);
+)
+WHERE NOT EXISTS (SELECT 1 FROM wh.quote_zscores);

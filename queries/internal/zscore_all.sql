@@ -6,14 +6,16 @@ FROM
 (
     SELECT
         if(arrayMin(prices) = arrayMax(prices), NULL,
-           (bid - rolling_mean) / sqrt(arraySum(arrayMap(p -> (p - rolling_mean) * (p - rolling_mean), prices)) / n)) AS z_score
+           (bid - anchor - deviation)
+           / sqrt(arraySum(arrayMap(p -> (p - anchor - deviation) * (p - anchor - deviation), prices)) / n)) AS z_score
     FROM
     (
         SELECT
             bid,
             groupArray(bid) OVER w AS prices,
             count() OVER w AS n,
-            arraySum(prices) / n AS rolling_mean
+            prices[1] AS anchor,
+            arraySum(arrayMap(p -> p - anchor, prices)) / n AS deviation  -- as queries/zscore.sql
         FROM wh.market_ticks
         WINDOW w AS (PARTITION BY exchange, symbol ORDER BY timestamp, received_at, seq, bid, ask, bid_size, ask_size
                      ROWS BETWEEN {window:UInt32} - 1 PRECEDING AND CURRENT ROW)

@@ -30,8 +30,7 @@ def _sinks(home: Path) -> list[Any]:
 def _quotes(rng: random.Random, n: int, lo_s: float, hi_s: float, instruments: list[str],
             used: set[tuple]) -> pa.Table:  # fmt: skip
     """`n` quotes at random times in [lo_s, hi_s) s after _T0: bids from a few levels a cent
-    apart (flat windows, equal prices; the reference's own rounding, price·2⁻⁵²/std, stays far
-    below 1e-8), half without seq, some sharing event and receipt time (ties broken
+    apart, near 100 or (BTC) 97,000 (flat windows, equal prices, a std 10⁻⁷ of the price), half without seq, some sharing event and receipt time (ties broken
     by the quote's values); no two share a dedup key (the sanitizer's guarantee)."""
     from warehouse.records import SCHEMAS
 
@@ -42,7 +41,8 @@ def _quotes(rng: random.Random, n: int, lo_s: float, hi_s: float, instruments: l
         received = ts + rng.choice((0, 0, 1_000, 5_000_000))
         seq = rng.randrange(1, 10**9) if rng.random() < 0.5 else None
         level = rng.choice((0, 0, 0, 1, 2, 3)) if symbol != "FLAT" else 0
-        bid = round(100.0 + level * 0.01, 2)
+        base = 97_000.0 if symbol == "BTC" else 100.0  # BTC-like: a std of cents next to 97,000
+        bid = round(base + level * 0.01, 2)
         ask = bid + rng.choice((0.01, 0.02))
         size = rng.choice((1.0, 2.0, None))
         key = (symbol, ts, seq if seq is not None else received, *((bid, ask, size) if seq is None else ()))
@@ -76,7 +76,7 @@ def test_stored_zscores_survive_late_ticks_restarts_and_crashes(tmp_path: Path, 
     rng = random.Random(seed)
     home = tmp_path / "wh"
     sinks = _sinks(home)
-    instruments = ["AAA", "BBB", "FLAT"]
+    instruments = ["AAA", "BBB", "FLAT", "BTC"]
     used: set[tuple] = set()
     newest = 0.0
     checked = 0

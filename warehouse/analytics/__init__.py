@@ -102,18 +102,19 @@ def zscore(engine: Engine, symbol: str, *, window: int = 60, limit: int | None =
     newest first; raises UnknownSymbolError if no quotes.
 
     On DuckDB and ClickHouse the default window (60) reads the values stored with each quote
-    (queries/zscore_stored.sql) and other windows run the O(1) kernel over the newest
-    `limit + window - 1` bids (analytics/rolling.py); QuestDB computes them in SQL
+    (queries/zscore_stored.sql) and other windows (or a `since`, which starts the windows there)
+    run the O(1) kernel over the newest `limit + window - 1` bids (analytics/rolling.py); QuestDB computes them in SQL
     (queries/questdb/zscore.sql). All give queries/zscore.sql's numbers.
     The newest few rows read a bounded time range when the instrument catalog says enough
     quotes lie in it (and the result confirms: its oldest row has a full window); else, and
     for a whole series, the symbol's every quote is considered."""
-    if window != STORED_WINDOW and engine.name != "questdb":
+    # a `since` of the caller's starts every window there (as queries/zscore.sql): not the stored ones
+    stored = window == STORED_WINDOW and engine.name != "questdb" and "since" not in other
+    if not stored and engine.name != "questdb":
         table = _zscore_kernel(engine, symbol, window, limit, other)
         if table is not None:
             return table
         return _unknown_symbol(engine, symbol)
-    stored = window == STORED_WINDOW and engine.name != "questdb"
     name = "zscore_stored" if stored else "zscore"
     sized: dict[str, Any] = {} if stored else {"window": window}
     if limit and "since" not in other:
@@ -153,7 +154,7 @@ def _zscore_kernel(engine: Engine, symbol: str, window: int, limit: int | None,
     n = table.num_rows
     if n == 0:
         return None
-    oldest_first = table.take(pa.array(range(n - 1, -1, -1)))
+    oldest_first = table.take(np.arange(n - 1, -1, -1))
     bid = oldest_first.column("bid").to_numpy()
     z, mean, std = zscore_arrays(bid, np.array([0, n], dtype=np.int64), window)
     # a read cut at `rows` leaves the oldest window - 1 rows without their full windows: not returned
@@ -163,4 +164,4 @@ def _zscore_kernel(engine: Engine, symbol: str, window: int, limit: int | None,
         "rolling_mean": mean, "rolling_std": std, "z_score": pa.array(z, from_pandas=True),
         "window_rows": np.minimum(np.arange(1, n + 1), window).astype(np.int64),
     }).slice(n - keep)  # fmt: skip
-    return out.take(pa.array(range(keep - 1, -1, -1))).select(list(ZSCORE_COLUMNS))
+    return out.take(np.arange(keep - 1, -1, -1)).select(list(ZSCORE_COLUMNS))

@@ -24,7 +24,7 @@ class ClickHouseSink(SinkBase):
 
     def __init__(self, settings: Settings, *, engine: ClickHouseEngine | None = None) -> None:
         self.engine = engine or ClickHouseEngine(settings)
-        self.zscores = ZScoreKeeper()
+        self.zscores = ZScoreKeeper(trust_catalog=False)
         migrate(self.engine)
 
     def _existing(self, table: str, data: pa.Table) -> pa.Table | None:

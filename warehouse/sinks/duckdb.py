@@ -77,7 +77,7 @@ class DuckDBSink(SinkBase):
         """In the batch's transaction: the rows of stored quotes replace theirs."""
         replaced = rows.filter(rows.column("replaces")).drop_columns(["replaces"])
         if replaced.num_rows:
-            self.engine.delete_matching("wh.quote_zscores", replaced, list(IDENTITY))
+            self.engine.delete_matching("wh.quote_zscores", replaced, list(IDENTITY), within="timestamp")
         self.engine.insert("wh.quote_zscores", rows.drop_columns(["replaces"]))
 
     def _note_instruments(self, summary: pa.Table, catalog: pa.Table | None) -> None:

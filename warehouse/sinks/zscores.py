@@ -125,9 +125,16 @@ def window_order(df: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 class ZScoreKeeper:
     """Computes a batch's stored z-score rows; one per sink (its rings are that sink's view)."""
 
-    def __init__(self, window: int = STORED_WINDOW) -> None:
+    def __init__(self, window: int = STORED_WINDOW, *, trust_catalog: bool = True) -> None:
+        """`trust_catalog`: the catalog changes with the rows in one transaction (DuckDB); else an
+        instrument it shows no quotes of is counted in the table before it gets an empty ring,
+        and versions start above the newest stored (ClickHouse: views keep its catalog, and a
+        ReplacingMergeTree keeps the highest version, which a clock stepped back must not lose)."""
         warm_in_background()
         self.window = window
+        self.trust_catalog = trust_catalog
+        self._version = -1  # the last version written (-1: not yet read from the table)
+        self._suspect: set[tuple[str, str]] = set()
         self.ring_size = 2 * (window - 1)
         self._rings: dict[tuple[str, str], Ring] = {}
         self._staged: dict[tuple[str, str], Ring | None] = {}
@@ -140,6 +147,7 @@ class ZScoreKeeper:
                 self._rings.pop(key, None)
             else:
                 self._rings[key] = ring
+                self._suspect.discard(key)
         self._staged = {}
 
     def discard(self) -> None:
@@ -166,6 +174,13 @@ class ZScoreKeeper:
         if catalog is None:
             catalog = queries.load("instruments").run(engine, {"symbols": keys["symbol"].unique().sort().to_list()})
         stats = self._catalog_stats(catalog)
+        if not self.trust_catalog:
+            self._check_empty(
+                engine, [k for k in keys.iter_rows() if not stats.get(k, (0,))[0] and k not in self._rings]
+            )
+            if self._version < 0:
+                found = queries.load("zscore_version", internal=True).run(engine, {}).column("version")[0].as_py()
+                self._version = int(found or 0)
         healing = set() if heal_df is None else set(heal_df.select("exchange", "symbol").unique().iter_rows())
         fast: list[tuple[str, str]] = []
         deep: list[tuple[str, str]] = []
@@ -184,8 +199,10 @@ class ZScoreKeeper:
                 if key not in failed:
                     reaches_end[key] = True
                     starts_whole[key] = self._rings[key].whole
+        split = [{} if f is None else f.partition_by("exchange", "symbol", as_dict=True) for f in (new_df, heal_df)]
         for key in deep:
-            ctx, whole, end = self._context(engine, key, new_df, heal_df, stats.get(key))
+            mine_new, mine_heal = (part.get(key) for part in split)
+            ctx, whole, end = self._context(engine, key, mine_new, mine_heal, stats.get(key))
             merged.append(ctx)
             reaches_end[key], starts_whole[key] = end, whole
         return self._compute(pl.concat(merged, how="vertical"), stats, reaches_end, starts_whole, new_df)
@@ -198,10 +215,26 @@ class ZScoreKeeper:
         df = df.with_columns(pl.col("first_quote_ts", "last_quote_ts").cast(pl.Int64))
         return {(e, s): (int(q or 0), f, la) for e, s, q, f, la in df.iter_rows()}
 
+    def _check_empty(self, engine: Engine, keys: list[tuple[str, str]]) -> None:
+        """Instruments the catalog shows no quotes of that the table has: read, not assumed empty."""
+        if not keys:
+            return
+        counts = queries.load("stored_quote_counts", internal=True).run(
+            engine, {"symbols": sorted({s for _, s in keys})}
+        )
+        wanted = set(keys)
+        self._suspect |= {
+            (e, s) for e, s, n in zip(*(counts.column(c).to_pylist() for c in ("exchange", "symbol", "quotes")),
+                                      strict=True)
+            if n and (e, s) in wanted
+        }  # fmt: skip
+
     def _current_ring(self, key: tuple[str, str], stat: tuple[int, int | None, int | None] | None) -> Ring | None:
         """The instrument's ring if the catalog still says what it said when the ring was left;
         an instrument the catalog has no quotes of starts with an empty, whole ring."""
         quotes = stat[0] if stat else 0
+        if key in self._suspect:
+            return None
         if quotes == 0:
             if key not in self._rings:
                 self._rings[key] = Ring(_identity(pl.DataFrame(schema=_IDENTITY_TYPES)), True, 0, 0)
@@ -242,13 +275,11 @@ class ZScoreKeeper:
     def _context(self, engine: Engine, key: tuple[str, str], new_df: pl.DataFrame | None,
                  heal_df: pl.DataFrame | None, stat: tuple[int, int | None, int | None] | None,
                  ) -> tuple[pl.DataFrame, bool, bool]:  # fmt: skip
-        """The instrument's stored context read with its new quotes; (rows, starts at the
-        history's beginning, reaches its newest stored quote)."""
+        """The instrument's stored context read with its new quotes (`new_df`, `heal_df`: the
+        batch's rows of this instrument); (rows, starts at the history's beginning, reaches its
+        newest stored quote)."""
         exchange, symbol = key
-        mine = [
-            f.filter((pl.col("exchange") == exchange) & (pl.col("symbol") == symbol))
-            for f in (new_df, heal_df) if f is not None
-        ]  # fmt: skip
+        mine = [f for f in (new_df, heal_df) if f is not None]
         times = pl.concat([m.select("timestamp") for m in mine])["timestamp"].cast(pl.Int64)
         lo_ns, hi_ns = int(times.min()), int(times.max())  # type: ignore[arg-type]
         # parameters bind at µs: widen to whole µs, or quotes just after `hi` would take places of "after"
@@ -263,7 +294,9 @@ class ZScoreKeeper:
         df = pl.from_arrow(table)
         assert isinstance(df, pl.DataFrame)
         before = df.filter(pl.col("part") == 0).height
-        if before < self.window - 1 and since > _EPOCH:  # older quotes may lie beyond the bound
+        since_ns = (since - _EPOCH) // timedelta(microseconds=1) * 1_000
+        older = not (self.trust_catalog and stat and stat[1] is not None and stat[1] >= since_ns)
+        if before < self.window - 1 and since > _EPOCH and older:  # older quotes may lie beyond the bound
             df = pl.from_arrow(queries.load("zscore_context", internal=True).run(engine, {**params, "since": _EPOCH}))
             assert isinstance(df, pl.DataFrame)
             before = df.filter(pl.col("part") == 0).height
@@ -273,7 +306,7 @@ class ZScoreKeeper:
         stored = _identity(df).with_columns(pl.lit(False).alias("_new"), healing.alias("_heal"))
         parts = [stored]
         if new_df is not None:
-            parts.append(mine[0].with_columns(pl.lit(False).alias("_heal")))
+            parts.append(new_df.with_columns(pl.lit(False).alias("_heal")))
         return _sorted(pl.concat(parts, how="vertical")), before < self.window - 1, after < self.window - 1
 
     def _compute(self, merged: pl.DataFrame, stats: dict, reaches_end: dict[tuple[str, str], bool],
@@ -300,13 +333,18 @@ class ZScoreKeeper:
                 pl.Series("rolling_mean", mean),
                 pl.Series("rolling_std", std),
                 pl.Series("z_score", z, nan_to_null=True),
-                pl.lit(time.time_ns(), pl.UInt64).alias("version"),
+                pl.lit(self._next_version(), pl.UInt64).alias("version"),
                 (~merged["_new"]).alias("replaces"),
             )
             .filter(pl.Series(emit))
         )
         self._stage(merged, starts, stats, reaches_end, starts_whole, new_df)
         return out.to_arrow().cast(_OUT_SCHEMA)
+
+    def _next_version(self) -> int:
+        """Write time in ns, but always above the last version written (a clock stepped back)."""
+        self._version = max(time.time_ns(), self._version + 1)
+        return self._version
 
     def _stage(self, merged: pl.DataFrame, starts: np.ndarray, stats: dict, reaches_end: dict,
                starts_whole: dict, new_df: pl.DataFrame | None) -> None:  # fmt: skip

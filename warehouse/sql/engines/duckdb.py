@@ -136,13 +136,21 @@ class DuckDBEngine(Engine):
         if data.num_rows:
             self._from_view("INSERT OR REPLACE", table, data)
 
-    def delete_matching(self, table: str, data: pa.Table, columns: list[str]) -> None:
-        """Delete the rows of `table` equal to a row of `data` on `columns` (NULL equals NULL)."""
+    def delete_matching(self, table: str, data: pa.Table, columns: list[str], *, within: str | None = None) -> None:
+        """Delete the rows of `table` equal to a row of `data` on `columns` (NULL equals NULL).
+        `within`: a column of both whose [min, max] over `data` bounds the scan (zone maps)."""
         table = checked_table(table)
         view = "_wh_match"
         self.con.register(view, naive_timestamps(data.select(columns)))
         try:
-            on = " AND ".join(f't."{checked_column(c)}" IS NOT DISTINCT FROM v."{checked_column(c)}"' for c in columns)
+            on = " AND ".join(
+                f't."{checked_column(c)}" = v."{checked_column(c)}"' if not data.schema.field(c).nullable
+                else f't."{checked_column(c)}" IS NOT DISTINCT FROM v."{checked_column(c)}"'
+                for c in columns
+            )  # fmt: skip
+            if within is not None:
+                w = checked_column(within)
+                on += f' AND t."{w}" BETWEEN (SELECT min("{w}") FROM {view}) AND (SELECT max("{w}") FROM {view})'
             self.con.execute(f"DELETE FROM {table} AS t USING {view} AS v WHERE {on}")
         except self._duckdb.Error as exc:
             raise SinkError("duckdb", f"delete from {table} failed: {exc}{self._hint(exc)}") from exc
