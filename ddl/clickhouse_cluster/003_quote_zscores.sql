@@ -25,9 +25,13 @@ SETTINGS allow_nullable_key = 1;
 CREATE TABLE IF NOT EXISTS wh.quote_zscores {on_cluster} AS wh.quote_zscores_local
 ENGINE = Distributed({cluster}, wh, quote_zscores_local, cityHash64(exchange, symbol));
 
--- the quotes already stored, as ddl/clickhouse/009 (through the Distributed tables; applied
--- node by node it runs once per node and adds identical versions: FINAL and merges keep one)
-INSERT INTO wh.quote_zscores
+-- the quotes already stored, as ddl/clickhouse/009, shard by shard: each node computes the rows
+-- of the quotes it holds (an instrument's quotes and z-scores share a shard: the same sharding
+-- key). Applied node by node (WH_CLICKHOUSE_NODES) that covers every shard. With Keeper the
+-- file is applied once, through one node: only that node's shard is filled here — the other
+-- shards' older quotes need this statement run on one replica of each (README, "ClickHouse past
+-- one machine").
+INSERT INTO wh.quote_zscores_local
 SELECT exchange, symbol, timestamp, received_at, seq, bid, ask, bid_size, ask_size, n, anchor + dev,
        if(lo = hi, 0., sqrt(arraySum(arrayMap(p -> (p - anchor - dev) * (p - anchor - dev), prices)) / n)),
        if(lo = hi, NULL, (bid - anchor - dev) / sqrt(arraySum(arrayMap(p -> (p - anchor - dev) * (p - anchor - dev), prices)) / n)),
@@ -40,7 +44,7 @@ FROM
     (
         SELECT exchange, symbol, timestamp, received_at, seq, bid, ask, bid_size, ask_size,
                groupArray(bid) OVER w AS prices, toUInt32(count() OVER w) AS n
-        FROM wh.market_ticks
+        FROM wh.market_ticks_local
         WINDOW w AS (PARTITION BY exchange, symbol
                      ORDER BY timestamp, received_at, seq, bid, ask, bid_size, ask_size
                      ROWS BETWEEN 59 PRECEDING AND CURRENT ROW)

@@ -108,6 +108,9 @@ def zscore(engine: Engine, symbol: str, *, window: int = 60, limit: int | None =
     The newest few rows read a bounded time range when the instrument catalog says enough
     quotes lie in it (and the result confirms: its oldest row has a full window); else, and
     for a whole series, the symbol's every quote is considered."""
+    # the parameters as queries/zscore.sql declares them (window in [1, 1000000], …), whichever path runs
+    queries.load("zscore").bind({"symbol": symbol, "window": window, "limit": limit or ALL_ROWS,
+                                 **{k: v for k, v in other.items() if k in ("exchange", "since")}})  # fmt: skip
     # a `since` of the caller's starts every window there (as queries/zscore.sql): not the stored ones
     stored = window == STORED_WINDOW and engine.name != "questdb" and "since" not in other
     if not stored and engine.name != "questdb":
