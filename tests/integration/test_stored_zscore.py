@@ -126,6 +126,7 @@ def test_stored_zscores_survive_late_ticks_restarts_and_crashes(tmp_path: Path, 
         s.close()
 
 
+@pytest.mark.slow
 def test_imports_in_any_order_keep_the_stored_zscores(tmp_path: Path) -> None:
     """`wh import` of a later day, then the day before (its quotes go in front of the stored
     ones: the first 59 quotes of the later day get new windows), then the later day again."""
