@@ -182,6 +182,11 @@ class ZScoreKeeper:
                 found = queries.load("zscore_version", internal=True).run(engine, {}).column("version")[0].as_py()
                 self._version = int(found or 0)
         healing = set() if heal_df is None else set(heal_df.select("exchange", "symbol").unique().iter_rows())
+        cold = [k for k in keys.iter_rows()
+                if k not in healing and k not in self._suspect and stats.get(k, (0,))[0]
+                and self._current_ring(k, stats.get(k)) is None]  # fmt: skip
+        if cold:
+            self._load_rings(engine, cold, stats)
         fast: list[tuple[str, str]] = []
         deep: list[tuple[str, str]] = []
         for key in keys.iter_rows():
@@ -206,6 +211,41 @@ class ZScoreKeeper:
             merged.append(ctx)
             reaches_end[key], starts_whole[key] = end, whole
         return self._compute(pl.concat(merged, how="vertical"), stats, reaches_end, starts_whole, new_df)
+
+    def _load_rings(self, engine: Engine, keys: list[tuple[str, str]], stats: dict) -> None:
+        """Rings of instruments this keeper has none of (a restart), from the table in one query:
+        each instrument's newest RING stored quotes, reflecting the catalog as the batch began.
+        An instrument whose read may have stopped short (fewer quotes than RING after the scan
+        bound, older ones possible) gets none: its batch reads its context instead."""
+        since_ns = None
+        for key in keys:
+            quotes, first, last = stats[key]
+            if first is None or last is None:
+                since_ns = 0
+                break
+            spacing = (last - first) / max(quotes, 1)
+            bound = int(last - 16 * self.ring_size * spacing - 1_000_000_000)
+            since_ns = bound if since_ns is None else min(since_ns, bound)
+        since = _EPOCH + timedelta(microseconds=max(since_ns or 0, 0) // 1_000)
+        table = queries.load("zscore_rings", internal=True).run(
+            engine, {"symbols": sorted({s for _, s in keys}), "since": since, "rows": self.ring_size}
+        )
+        got = _identity(pl.from_arrow(table))  # type: ignore[arg-type]
+        parts = got.partition_by("exchange", "symbol", as_dict=True) if got.height else {}
+        since_ns = (since - _EPOCH) // timedelta(microseconds=1) * 1_000
+        for key in keys:
+            quotes, first, last = stats[key]
+            rows = parts.get(key)
+            n = 0 if rows is None else rows.height
+            if n == 0:
+                continue
+            complete = n == self.ring_size or (since_ns == 0 or (self.trust_catalog and first is not None
+                                                                  and first >= since_ns))  # fmt: skip
+            if not complete:
+                continue
+            whole = n < self.ring_size and (since_ns == 0 or self.trust_catalog)
+            assert rows is not None
+            self._rings[key] = Ring(_sorted(rows), whole and n == quotes, quotes, last if last is not None else 0)
 
     @staticmethod
     def _catalog_stats(catalog: pa.Table) -> dict[tuple[str, str], tuple[int, int | None, int | None]]:
