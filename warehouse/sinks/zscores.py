@@ -38,6 +38,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from warehouse.analytics.rolling import STORED_WINDOW, warm_in_background, zscore_arrays
 from warehouse.sql import queries
@@ -164,6 +165,8 @@ class ZScoreKeeper:
         `catalog`: wh.instruments rows of the batch's instruments as the batch began (read here
         when None)."""
         self._staged = {}
+        if heal is not None and heal.num_rows:
+            heal = self._needs_healing(engine, heal)
         parts = [pl.from_arrow(t.select(list(IDENTITY))) for t in (new, heal) if t is not None and t.num_rows]
         if not parts:
             return _OUT_SCHEMA.empty_table()
@@ -211,6 +214,28 @@ class ZScoreKeeper:
             merged.append(ctx)
             reaches_end[key], starts_whole[key] = end, whole
         return self._compute(pl.concat(merged, how="vertical"), stats, reaches_end, starts_whole, new_df)
+
+    @staticmethod
+    def _needs_healing(engine: Engine, heal: pa.Table) -> pa.Table:
+        """The rows of `heal` of instruments some of whose stored quotes in the batch's time range
+        have no z-score row (an interrupted write); a replay of a batch stored whole heals nothing.
+        A write puts a batch's rewritten rows before its new ones, so an insert cut short always
+        leaves a new quote without its row."""
+        ts = heal.column("timestamp").cast(pa.int64())
+        lo_ns, hi_ns = pc.min(ts).as_py(), pc.max(ts).as_py()
+        coverage = queries.load("zscore_coverage", internal=True).run(engine, {
+            "symbols": sorted(set(heal.column("symbol").to_pylist())),
+            "lo": _EPOCH + timedelta(microseconds=lo_ns // 1_000),
+            "hi": _EPOCH + timedelta(microseconds=-(-hi_ns // 1_000)),
+        })  # fmt: skip
+        short = {(e, s) for e, s, q, z in zip(*(coverage.column(c).to_pylist()
+                                                 for c in ("exchange", "symbol", "quotes", "scored")), strict=True)
+                 if (z or 0) < q}  # fmt: skip
+        if not short:
+            return heal.slice(0, 0)
+        mask = [(e, s) in short for e, s in zip(heal.column("exchange").to_pylist(), heal.column("symbol").to_pylist(),
+                                                strict=True)]  # fmt: skip
+        return heal.filter(pa.array(mask))
 
     def _load_rings(self, engine: Engine, keys: list[tuple[str, str]], stats: dict) -> None:
         """Rings of instruments this keeper has none of (a restart), from the table in one query:
@@ -377,6 +402,7 @@ class ZScoreKeeper:
                 (~merged["_new"]).alias("replaces"),
             )
             .filter(pl.Series(emit))
+            .sort("replaces", descending=True, maintain_order=True)  # rewritten rows first (see _needs_healing)
         )
         self._stage(merged, starts, stats, reaches_end, starts_whole, new_df)
         return out.to_arrow().cast(_OUT_SCHEMA)
