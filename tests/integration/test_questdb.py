@@ -406,6 +406,7 @@ def test_sigkill_five_times_with_questdb_loses_and_doubles_nothing(qdb, home: Pa
     assert len(keys["questdb"]) == good and keys["questdb"] == keys["duckdb"] == keys["clickhouse"]
 
 
+@pytest.mark.slow  # ~21 s: a resilience run like the kill -9 one above (the default suite stays near 4 minutes)
 def test_questdb_stopped_mid_ingest_and_restarted_loses_nothing(home: Path, tmp_path: Path, broker: str, topic: str,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     """A QuestDB of our own is stopped after the first stored batch: the consumer pauses and
