@@ -89,25 +89,22 @@ def load_duckdb(engine: Any, files: dict[Kind, ParquetFile], *, hourly: bool = F
     """Parquet files into a migrated DuckDBEngine, each table in one statement; then the
     instrument catalog, as the sinks would have kept it (ClickHouse's views keep it there), and
     with `zscores` the stored z-scores."""
-    from warehouse.sql.files import ddl_dir, split_statements
 
     statements = _DUCKDB_LOAD_HOURLY if hourly else _DUCKDB_LOAD
     for kind, f in files.items():
         engine.con.execute(statements[TABLE_FOR_KIND[kind]], [str(f.path)])
     # the catalog migration's backfill: INSERT OR REPLACE from the tick tables (every row recomputed)
-    (backfill,) = [s for s in split_statements((ddl_dir("duckdb") / "009_instruments.sql").read_text())
-                   if s.lstrip().startswith("INSERT")]  # fmt: skip
-    engine.command(backfill)
+    engine.command(_backfill("duckdb", "instruments"))
     if zscores:
-        engine.command(_stored_zscores_backfill("duckdb"))
+        engine.command(_backfill("duckdb", "quote_zscores"))
 
 
-def _stored_zscores_backfill(engine: str) -> str:
-    """The stored z-score migration's backfill (the reference's two-pass in the engine): what the
-    sinks would have written with each quote."""
+def _backfill(engine: str, table: str) -> str:
+    """The INSERT of the migration creating wh.<table> (its fill from the tables before it): what
+    the sinks would have written (the catalog; the stored z-scores, the reference's two-pass)."""
     from warehouse.sql.files import ddl_dir, split_statements
 
-    (path,) = ddl_dir(engine).glob("*_quote_zscores.sql")
+    (path,) = ddl_dir(engine).glob(f"*_{table}.sql")
     (backfill,) = [s for s in split_statements(path.read_text()) if s.lstrip().startswith("INSERT")]
     return backfill
 
@@ -122,5 +119,5 @@ def load_clickhouse(engine: Any, files: dict[Kind, ParquetFile], *, batch_rows: 
             engine.insert(f"wh.{table}", pa.Table.from_batches([batch]))
         engine.command(_CLICKHOUSE_OPTIMIZE[table])
     if zscores:
-        engine.command(_stored_zscores_backfill("clickhouse"))
+        engine.command(_backfill("clickhouse", "quote_zscores"))
         engine.command("OPTIMIZE TABLE wh.quote_zscores FINAL")

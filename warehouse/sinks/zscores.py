@@ -89,6 +89,22 @@ def _identity(df: pl.DataFrame) -> pl.DataFrame:
     return df.select([pl.col(c).cast(t) for c, t in _IDENTITY_TYPES.items()])
 
 
+def _us_range(lo_ns: int, hi_ns: int) -> tuple[datetime, datetime]:
+    """[lo, hi] in ns widened to whole µs (parameters bind at µs: a narrower `hi` would let quotes
+    just after it take the places of those read after the range)."""
+    return _EPOCH + timedelta(microseconds=lo_ns // 1_000), _EPOCH + timedelta(microseconds=-(-hi_ns // 1_000))
+
+
+def _lookback_ns(before_ns: int, stat: tuple[int, int | None, int | None] | None, rows: int) -> int:
+    """A time (ns) about 16× as far back from `before_ns` as `rows` of the instrument's quotes
+    reach at its average spacing (the catalog's), minus a second; 0 without a spacing. Callers
+    check what the bounded read returned."""
+    if not stat or not stat[0] or stat[1] is None or stat[2] is None or stat[2] <= stat[1]:
+        return 0
+    spacing = (stat[2] - stat[1]) / stat[0]  # ns per quote on average
+    return max(0, int(before_ns - 16 * rows * spacing - 1_000_000_000))
+
+
 def _sorted(df: pl.DataFrame) -> pl.DataFrame:
     return df.sort(list(IDENTITY), nulls_last=True, maintain_order=True)
 
@@ -225,8 +241,7 @@ class ZScoreKeeper:
         lo_ns, hi_ns = pc.min(ts).as_py(), pc.max(ts).as_py()
         coverage = queries.load("zscore_coverage", internal=True).run(engine, {
             "symbols": sorted(set(heal.column("symbol").to_pylist())),
-            "lo": _EPOCH + timedelta(microseconds=lo_ns // 1_000),
-            "hi": _EPOCH + timedelta(microseconds=-(-hi_ns // 1_000)),
+            **dict(zip(("lo", "hi"), _us_range(lo_ns, hi_ns), strict=True)),
         })  # fmt: skip
         short = {(e, s) for e, s, q, z in zip(*(coverage.column(c).to_pylist()
                                                  for c in ("exchange", "symbol", "quotes", "scored")), strict=True)
@@ -242,16 +257,8 @@ class ZScoreKeeper:
         each instrument's newest RING stored quotes, reflecting the catalog as the batch began.
         An instrument whose read may have stopped short (fewer quotes than RING after the scan
         bound, older ones possible) gets none: its batch reads its context instead."""
-        since_ns = None
-        for key in keys:
-            quotes, first, last = stats[key]
-            if first is None or last is None:
-                since_ns = 0
-                break
-            spacing = (last - first) / max(quotes, 1)
-            bound = int(last - 16 * self.ring_size * spacing - 1_000_000_000)
-            since_ns = bound if since_ns is None else min(since_ns, bound)
-        since = _EPOCH + timedelta(microseconds=max(since_ns or 0, 0) // 1_000)
+        since_ns = min(_lookback_ns(stats[k][2] or 0, stats[k], self.ring_size) for k in keys)
+        since = _us_range(since_ns, since_ns)[0]
         table = queries.load("zscore_rings", internal=True).run(
             engine, {"symbols": sorted({s for _, s in keys}), "since": since, "rows": self.ring_size}
         )
@@ -347,13 +354,9 @@ class ZScoreKeeper:
         mine = [f for f in (new_df, heal_df) if f is not None]
         times = pl.concat([m.select("timestamp") for m in mine])["timestamp"].cast(pl.Int64)
         lo_ns, hi_ns = int(times.min()), int(times.max())  # type: ignore[arg-type]
-        # parameters bind at µs: widen to whole µs, or quotes just after `hi` would take places of "after"
-        lo = _EPOCH + timedelta(microseconds=lo_ns // 1_000)
-        hi = _EPOCH + timedelta(microseconds=-(-hi_ns // 1_000))
-        since = _EPOCH
-        if stat and stat[0] and stat[1] is not None and stat[2] is not None and stat[2] > stat[1]:
-            spacing = (stat[2] - stat[1]) / stat[0]  # ns per quote on average
-            since = max(_EPOCH, lo - timedelta(microseconds=16 * self.window * spacing / 1_000) - timedelta(seconds=1))
+        lo, hi = _us_range(lo_ns, hi_ns)
+        back = _lookback_ns(lo_ns, stat, self.window)
+        since = _us_range(back, back)[0]
         params = {"exchange": exchange, "symbol": symbol, "lo": lo, "hi": hi, "window": self.window}
         table = queries.load("zscore_context", internal=True).run(engine, {**params, "since": since})
         df = pl.from_arrow(table)
