@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 
@@ -277,3 +278,54 @@ MATERIALIZED_SCHEMAS: dict[str, pa.Schema] = {
         ("cash", _F, False), ("positions_value", _F, False), ("pnl", _F, False), ("total_return", _F, False),
     ),
 }  # fmt: skip
+
+
+# The order rows are stored in (DuckDB, batch by batch; the sanitizer emits it): each instrument's
+# rows together, by event time, then receipt time; a quote's further columns break the remaining
+# ties (the window order of wh.quote_zscores, NULLs last), a trade's keep their arrival order.
+STORAGE_ORDER: dict[str, tuple[str, ...]] = {
+    "market_ticks": ("exchange", "symbol", "timestamp", "received_at", "seq", "bid", "ask", "bid_size", "ask_size"),
+    "trades": ("exchange", "symbol", "timestamp", "received_at"),
+}
+
+
+def storage_order(df: pl.DataFrame, columns: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """The stable permutation putting `df` in `columns` order — (exchange, symbol, timestamp,
+    received_at, ties…), NULLs last — and each row's instrument number in that order. A full
+    sort on nine columns costs ~0.6 s per million rows here; instead one int64 key (instrument
+    number above the event time's offset in the batch) and the receipt time are checked for
+    order (rows that come sorted are not sorted again) or sorted (~0.06 s), and only runs tied on
+    both are sorted on the remaining columns. Batches spanning more than 13 days, or with 4,096
+    instruments or more, sort the plain way."""
+    keys = df.select("exchange", "symbol").unique().sort("exchange", "symbol").with_row_index("_g")
+    g = df.select("exchange", "symbol").join(keys, on=["exchange", "symbol"], how="left", maintain_order="left")
+    group = g["_g"].cast(pl.Int64).to_numpy()
+    if df.height == 0:
+        return np.arange(0), group
+    ts = df["timestamp"].cast(pl.Int64).to_numpy()
+    lo, span = ts.min(), ts.max() - ts.min()
+    if span >= 1 << 50 or keys.height >= 1 << 12:
+        order = df.with_row_index("_i").sort(list(columns), nulls_last=True, maintain_order=True)["_i"].to_numpy()
+        return order.astype(np.int64), group[order]
+    key = (group << 50) + (ts - lo)
+    received = df["received_at"].cast(pl.Int64).to_numpy()
+    order_np = np.arange(df.height, dtype=np.int64)
+    if not _in_order(key, received):  # already in order: a sorted file, one instrument's feed
+        # instruments interleaved, each in time order (a feed): a stable radix sort by instrument
+        order_np = np.argsort(group.astype(np.uint16), kind="stable")
+        if not _in_order(key[order_np], received[order_np]):
+            sorting = pl.DataFrame({"k": key, "r": received}).select(pl.arg_sort_by(["k", "r"], maintain_order=True))
+            order_np = sorting.to_series().to_numpy().astype(np.int64)
+    k_sorted, r_sorted = key[order_np], received[order_np]
+    tied = (k_sorted[1:] == k_sorted[:-1]) & (r_sorted[1:] == r_sorted[:-1])
+    if tied.any() and len(columns) > 4:  # rows sharing instrument, event and receipt time: order them by the rest
+        at = np.flatnonzero(np.concatenate([[False], tied]) | np.concatenate([tied, [False]]))
+        sub = df[order_np[at]].with_columns(pl.Series("_k", k_sorted[at]), pl.Series("_i", np.arange(len(at))))
+        resorted = sub.sort(["_k", *columns[3:]], nulls_last=True, maintain_order=True)["_i"].to_numpy()
+        order_np[at] = order_np[at][resorted]
+    return order_np, group[order_np]
+
+
+def _in_order(key: np.ndarray, received: np.ndarray) -> bool:
+    step = np.diff(key)
+    return bool(np.all((step > 0) | ((step == 0) & (np.diff(received) >= 0))))

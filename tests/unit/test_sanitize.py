@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from warehouse.errors import MissingColumnError, SanitizeError, SourceError
 from warehouse.ingest.files import detect_tardis_kind, iter_csv, tardis_mapping
 from warehouse.ingest.synthetic import FaultRates, SyntheticFeed, universe
-from warehouse.records import ASSET_CLASSES, Kind
+from warehouse.records import ASSET_CLASSES, STORAGE_ORDER, TABLE_FOR_KIND, Kind
 from warehouse.sanitize import Policy, SanitizeConfig, Sanitizer
 
 
@@ -223,21 +223,74 @@ def test_a_sizeless_quote_with_a_bad_price_is_a_reject_with_a_reason(tmp_path: P
     assert reason == "price or size <= 0: bid=-1.0, ask=1.2, bid_size=null, ask_size=null"
 
 
-@settings(max_examples=150, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 4), st.sampled_from([9.5, 10.0, 10.0, 10.25, 11.0, 1e-3, 1e6])), max_size=300),
-       st.integers(1, 25), st.integers(1, 25))  # fmt: skip
-def test_the_compiled_spike_reference_is_polars_rolling_median_to_the_bit(rows, window: int, min_samples: int) -> None:
-    """Ties, even windows, groups interleaved: the same medians as the polars expression the
-    rule used before (so no verdict moves)."""
-    import numpy as np
+_T0 = 1_700_000_000 * 10**9
+_GROUPS = [("X", "AAA"), ("X", "BBB"), ("Y", "AAA"), ("Y", "CCC")]
+_row = st.tuples(
+    st.integers(0, 3),  # group
+    st.integers(-25, 8),  # event time step (ns; negative: a late tick, beyond the tolerance of 10 below -10)
+    st.sampled_from(["next", "next", "next", "same", "jump", "back", "none"]),  # what seq does
+    st.sampled_from([10.0, 10.0, 10.25, 9.75, 10.5, 12.0, 8.0, 100.0, -1.0]),  # price (-1: a stateless reject)
+    st.integers(0, 6),  # 0: repeat an earlier row exactly (a duplicate); else a content variant
+)
 
-    from warehouse.sanitize.compiled import spike_reference
 
-    min_samples = min(min_samples, window)
-    df = pl.DataFrame(
-        {"_g": [g for g, _ in rows], "_px": [p for _, p in rows]}, schema={"_g": pl.UInt32, "_px": pl.Float64}
-    )
-    want = df.select(pl.col("_px").shift(1).rolling_median(window_size=window, min_samples=min_samples).over("_g"))
-    got = spike_reference(df["_g"].to_numpy(), df["_px"].to_numpy(), window, min_samples)
-    w = want.to_series().to_numpy().astype(float)
-    assert np.array_equal(np.isnan(w), np.isnan(got)) and np.array_equal(w[~np.isnan(w)], got[~np.isnan(got)])
+def _stream(kind: Kind, spec: list) -> pl.DataFrame:
+    rows, ts, seq = [], {}, {}
+    for n, (g, step, seq_op, px, variant) in enumerate(spec):
+        if variant == 0 and rows:
+            rows.append({**rows[(n * 7919) % len(rows)], "_offset": n})
+            continue
+        ts[g] = ts.get(g, _T0) + step
+        s = seq.get(g, 0)
+        s = {"next": s + 1, "same": s, "jump": s + 3, "back": max(s - 2, 0), "none": None}[seq_op]
+        if s is not None:
+            seq[g] = s
+        row = {"_offset": n, "timestamp": ts[g], "received_at": ts[g] + 100 + n % 3, "exchange": _GROUPS[g][0],
+               "symbol": _GROUPS[g][1], "asset_class": "crypto", "seq": s}  # fmt: skip
+        if kind == Kind.QUOTE:
+            row |= {"bid": px - 0.05, "ask": px + 0.05 * (variant % 2 + 1),
+                    "bid_size": None if variant == 6 else 1.0 + variant % 3, "ask_size": 2.0}  # fmt: skip
+        else:
+            row |= {"trade_id": f"t{variant % 4}", "side": "buy", "price": px, "size": 1.0 + variant % 2}
+        rows.append(row)
+    schema = {"_offset": pl.Int64, "timestamp": pl.Int64, "received_at": pl.Int64, "exchange": pl.String,
+              "symbol": pl.String, "asset_class": pl.String, "seq": pl.Int64}  # fmt: skip
+    if kind == Kind.QUOTE:
+        schema |= {"bid": pl.Float64, "ask": pl.Float64, "bid_size": pl.Float64, "ask_size": pl.Float64}
+    else:
+        schema |= {"trade_id": pl.String, "side": pl.String, "price": pl.Float64, "size": pl.Float64}
+    return pl.DataFrame(rows, schema=schema, orient="row")
+
+
+@pytest.mark.parametrize("kind", [Kind.QUOTE, Kind.TRADE])
+@settings(max_examples=60, deadline=None)
+@given(spec=st.lists(_row, max_size=250), cuts=st.lists(st.integers(1, 249), max_size=4),
+       window=st.integers(1, 8), min_samples=st.integers(1, 8))  # fmt: skip
+def test_the_compiled_pass_gives_the_polars_rules_verdicts(
+    kind: Kind, spec, cuts, window: int, min_samples: int
+) -> None:
+    """Duplicates (seq-less quotes by content, NULL sizes), late ticks beyond and within the
+    tolerance, seq repeats, jumps and reorders, spikes, stateless rejects among them, groups
+    interleaved, the stream cut into batches with the state carried through bytes at each cut:
+    the compiled pass gives the rejects (rule and reason), accepted rows and gap events of the
+    polars rules it replaced (tests/unit/sanitize_reference.py) — the accepted rows in storage
+    order, the rest in the same order."""
+    from sanitize_reference import ReferenceSanitizer
+
+    config = SanitizeConfig(out_of_order_tolerance=10, spike_window=window,
+                            spike_min_samples=min(min_samples, window), spike_band=0.1)  # fmt: skip
+    stream = _stream(kind, spec)
+    reference = ReferenceSanitizer(kind, config)
+    state: dict[str, bytes] = {}
+    edges = sorted({c for c in cuts if c < stream.height})
+    for lo, hi in zip([0, *edges], [*edges, stream.height], strict=True):
+        batch = stream.slice(lo, hi - lo)
+        san = Sanitizer(kind, config)
+        san.restore(state)
+        got, want = san.process(batch), reference.process(batch)
+        state = san.snapshot()
+        assert got.rejects.select("_offset", "rule", "reason").equals(want.rejects.select("_offset", "rule", "reason"))
+        in_storage_order = want.accepted.sort(list(STORAGE_ORDER[TABLE_FOR_KIND[kind]]), nulls_last=True,
+                                              maintain_order=True)  # fmt: skip
+        assert got.accepted.equals(in_storage_order)
+        assert got.gaps.equals(want.gaps)

@@ -117,7 +117,7 @@ class BatchStep:
     remember what they saw; `snapshot()` / `restore()` carry that across a restart."""
 
     def __init__(self, source: str, config: SanitizeConfig | None = None) -> None:
-        from warehouse.sanitize.compiled import warm_in_background
+        from warehouse.sanitize.rules import warm_in_background
 
         self.source = source
         self.config = config

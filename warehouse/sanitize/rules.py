@@ -1,4 +1,6 @@
-"""The sanitization rules, vectorized over a batch with polars (no Python loop per tick).
+"""The sanitization rules over a batch: the stateless ones as polars expressions, the stateful
+ones (duplicate, out_of_order, spike, gaps) in one compiled pass (sanitize/compiled.py). The
+accepted rows come out in storage order (records.STORAGE_ORDER), which the sinks then only check.
 
 Rules run in this order; a tick is attributed to the first rule it fails:
 
@@ -34,15 +36,25 @@ verdicts do not depend on where batches — or restarts — fall.
 from __future__ import annotations
 
 import io
+import threading
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+import numpy as np
 import polars as pl
 
 from warehouse.errors import SanitizeError
-from warehouse.records import ASSET_CLASSES, TABLE_FOR_KIND, Kind, dedup_key_exprs, fmt_str
-from warehouse.sanitize.compiled import spike_reference
+from warehouse.records import (
+    ASSET_CLASSES,
+    STORAGE_ORDER,
+    TABLE_FOR_KIND,
+    Kind,
+    dedup_key_exprs,
+    fmt_str,
+    storage_order,
+)
+from warehouse.sanitize.compiled import stateful_pass
 
 RULES: tuple[str, ...] = (
     "malformed",
@@ -100,9 +112,10 @@ _GAP_SCHEMA = {
 class Sanitizer:
     """Stateful across the batches of one stream (a file, a feed, a topic partition set).
 
-    (exchange, symbol) pairs get a small integer id `_g` on first sight; every per-symbol
-    window, running max and state table is keyed by it (integer grouping is several times
-    faster than grouping by two strings).
+    (exchange, symbol) pairs get a small integer id `_g` on first sight; the stateful rules
+    run in one compiled pass (sanitize/compiled.py) with each pair's state — newest event
+    time, last seq, newest `spike_window` prices — in arrays indexed by that id, and the
+    recent dedup keys in a frame.
     """
 
     def __init__(self, kind: Kind, config: SanitizeConfig | None = None) -> None:
@@ -110,18 +123,33 @@ class Sanitizer:
         self.config = config or SanitizeConfig()
         self.table = TABLE_FOR_KIND[kind]
         self._gid = pl.DataFrame(schema={"exchange": pl.String, "symbol": pl.String, "_g": pl.UInt32})
-        self._max_ts = pl.DataFrame(schema={"_g": pl.UInt32, "_max": pl.Int64})
-        self._prices = pl.DataFrame(schema={"_g": pl.UInt32, "_px": pl.Float64})
-        self._last_seq = pl.DataFrame(schema={"_g": pl.UInt32, "_last": pl.Int64})
+        self._max = np.zeros(0, np.int64)  # per group: the newest event time (ns) …
+        self._has_max = np.zeros(0, np.bool_)  # … if one was seen
+        self._last = np.zeros(0, np.int64)  # the highest seq
+        self._has_last = np.zeros(0, np.bool_)
+        self._ring = np.zeros((0, self.config.spike_window))  # the newest prices, oldest first
+        self._ring_n = np.zeros(0, np.int64)
         self._keys: pl.DataFrame | None = None  # dedup keys + timestamp of recent ticks
 
+    # -- state: the frames a snapshot holds (the format every earlier version stored) ------
     _STATE = ("_gid", "_max_ts", "_prices", "_last_seq", "_keys")
+
+    def _frames(self) -> dict[str, pl.DataFrame | None]:
+        groups = np.arange(len(self._max), dtype=np.uint32)
+        counts = self._ring_n
+        held = np.arange(self._ring.shape[1]) < counts[:, None]  # each ring's prices, oldest first
+        return {
+            "_gid": self._gid,
+            "_max_ts": pl.DataFrame({"_g": groups[self._has_max], "_max": self._max[self._has_max]}),
+            "_prices": pl.DataFrame({"_g": np.repeat(groups, counts), "_px": self._ring[held]}),
+            "_last_seq": pl.DataFrame({"_g": groups[self._has_last], "_last": self._last[self._has_last]}),
+            "_keys": self._keys,
+        }
 
     def snapshot(self) -> dict[str, bytes]:
         """The state as Arrow IPC bytes per component (safe to store and to load: no pickle)."""
         out: dict[str, bytes] = {}
-        for name in self._STATE:
-            df = getattr(self, name)
+        for name, df in self._frames().items():
             if df is not None:
                 buf = io.BytesIO()
                 df.write_ipc(buf, compression="zstd")
@@ -130,10 +158,40 @@ class Sanitizer:
 
     def restore(self, state: dict[str, bytes]) -> None:
         """Resume from a `snapshot()`: the same verdicts as if the stream had never stopped."""
-        for name in self._STATE:
-            data = state.get(name)
-            if data is not None:
-                setattr(self, name, pl.read_ipc(io.BytesIO(data)))
+        frames = {name: pl.read_ipc(io.BytesIO(state[name])) for name in self._STATE if state.get(name) is not None}
+        if "_gid" in frames:
+            self._gid = frames["_gid"]
+        self._grow(self._gid.height, reset=True)
+        if "_max_ts" in frames:
+            g = frames["_max_ts"]["_g"].to_numpy().astype(np.int64)
+            self._max[g], self._has_max[g] = frames["_max_ts"]["_max"].to_numpy(), True
+        if "_last_seq" in frames:
+            g = frames["_last_seq"]["_g"].to_numpy().astype(np.int64)
+            self._last[g], self._has_last[g] = frames["_last_seq"]["_last"].to_numpy(), True
+        if "_prices" in frames:
+            w = self.config.spike_window
+            prices = frames["_prices"].group_by("_g", maintain_order=True).tail(w)
+            g = prices["_g"].to_numpy().astype(np.int64)
+            pos = prices.select(pl.int_range(pl.len()).over("_g").alias("_p"))["_p"].to_numpy()
+            self._ring[g, pos] = prices["_px"].to_numpy()
+            np.add.at(self._ring_n, g, 1)
+        if "_keys" in frames:
+            self._keys = frames["_keys"]
+
+    def _grow(self, groups: int, *, reset: bool = False) -> None:
+        """Per-group arrays for `groups` groups (new ones without state)."""
+        have = 0 if reset else len(self._max)
+        if groups == have and not reset:
+            return
+        more = groups - have
+
+        def grown(a: np.ndarray, fill: float | bool = 0) -> np.ndarray:
+            extra = np.full((more, *a.shape[1:]), fill, dtype=a.dtype)
+            return np.concatenate([a[:have], extra])
+
+        self._max, self._has_max = grown(self._max), grown(self._has_max, False)
+        self._last, self._has_last = grown(self._last), grown(self._has_last, False)
+        self._ring, self._ring_n = grown(self._ring), grown(self._ring_n)
 
     def _numeric(self) -> list[str]:
         if self.kind == Kind.QUOTE:
@@ -152,6 +210,7 @@ class Sanitizer:
             start = self._gid.height
             new = new.with_columns(pl.int_range(start, start + new.height, dtype=pl.UInt32).alias("_g"))
             self._gid = pl.concat([self._gid, new])
+        self._grow(self._gid.height)
         return rows.join(self._gid, on=GROUP, how="left", nulls_equal=True, maintain_order="left")
 
     # -- the rules -------------------------------------------------------------------
@@ -194,10 +253,7 @@ class Sanitizer:
         failed = failed.select("_i", expr.alias("_reason"))
         df = df.join(failed, on="_i", how="left", maintain_order="left")
 
-        df = self._duplicates(df)
-        df = self._out_of_order(df)
-        df = self._spikes(df)
-        gaps = self._gaps(df)
+        df, gaps = self._stateful(df)
 
         rejected = df.filter(pl.col("_rule").is_not_null())
         if "_raw" not in rejected.columns:  # typed sources: the raw payload is the record as JSON
@@ -209,6 +265,9 @@ class Sanitizer:
                 hit = rejected.filter(pl.col("_rule") == rule)
                 raise SanitizeError(rule, hit.height, f"{hit['_reason'][0]} — {hit['_raw'][0]}")
         accepted = df.filter(pl.col("_rule").is_null()).select(fields)
+        order, _ = storage_order(accepted, STORAGE_ORDER[self.table])
+        if not np.array_equal(order, np.arange(len(order))):
+            accepted = accepted[order]
         rejects = rejected.select(
             *(["_source"] if "_source" in rejected.columns else []),
             "_offset",
@@ -222,90 +281,103 @@ class Sanitizer:
         assert accepted.height + rejects.height == n
         return SanitizeResult(accepted, rejects, gaps)
 
-    def _mark(self, df: pl.DataFrame, hits: pl.DataFrame, rule: str, reason: pl.Expr) -> pl.DataFrame:
-        """Attribute `rule` to rows `hits._i` (which passed every earlier rule)."""
-        if hits.height == 0:
-            return df
-        hits = hits.select("_i", pl.lit(rule).alias("_r2"), reason.alias("_why2"))
-        return (
-            df.join(hits, on="_i", how="left", maintain_order="left")
-            .with_columns(
-                pl.coalesce("_rule", "_r2").alias("_rule"),
-                pl.coalesce("_reason", "_why2").alias("_reason"),
-            )
-            .drop(["_r2", "_why2"])
-        )
+    def _stateful(self, df: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """duplicate, out_of_order and spike verdicts for the rows no earlier rule rejected, and
+        the gap events of every row: one compiled pass (sanitize/compiled.py), the state updated."""
+        from warehouse.sanitize.kernel import DUPLICATE, OUT_OF_ORDER  # loaded with the pass (numba)
 
-    def _duplicates(self, df: pl.DataFrame) -> pl.DataFrame:
-        keys = [pl.col("_g"), *dedup_key_exprs(self.table)[2:]]  # _g stands for (exchange, symbol)
-        ok = df.filter(pl.col("_rule").is_null()).select(pl.col("_i"), pl.col("timestamp").alias("_ts"), *keys)
-        key_names = [k for k in ok.columns if k not in ("_i", "_ts")]
-        state = self._keys
-        both = pl.concat([state.select(ok.columns), ok]) if state is not None and state.height else ok
-        both = both.with_columns(pl.struct(key_names).is_first_distinct().alias("_first"))
-        dups = both.filter(~pl.col("_first") & pl.col("_i").is_not_null()).select("_i")
-        # keep recent keys only (bounded state); the out-of-order rule rejects older ones anyway
-        recent = both.filter(pl.col("_first")).select(["_ts", *key_names])
-        newest = recent.group_by(G).agg(pl.col("_ts").max().alias("_newest"))
-        self._keys = (
-            recent.join(newest, on=G)
-            .filter(pl.col("_ts") >= pl.col("_newest") - self.config.out_of_order_tolerance)
-            .select(pl.lit(None, pl.UInt32).alias("_i"), "_ts", *key_names)
-        )
-        return self._mark(df, dups, "duplicate", pl.lit("duplicate of an earlier tick with the same dedup key"))
-
-    def _out_of_order(self, df: pl.DataFrame) -> pl.DataFrame:
-        tol = self.config.out_of_order_tolerance
-        ok = df.filter(pl.col("_rule").is_null()).select("_i", "_g", pl.col("timestamp").alias("_t"))
-        state = self._max_ts.select(pl.lit(None, pl.UInt32).alias("_i"), "_g", pl.col("_max").alias("_t"))
-        both = pl.concat([state, ok])
-        both = both.with_columns(pl.col("_t").cum_max().shift(1).over(G).alias("_prev"))
-        late = both.filter(pl.col("_i").is_not_null() & (pl.col("_t") < pl.col("_prev") - tol))
-        self._max_ts = both.group_by(G).agg(pl.col("_t").max().alias("_max"))
-        return self._mark(df, late, "out_of_order",
-                          fmt_str("event time {} ns behind the newest tick of the symbol (tolerance {} ns)",
-                                    pl.col("_prev") - pl.col("_t"), pl.lit(tol)))  # fmt: skip
-
-    def _spikes(self, df: pl.DataFrame) -> pl.DataFrame:
         c = self.config
-        ok = df.filter(pl.col("_rule").is_null()).select("_i", "_g", self._price().alias("_px"))
-        state = self._prices.select(pl.lit(None, pl.UInt32).alias("_i"), "_g", "_px")
-        both = pl.concat([state, ok])
-        ref = spike_reference(both.get_column("_g").to_numpy(), both.get_column("_px").to_numpy(),
-                              c.spike_window, c.spike_min_samples)  # = shift(1).rolling_median(…).over(G)  # fmt: skip
-        both = both.with_columns(pl.Series("_ref", ref).fill_nan(None))
-        dev = (pl.col("_px") / pl.col("_ref") - 1).abs()
-        spikes = both.filter(pl.col("_i").is_not_null() & (dev > c.spike_band))
-        self._prices = both.select("_g", "_px").group_by(G, maintain_order=True).tail(c.spike_window)
-        return self._mark(df, spikes, "spike",
-                          fmt_str("price {} deviates {}% from the rolling median {} (band {}%)",
-                                    pl.col("_px"), (dev * 100).round(2), pl.col("_ref"), pl.lit(c.spike_band * 100)))  # fmt: skip
-
-    def _gaps(self, df: pl.DataFrame) -> pl.DataFrame:
-        """Seq jumps per (exchange, symbol) over every tick that arrived, rejected or not."""
-        seqd = df.filter(pl.col("seq").is_not_null())
-        if seqd.height == 0:
-            return pl.DataFrame(schema=_GAP_SCHEMA)
-        cur = seqd.select("_g", "seq", "timestamp")
-        state = self._last_seq.select("_g", pl.col("_last").alias("seq"), pl.lit(None, pl.Int64).alias("timestamp"))
-        floor = self._last_seq.rename({"_last": "_floor"})
-        cur = (
-            cur.join(floor, on=G, how="left", maintain_order="left")
-            .filter(pl.col("_floor").is_null() | (pl.col("seq") > pl.col("_floor")))
-            .drop("_floor")
-        )  # late ticks (at or below the last seen seq) open no gap
-        both = pl.concat([state, cur])
-        # arrival order is usually seq order; sort only when a batch reorders some symbol
-        step = pl.col("seq") - pl.col("seq").shift(1).over(G)
-        if both.select((step < 0).any()).item():
-            both = both.sort(["_g", "seq"], maintain_order=True)
-        both = both.with_columns(pl.col("seq").shift(1).over(G).alias("_prev"))
-        gaps = both.filter(pl.col("_prev").is_not_null() & (pl.col("seq") - pl.col("_prev") > 1)).select(
-            "_g",
-            (pl.col("_prev") + 1).alias("from_seq"),
-            (pl.col("seq") - 1).alias("to_seq"),
-            (pl.col("seq") - pl.col("_prev") - 1).alias("missing"),
-            "timestamp",
+        key_frame = df.select(dedup_key_exprs(self.table)[2:])  # _g stands for (exchange, symbol)
+        names = key_frame.columns  # the event time first: the kept keys are those within the tolerance
+        state = self._keys if self._keys is not None else pl.DataFrame(
+            schema={"_i": pl.UInt32, "_ts": pl.Int64, "_g": pl.UInt32, **key_frame.schema})  # fmt: skip
+        codes, nulls = _codes(pl.concat([state.select(names), key_frame]))
+        s = state.height
+        g = df["_g"].cast(pl.Int64).to_numpy()
+        seq = df["seq"]
+        verdict, newest, ref, keep, gap_row, gap_from = stateful_pass(
+            g, df["timestamp"].to_numpy(), df.select(self._price().fill_null(0.0))
+            .to_series().to_numpy(), seq.fill_null(0).to_numpy(), seq.is_not_null().to_numpy(),
+            df["_rule"].is_null().to_numpy(), codes[s:], nulls[s:],
+            state["_g"].cast(pl.Int64).to_numpy(), codes[:s], nulls[:s],
+            self._max, self._has_max, self._ring, self._ring_n, self._last, self._has_last,
+            c.out_of_order_tolerance, c.spike_band, c.spike_window, c.spike_min_samples,
+        )  # fmt: skip
+        fresh = key_frame.with_columns(df["_g"], pl.col("timestamp").alias("_ts"))
+        self._keys = (
+            pl.concat([state.select("_ts", "_g", *names), fresh.select("_ts", "_g", *names)])
+            .filter(pl.Series(keep))
+            .select(pl.lit(None, pl.UInt32).alias("_i"), "_ts", "_g", *names)
         )
-        self._last_seq = both.group_by(G).agg(pl.col("seq").max().alias("_last"))
-        return gaps.join(self._gid, on=G, how="left", maintain_order="left").select(list(_GAP_SCHEMA))
+        tol, band = c.out_of_order_tolerance, c.spike_band
+        hit = np.flatnonzero(verdict)
+        if len(hit):
+            flagged = df[hit].select(
+                "_i", self._price().alias("_px"), pl.Series("_v", verdict[hit]), pl.Series("_ref", ref[hit]),
+                (pl.Series("_newest", newest[hit]) - pl.col("timestamp")).alias("_behind"),
+            )  # fmt: skip
+            dev = (pl.col("_px") / pl.col("_ref") - 1).abs()
+            flagged = flagged.select(
+                "_i",
+                pl.when(pl.col("_v") == DUPLICATE).then(pl.lit("duplicate"))
+                .when(pl.col("_v") == OUT_OF_ORDER).then(pl.lit("out_of_order"))
+                .otherwise(pl.lit("spike")).alias("_r2"),
+                pl.when(pl.col("_v") == DUPLICATE)
+                .then(pl.lit("duplicate of an earlier tick with the same dedup key"))
+                .when(pl.col("_v") == OUT_OF_ORDER)
+                .then(fmt_str("event time {} ns behind the newest tick of the symbol (tolerance {} ns)",
+                              pl.col("_behind"), pl.lit(tol)))
+                .otherwise(fmt_str("price {} deviates {}% from the rolling median {} (band {}%)",
+                                   pl.col("_px"), (dev * 100).round(2), pl.col("_ref"), pl.lit(band * 100)))
+                .alias("_why2"),
+            )  # fmt: skip
+            df = (
+                df.join(flagged, on="_i", how="left", maintain_order="left")
+                .with_columns(pl.coalesce("_rule", "_r2").alias("_rule"), pl.coalesce("_reason", "_why2").alias("_reason"))
+                .drop(["_r2", "_why2"])
+            )  # fmt: skip
+        gaps = pl.DataFrame({
+            "_g": df["_g"].to_numpy()[gap_row], "from_seq": gap_from, "to_seq": seq.to_numpy()[gap_row] - 1,
+            "timestamp": df["timestamp"].to_numpy()[gap_row],
+        }, schema={"_g": pl.UInt32, "from_seq": pl.Int64, "to_seq": pl.Int64, "timestamp": pl.Int64})  # fmt: skip
+        gaps = gaps.with_columns((pl.col("to_seq") - pl.col("from_seq") + 1).alias("missing"))
+        gaps = gaps.join(self._gid, on=G, how="left", maintain_order="left").select(list(_GAP_SCHEMA))
+        return df, gaps
+
+
+def _codes(keys: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Dedup key columns as int64 codes (rows × columns) and their null flags: integers as they
+    are, floats by their bits (the values are finite and positive: equal bits, equal values),
+    strings by a dictionary code (equal strings, equal codes)."""
+    codes = np.zeros((keys.height, keys.width), np.int64)
+    nulls = np.zeros((keys.height, keys.width), np.bool_)
+    for j, col in enumerate(keys.iter_columns()):
+        nulls[:, j] = col.is_null().to_numpy()
+        if col.dtype == pl.String:
+            col = col.cast(pl.Categorical).to_physical()
+        elif col.dtype.is_temporal():
+            col = col.to_physical()
+        values = col.fill_null(0).to_numpy()
+        codes[:, j] = values.view(np.int64) if values.dtype == np.float64 else values
+    return codes, nulls
+
+
+_WARMING = threading.Event()
+
+
+def warm_in_background() -> None:
+    """Load the compiled pass (numba's import and its disk cache, ≈ 1 s; compiled the first time
+    on a machine) on a thread, by sanitizing one quote and one trade, while a driver opens its
+    source (a consumer joins its group)."""
+    if not _WARMING.is_set():
+        _WARMING.set()
+        threading.Thread(target=_warm, name="sanitize-kernel", daemon=True).start()
+
+
+def _warm() -> None:
+    common = {"timestamp": [time.time_ns()], "received_at": [time.time_ns()], "exchange": ["X"], "symbol": ["Y"],
+              "asset_class": ["crypto"], "seq": [1], "_offset": [0]}  # fmt: skip
+    Sanitizer(Kind.QUOTE).process(pl.DataFrame({**common, "bid": [1.0], "ask": [1.0], "bid_size": [1.0],
+                                                "ask_size": [1.0]}))  # fmt: skip
+    Sanitizer(Kind.TRADE).process(pl.DataFrame({**common, "trade_id": ["t"], "side": ["buy"], "price": [1.0],
+                                                "size": [1.0]}))  # fmt: skip
