@@ -199,7 +199,8 @@ class ZScoreKeeper:
                 if key not in failed:
                     reaches_end[key] = True
                     starts_whole[key] = self._rings[key].whole
-        split = [{} if f is None else f.partition_by("exchange", "symbol", as_dict=True) for f in (new_df, heal_df)]
+        split = [{} if f is None or not deep else f.partition_by("exchange", "symbol", as_dict=True)
+                 for f in (new_df, heal_df)]  # fmt: skip
         for key in deep:
             mine_new, mine_heal = (part.get(key) for part in split)
             ctx, whole, end = self._context(engine, key, mine_new, mine_heal, stats.get(key))
@@ -302,7 +303,8 @@ class ZScoreKeeper:
         rings = [self._rings[k].rows for k in keys if self._rings[k].rows.height]
         parts = [pl.concat(rings, how="vertical").with_columns(pl.lit(False).alias("_new"))] if rings else []
         if new_df is not None:
-            parts.append(new_df.join(wanted, on=["exchange", "symbol"], how="semi"))
+            every = new_df.select(pl.struct("exchange", "symbol").n_unique()).item() == len(keys)
+            parts.append(new_df if every else new_df.join(wanted, on=["exchange", "symbol"], how="semi"))
         merged = pl.concat(parts, how="vertical").with_columns(pl.lit(False).alias("_heal"))
         order, group = window_order(merged)
         merged = merged[order]
@@ -381,8 +383,9 @@ class ZScoreKeeper:
                 (~merged["_new"]).alias("replaces"),
             )
             .filter(pl.Series(emit))
-            .sort("replaces", descending=True, maintain_order=True)  # rewritten rows first (see _needs_healing)
         )
+        if out["replaces"].any():  # rewritten rows first (see _needs_healing)
+            out = out.sort("replaces", descending=True, maintain_order=True)
         self._stage(merged, starts, stats, reaches_end, starts_whole, new_df)
         return out.to_arrow().cast(_OUT_SCHEMA)
 
