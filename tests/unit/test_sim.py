@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from datetime import UTC, datetime
 
+import numpy as np
+import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -18,7 +22,7 @@ from warehouse.errors import (
 )
 from warehouse.sim.broker import BUY, SELL, Account, Limits, Market, Quote, Trade
 from warehouse.sim.costs import RULES, AssetRules, VolumeProfile, exec_price
-from warehouse.sim.strategies import TWAP, ZScoreMeanReversion
+from warehouse.sim.strategies import TWAP, Strategy, ZScoreMeanReversion, ZScorePerTick
 
 NS = 1_000_000_000
 MON = int(datetime(2024, 1, 8, 15, 0, tzinfo=UTC).timestamp()) * NS  # Monday 10:00 New York
@@ -61,16 +65,34 @@ def test_volume_profile_is_volume_per_minute_over_the_window() -> None:
 
 def test_volume_profile_keeps_only_its_window_without_being_asked() -> None:
     """A long replay with nobody trading never calls v_avg: absorbing batches must not pile up minutes."""
+
     p = VolumeProfile(window_minutes=30)
     day = 24 * 60
     for batch in range(0, 20 * day, 150):  # 20 days of 150-minute batches, 1 lot per minute
-        minutes = list(range(batch, batch + 150))
-        p.absorb(minutes[0], minutes, [1.0] * len(minutes))
+        p.add_trades(np.arange(batch, batch + 150) * 60 * NS, np.ones(150))
         assert len(p.minutes) <= 30
     p.add_trade((20 * day) * 60 * NS, 4.0)
     assert len(p.minutes) <= 30
     # the window's 29 earlier minutes hold 1 lot each, the last one 4: 33 lots over 30 minutes
     assert p.v_avg((20 * day) * 60 * NS) == pytest.approx(33.0 / 30, rel=1e-12)
+
+
+def test_many_trades_at_once_leave_the_profile_one_at_a_time_would() -> None:
+    """add_trades (compiled, a replay batch's trades) against add_trade per trade: the same minutes,
+    volumes and running total to the last bit, through gaps longer than the window."""
+
+    rng = np.random.default_rng(2)
+    bulk, one = VolumeProfile(window_minutes=30), VolumeProfile(window_minutes=30)
+    t0 = 0
+    for n in (5, 400, 15, 2_000, 16, 900):  # below and above the compiled path's threshold
+        ts = t0 + np.sort(rng.integers(0, 90 * 60, n)) * NS + rng.integers(0, NS, n)
+        sizes = rng.uniform(0.01, 3.0, n)
+        bulk.add_trades(ts, sizes)
+        for t, size in zip(ts.tolist(), sizes.tolist(), strict=True):
+            one.add_trade(t, size)
+        assert list(bulk.minutes) == list(one.minutes) and bulk.total == one.total
+        assert bulk.v_avg(int(ts[-1])) == one.v_avg(int(ts[-1]))
+        t0 = int(ts[-1]) + rng.integers(0, 3) * 45 * 60 * NS
 
 
 def test_fees_per_asset_class_schedule() -> None:
@@ -226,7 +248,7 @@ def test_twap_slices_by_hand() -> None:
 def test_zscore_strategy_fades_a_spike_and_flattens() -> None:
     m = Market()
     a = Account("A", m)
-    s = ZScoreMeanReversion(window=20, entry=2.0, exit=0.5, notional=10_000)
+    s = ZScorePerTick(window=20, entry=2.0, exit=0.5, notional=10_000)  # driven tick by tick
     mids = [100.0 + 0.1 * (i % 2) for i in range(20)] + [103.0] + [100.05] * 25
     for i, mid in enumerate(mids):
         q = quote(m, MON + i * NS, mid - 0.01, mid + 0.01, asz=1e6, bs=1e6)
@@ -255,10 +277,8 @@ def test_a_failing_fill_changes_nothing() -> None:
 @given(st.sampled_from(["crypto", "forex", "commodities", "equities", "etfs", "indices"]),
        st.integers(min_value=1_500_000_000 * 10**9, max_value=2_000_000_000 * 10**9))  # fmt: skip
 def test_an_orders_session_check_agrees_with_the_vectorized_sessions(asset_class: str, ts: int) -> None:
-    """The simulator checks one order at a time through a per-minute cache (session edges fall
-    on whole minutes, DST shifts included): the same answer as warehouse.sessions for any ns."""
-    import numpy as np
-
+    """The simulator checks one order at a time through a cache of each day's minutes (session
+    edges fall on whole minutes, DST shifts included): the same answer as warehouse.sessions for any ns."""
     from warehouse.sessions import is_open
     from warehouse.sim.broker import session_open
 
@@ -268,3 +288,196 @@ def test_an_orders_session_check_agrees_with_the_vectorized_sessions(asset_class
     assert session_open(asset_class, edge + 60 * 10**9 - 1) == bool(
         is_open(asset_class, np.array([edge + 60 * 10**9 - 1]))[0]
     )
+
+
+# ---------------------------------------------------------------- batch path = per-tick path
+
+SYMBOLS = {  # symbol: (asset class, first mid, displayed sizes (None: a feed without sizes), share of trades)
+    "BTC": ("crypto", 100.0, (1.0, 8.0), 0.2),
+    "EUR": ("forex", 1.1, None, 0.2),
+    "AAPL": ("equities", 180.0, (5.0, 40.0), 0.2),
+    "GC": ("commodities", 2000.0, (0.5, 2.0), 0.2),
+    "ETH": ("crypto", 30.0, (2.0, 20.0), 0.0),  # no trades: impact from the displayed sizes
+}
+
+
+@pytest.fixture(scope="module")
+def tape(tmp_path_factory: pytest.TempPathFactory):
+    """A DuckDB warehouse with 25,000 ticks of 5 symbols over 10 hours around the New York open
+    (equity orders before it are refused): random walks with spikes, ties in time across symbols,
+    small displayed sizes (orders fill over several quotes), FX quotes without sizes, a symbol
+    without trades."""
+    import pyarrow as pa
+
+    from warehouse.records import QUOTE_SCHEMA, TRADE_SCHEMA
+    from warehouse.sql.engines import DuckDBEngine
+    from warehouse.sql.migrate import migrate
+
+    rng = np.random.default_rng(11)
+    ts_type = pa.timestamp("ns", tz="UTC")
+    quotes, trades = [], []
+    for symbol, (ac, p0, sizes, trade_share) in SYMBOLS.items():
+        n = 5_000
+        ts = np.sort(MON - 3 * 3600 * NS + rng.integers(0, 10 * 3600, n) * NS)  # whole seconds: ties
+        steps = rng.normal(0, 4e-4, n)
+        steps[rng.integers(0, n, 40)] += rng.choice([-1, 1], 40) * 6e-3  # spikes the z-score fades
+        mid = p0 * np.exp(np.cumsum(steps))
+        trade = rng.random(n) < trade_share
+        q, t = ~trade, trade
+        nq, nt = int(q.sum()), int(t.sum())
+        bs, asz = (rng.uniform(*sizes, nq) if sizes else [None] * nq for _ in range(2))
+        quotes.append(pa.table({
+            "timestamp": pa.array(ts[q]).cast(ts_type), "received_at": pa.array(ts[q] + 1000).cast(ts_type),
+            "exchange": ["X"] * nq, "symbol": [symbol] * nq, "asset_class": [ac] * nq,
+            "bid": mid[q] * (1 - 1e-4), "ask": mid[q] * (1 + 1e-4), "bid_size": pa.array(bs, pa.float64()),
+            "ask_size": pa.array(asz, pa.float64()), "seq": pa.array(np.arange(nq), pa.int64()),
+        }).cast(QUOTE_SCHEMA))  # fmt: skip
+        trades.append(pa.table({
+            "timestamp": pa.array(ts[t]).cast(ts_type), "received_at": pa.array(ts[t] + 1000).cast(ts_type),
+            "exchange": ["X"] * nt, "symbol": [symbol] * nt, "asset_class": [ac] * nt,
+            "trade_id": [f"{symbol}{i}" for i in range(nt)], "side": rng.choice(["buy", "sell"], nt).tolist(),
+            "price": mid[t], "size": rng.uniform(0.1, 5.0, nt), "seq": pa.array([None] * nt, pa.int64()),
+        }).cast(TRADE_SCHEMA))  # fmt: skip
+    eng = DuckDBEngine(tmp_path_factory.mktemp("sim") / "warehouse.duckdb")
+    migrate(eng)
+    eng.insert("wh.market_ticks", pa.concat_tables(quotes))
+    eng.insert("wh.trades", pa.concat_tables(trades))
+    yield eng
+    eng.close()
+
+
+def _ledger(engine, traders, *, per_tick: bool, **kw) -> dict:
+    from warehouse.sim.run import simulate
+
+    since, until = datetime(2024, 1, 8, tzinfo=UTC), datetime(2024, 1, 9, tzinfo=UTC)
+    result = simulate(engine, traders, list(SYMBOLS), since, until, per_tick=per_tick,
+                      **{"batch_rows": 1_000, "snapshot_every_s": 900, **kw})  # fmt: skip
+    return result.tables()
+
+
+class Hedger(Strategy):
+    """A batch strategy that trades another symbol than the tick's: at every 40th row that is a BTC
+    quote, a market order in GC (buy, sell, buy, …) — priced from a GC quote the batch path moved
+    into the market in bulk, filled over GC's later quotes."""
+
+    name = "hedger"
+    wants_ticks = False
+
+    def on_batch(self, acct: Account, batch: pl.DataFrame) -> np.ndarray:
+        return ((batch["kind"] == 0) & (batch["symbol"] == "BTC")).to_numpy() & (np.arange(batch.height) % 40 == 0)
+
+    def on_quote(self, acct: Account, q: Quote) -> None:
+        if q.symbol == "BTC" and q.row % 40 == 0:
+            self._submit(acct, "GC", BUY if len(acct.orders) % 2 == 0 else SELL, 1.5)
+
+
+def test_batch_strategies_leave_the_ledger_of_the_per_tick_path(tape) -> None:
+    """zscore (batch API) against the same strategy per tick (ZScorePerTick, every tick), with a
+    twap, a noop and a Hedger beside them: the same orders, fills and snapshots to the last bit —
+    across replay batches of 1,000 ticks and snapshots every 15 minutes, with positions held over both."""
+    from warehouse.sim.strategies import NoOp
+
+    def traders(zscore: type[ZScoreMeanReversion]) -> list:
+        return [("z", zscore(window=40, notional=2_000)), ("z-fast", zscore(window=12, entry=1.5, notional=500)),
+                ("twap", TWAP("GC", side="sell", total_qty=9.0, slices=7, duration=7200)), ("noop", NoOp()),
+                ("twap-eth", TWAP("ETH", total_qty=200.0, slices=300, duration=3600)),  # 12 s apart: catches up
+                ("hedger", Hedger())]  # fmt: skip
+
+    reference = _ledger(tape, traders(ZScorePerTick), per_tick=True)
+    batch = _ledger(tape, traders(ZScoreMeanReversion), per_tick=False)
+    for name, table in reference.items():
+        assert batch[name].equals(table), name
+    orders, fills = reference["orders"].to_pylist(), reference["fills"].to_pylist()
+    per_order = Counter(f["order_id"] for f in fills)
+    assert sum(n > 1 for n in per_order.values()) > 150 and sum(n == 1 for n in per_order.values()) > 1_000
+    assert {o["reason"] for o in orders} >= {None, "EXCHANGE_CLOSED"}
+    assert {f["symbol"] for f in fills} == set(SYMBOLS)
+    assert sum(o["trader"] == "twap" for o in orders) == 7 and sum(o["trader"] == "twap-eth" for o in orders) == 300
+    assert sum(o["trader"] == "hedger" and o["status"] == "filled" for o in orders) > 20
+    # a position open at a snapshot: the snapshots mark it
+    assert any(s["positions_value"] != 0 for s in reference["portfolio_snapshots"].to_pylist())
+
+
+def test_the_batch_path_follows_the_kill_switch_and_moves_the_market_in_bulk(tape) -> None:
+    """A kill switch tripping mid-batch (notional per minute) stops the batch path where it stops
+    the per-tick one; then hourly twap slices alone: the market moves on in bulk over thousands of
+    ticks between them (batches of 6,000, hourly snapshots) and they fill at the same prices —
+    impact from the bulk-moved volume profile (BTC) and displayed sizes (ETH, no trades)."""
+    limits = Limits(max_notional_per_minute=30_000.0)
+
+    def traders() -> list:
+        return [("z", ZScoreMeanReversion(window=20, notional=9_000)),
+                ("twap-btc", TWAP("BTC", total_qty=50.0, slices=5, duration=5 * 3600)),
+                ("twap-eth", TWAP("ETH", side="sell", total_qty=400.0, slices=8, duration=8 * 3600))]  # fmt: skip
+
+    kw = {"limits": limits, "batch_rows": 6_000, "snapshot_every_s": 3600}
+    reference = _ledger(tape, traders(), per_tick=True, **kw)
+    batch = _ledger(tape, traders(), per_tick=False, **kw)
+    for name, table in reference.items():
+        assert batch[name].equals(table), name
+    orders = reference["orders"].to_pylist()
+    assert any(o["reason"] == "KILL_SWITCH" for o in orders)
+    assert sum(o["trader"].startswith("twap") and o["status"] == "filled" for o in orders) == 13
+
+
+def test_the_z_score_kernel_is_the_per_tick_window_arithmetic() -> None:
+    """Every quote's z from the compiled kernel, over batches of 97 ticks, equals the deque's running
+    sums with their re-sum every `window` quotes — including flat stretches (no z) and symbols that
+    start mid-batch."""
+
+    from warehouse.replay import QUOTE, TRADE
+
+    class Seen(ZScorePerTick):
+        def _act(self, acct: Account, q: Quote, z: float) -> None:
+            self.seen.append((q.ts, z))
+
+    rng = np.random.default_rng(3)
+    n = 6_000
+    symbol = rng.choice(["A", "B", "C"], n)
+    symbol[:500] = "A"
+    mid = 50_000 + np.cumsum(rng.normal(0, 5, n))
+    mid[1000:1200] = 50_000.0  # flat: variance 0
+    kind = np.where(rng.random(n) < 0.1, TRADE, QUOTE)
+    ticks = pl.DataFrame({"timestamp": np.arange(n), "kind": kind.astype(np.int8), "symbol": symbol,
+                          "bid": mid - 0.5, "ask": mid + 0.5})  # fmt: skip
+    acct = Account("A", Market())
+    batch_z, tick = ZScoreMeanReversion(window=30), Seen(window=30)
+    tick.seen = []
+    got = []
+    for lo in range(0, n, 97):
+        b = ticks.slice(lo, 97)
+        batch_z.on_batch(acct, b)
+        got += [(lo + i, z) for i, z in enumerate(batch_z._z.tolist()) if not math.isnan(z)]
+    for ts, k, s, bid, ask in ticks.iter_rows():
+        if k == QUOTE:
+            tick.on_quote(acct, Quote(ts, s, "crypto", bid, ask, 1.0, 1.0))
+    assert got == tick.seen and len(got) > 4_000
+
+
+def test_batch_and_per_tick_paths_agree_on_the_tardis_day(home, tardis) -> None:
+    """The real BTCUSDT day (10,000 quotes, 10,000 trades in 226 s) with its real displayed sizes:
+    zscore and twap, batch against per tick, over replay batches of 2,500 ticks."""
+    from typer.testing import CliRunner
+
+    from warehouse.cli.main import app
+    from warehouse.config import get_settings
+    from warehouse.sim.run import simulate
+    from warehouse.sql.engines import open_engine
+
+    r = CliRunner().invoke(app, ["import", "--engine", "duckdb", *map(str, tardis)])
+    assert r.exit_code == 0, r.output
+    eng = open_engine("duckdb", get_settings(), read_only=True, for_replay=True)
+    since, until = datetime(2020, 2, 22, tzinfo=UTC), datetime(2020, 2, 23, tzinfo=UTC)
+    try:
+        ledgers = [
+            simulate(eng, [("z", zscore(window=30, entry=1.5, notional=100_000)),
+                           ("twap", TWAP("BTCUSDT", side="sell", total_qty=5.0, slices=40, duration=200))],
+                     ["BTCUSDT"], since, until, per_tick=per_tick, batch_rows=2_500, snapshot_every_s=20).tables()
+            for zscore, per_tick in ((ZScorePerTick, True), (ZScoreMeanReversion, False))
+        ]  # fmt: skip
+    finally:
+        eng.close()
+    for name, table in ledgers[0].items():
+        assert ledgers[1][name].equals(table), name
+    orders = Counter(o["trader"] for o in ledgers[0]["orders"].to_pylist())
+    assert orders["z"] > 50 and orders["twap"] == 40 and ledgers[0]["fills"].num_rows > 5 * orders.total()

@@ -6,8 +6,10 @@ DuckDB (or, with engine="clickhouse", embedded ClickHouse), then measures:
 * ceiling: the same rows read as Arrow record batches, no order, nothing done with them;
 * replay → no-op strategy: strict event order across all symbols (warehouse/replay) into
   the simulator with a strategy that only watches — the replay's own throughput;
-* replay → z-score strategy with the simulator over the first `zscore_ticks` ticks
-  (per-tick Python callbacks, orders, fills);
+* replay → z-score strategy with the simulator over the first `zscore_ticks` ticks (the batch
+  strategy API: z vectorized per batch, ticks worked one by one only where it acts or an order
+  is open), and the same strategy per tick (ZScorePerTick, simulate(per_tick=True)) — the
+  reference, whose ledger must be the same;
 * peak RSS of a no-op replay of ~1 M ticks and of all N (separate processes).
 """
 
@@ -73,6 +75,8 @@ class ReplayBench:
     zscore_orders: int
     zscore_fills: int
     zscore_rate: float
+    zscore_tick_rate: float  # the per-tick reference
+    zscore_same: bool  # the two z-score runs left the same ledger
     rss_small: RssProbe
     rss_big: RssProbe
 
@@ -102,7 +106,7 @@ def run(ticks: int = 20_000_000, days: int = 20, zscore_ticks: int = 1_000_000, 
     """`engine`: where history comes from (duckdb | clickhouse)."""
     from warehouse.config import Settings
     from warehouse.sim.run import simulate, summary
-    from warehouse.sim.strategies import NoOp, ZScoreMeanReversion
+    from warehouse.sim.strategies import NoOp, ZScoreMeanReversion, ZScorePerTick
     from warehouse.sql import queries
     from warehouse.sql.engines import ClickHouseEngine, DuckDBEngine, close_embedded
     from warehouse.sql.migrate import migrate
@@ -149,6 +153,13 @@ def run(ticks: int = 20_000_000, days: int = 20, zscore_ticks: int = 1_000_000, 
                           START + timedelta(hours=hours))  # fmt: skip
             zs_rate = zs.stats.ticks / (time.perf_counter() - t)
             s = summary(zs)[0]
+
+            log("replay → z-score strategy per tick + simulator (the reference)")
+            t = time.perf_counter()
+            ref = simulate(eng, [("z", ZScorePerTick(notional=20_000))], symbols, START,
+                           START + timedelta(hours=hours), per_tick=True)  # fmt: skip
+            tick_rate = ref.stats.ticks / (time.perf_counter() - t)
+            same = all(a.equals(b) for a, b in zip(zs.tables().values(), ref.tables().values(), strict=True))
         finally:
             eng.close()
             close_embedded()
@@ -161,4 +172,4 @@ def run(ticks: int = 20_000_000, days: int = 20, zscore_ticks: int = 1_000_000, 
                        setup_seconds=setup, scanned=scanned, ceiling_rate=ceiling, noop_ticks=noop.stats.ticks,
                        noop_slices=noop.stats.slices, noop_rate=noop_rate, zscore_ticks=zs.stats.ticks,
                        zscore_orders=cast(int, s["orders"]), zscore_fills=cast(int, s["fills"]), zscore_rate=zs_rate,
-                       rss_small=small, rss_big=big)  # fmt: skip
+                       zscore_tick_rate=tick_rate, zscore_same=same, rss_small=small, rss_big=big)  # fmt: skip

@@ -184,6 +184,9 @@ def bench_replay(
                   f"(target ≥ {replay.TARGET_NOOP_RATE:,})")  # fmt: skip
     console.print(f"replay → z-score strategy + simulator: {r.zscore_rate:>11,.0f} ticks/s ({r.zscore_ticks:,} ticks, "
                   f"{r.zscore_orders:,} orders, {r.zscore_fills:,} fills) = {r.zscore_rate / r.ceiling_rate:.3f} × ceiling")  # fmt: skip
+    console.print(f"  the same per tick (reference):       {r.zscore_tick_rate:>11,.0f} ticks/s: batch API "
+                  f"{r.zscore_rate / r.zscore_tick_rate:.2f} × per tick; same ledger: "
+                  f"{'yes' if r.zscore_same else 'NO — A BUG'}")  # fmt: skip
     console.print(f"peak RSS, no-op replay of {r.rss_small.ticks:,} ticks: {r.rss_small.rss_mb:,.0f} MB; "
                   f"of {r.rss_big.ticks:,} ticks: {r.rss_big.rss_mb:,.0f} MB; growth "
                   f"{r.rss_growth_mb:+,.0f} MB (target < {replay.TARGET_RSS_GROWTH_MB} MB)")  # fmt: skip

@@ -34,6 +34,7 @@ import functools
 import math
 from collections import deque
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -63,6 +64,7 @@ class Quote:
     bid_size: float
     ask_size: float
     seq: int = 0  # position of the quote in the replay: displayed size is per quote
+    row: int = -1  # its row in the replay batch (the rows a strategy's on_batch returns)
 
     @property
     def mid(self) -> float:
@@ -77,6 +79,7 @@ class Trade:
     price: float
     size: float
     side: str
+    row: int = -1  # its row in the replay batch
 
 
 @dataclass
@@ -109,8 +112,7 @@ class Order:
         return self.status in ("new", "partially_filled", "queued")
 
 
-@dataclass(frozen=True)
-class Fill:
+class Fill(NamedTuple):  # immutable; a frozen dataclass took 1.7 µs to build (a NamedTuple 0.3)
     fill_id: str
     order_id: str
     trader: str
@@ -147,11 +149,13 @@ def positive_number(value: float, name: str) -> float:
 
 
 class Market:
-    """Shared state of a run: the last quote and the volume profile of every symbol."""
+    """Shared state of a run: the last quote and the volume profile of every symbol, and the
+    symbols with open orders (`working`: their ticks must be matched one by one)."""
 
     def __init__(self, window_minutes: int = 30) -> None:
         self.quotes: dict[str, Quote] = {}
         self.volume: dict[str, VolumeProfile] = {}
+        self.working: dict[str, int] = {}  # symbol → open orders of every account
         self.window = window_minutes
         self.now = 0
         self._seq = 0
@@ -177,24 +181,27 @@ class Market:
             p = self.volume[symbol] = VolumeProfile(self.window)
         return p
 
-    def mid(self, symbol: str) -> float | None:
-        q = self.quotes.get(symbol)
-        return q.mid if q is not None else None
-
 
 def session_open(asset_class: str, ts: int) -> bool:
     """Is the market of `asset_class` open at `ts`? Every session edge falls on a whole minute
     (UTC, or New York time whose offsets are whole hours), so the answer is the minute's:
-    cached per (asset class, minute) — one polars evaluation per minute, not per order."""
-    return asset_class == "crypto" or _open_in_minute(asset_class, ts // _MINUTE_NS)
+    the minutes of a UTC day are evaluated at once and cached per (asset class, day) — one
+    polars evaluation per day, not per order (per minute it was ~0.6 ms an order)."""
+    if asset_class == "crypto":
+        return True
+    day, minute = divmod(ts // _MINUTE_NS, _DAY_MINUTES)
+    return _open_minutes(asset_class, day)[minute]
 
 
 _MINUTE_NS = 60_000_000_000
+_DAY_MINUTES = 1440
+_TAKING = frozenset({"new", "partially_filled"})  # open and not waiting for the session
 
 
-@functools.lru_cache(maxsize=65_536)
-def _open_in_minute(asset_class: str, minute: int) -> bool:
-    return bool(is_open(asset_class, np.array([minute * _MINUTE_NS], dtype=np.int64))[0])
+@functools.lru_cache(maxsize=4096)
+def _open_minutes(asset_class: str, day: int) -> tuple[bool, ...]:
+    minutes = np.arange(day * _DAY_MINUTES, (day + 1) * _DAY_MINUTES, dtype=np.int64)
+    return tuple(is_open(asset_class, minutes * _MINUTE_NS).tolist())
 
 
 class Account:
@@ -222,17 +229,24 @@ class Account:
         self._n_fills = 0
 
     # ------------------------------------------------------------------ valuation
-    def mark(self, symbol: str) -> float:
-        mid = self.market.mid(symbol)
-        if mid is None:
-            raise LiquidityHalt(f"{symbol} has no quote yet")
-        return mid
+    def exposure(self) -> tuple[float, float]:
+        """(positions value, gross exposure), marking each position once (at every order and
+        snapshot: inlined, ~0.2 µs a position)."""
+        quotes = self.market.quotes
+        values = []
+        for symbol, qty in self.positions.items():
+            if qty:
+                q = quotes.get(symbol)
+                if q is None:
+                    raise LiquidityHalt(f"{symbol} has no quote yet")
+                values.append(qty * ((q.bid + q.ask) / 2.0))
+        return sum(values), sum(abs(v) for v in values)
 
     def positions_value(self) -> float:
-        return sum(q * self.mark(s) for s, q in self.positions.items() if q)
+        return self.exposure()[0]
 
     def gross_exposure(self) -> float:
-        return sum(abs(q * self.mark(s)) for s, q in self.positions.items() if q)
+        return self.exposure()[1]
 
     def nav(self) -> float:
         return self.cash + self.positions_value()
@@ -290,10 +304,13 @@ class Account:
     def _add_open(self, order: Order) -> None:
         self.open[order.order_id] = order
         self._open_by_symbol.setdefault(order.symbol, {})[order.order_id] = order
+        working = self.market.working
+        working[order.symbol] = working.get(order.symbol, 0) + 1
 
     def _drop_open(self, order: Order) -> None:
-        self.open.pop(order.order_id, None)
-        self._open_by_symbol.get(order.symbol, {}).pop(order.order_id, None)
+        if self.open.pop(order.order_id, None) is not None:
+            self._open_by_symbol[order.symbol].pop(order.order_id)
+            self.market.working[order.symbol] -= 1
 
     def _close(self, order: Order, status: str, reason: str | None) -> None:
         order.status, order.reason, order.updated_at = status, reason, self.market.now
@@ -313,7 +330,8 @@ class Account:
         mid = q.mid
         pos = self.positions.get(order.symbol, 0.0)
         new_pos = pos + order.side * order.qty
-        nav = self.nav()
+        value, gross = self.exposure()
+        nav = self.cash + value
         if abs(new_pos) > abs(pos) and abs(new_pos * mid) > lim.max_concentration * nav:
             share = (
                 f"{abs(new_pos * mid) / nav:.1%} of NAV"
@@ -322,7 +340,6 @@ class Account:
             )
             raise ConcentrationLimit(f"{order.symbol} would be {share} (limit {lim.max_concentration:.0%})",
                                      order_id=order.order_id)  # fmt: skip
-        gross = self.gross_exposure()
         new_gross = gross - abs(pos * mid) + abs(new_pos * mid)
         if new_gross > gross and new_gross > lim.max_leverage * nav:
             raise InsufficientMargin(f"gross exposure {new_gross:,.0f} would pass {lim.max_leverage:g} × NAV "
@@ -358,12 +375,10 @@ class Account:
 
     # ------------------------------------------------------------------ matching
     def on_quote(self, q: Quote) -> list[Fill]:
-        out: list[Fill] = []
-        if not self.open:
-            return out
         mine = self._open_by_symbol.get(q.symbol)
         if not mine:
-            return out
+            return []
+        out: list[Fill] = []
         for order in list(mine.values()):
             if order.status == "queued":
                 if not session_open(order.asset_class, q.ts):
@@ -374,16 +389,16 @@ class Account:
                 except OrderRejected as exc:
                     self._close(order, "rejected", exc.code)
                     continue
-            out += self._match_quote(order, q)
+            fill = self._match_quote(order, q)
+            if fill is not None:
+                out.append(fill)
         return out
 
     def on_trade(self, t: Trade) -> list[Fill]:
-        out: list[Fill] = []
-        if not self.open:
-            return out
         mine = self._open_by_symbol.get(t.symbol)
         if not mine:
-            return out
+            return []
+        out: list[Fill] = []
         for order in list(mine.values()):
             if order.status == "queued" or order.limit is None:
                 continue
@@ -396,27 +411,29 @@ class Account:
                 out.append(self._fill(order, qty, float(order.limit), q.mid, t.ts, maker=True))
         return out
 
-    def _match_quote(self, order: Order, q: Quote) -> list[Fill]:
-        if not order.is_open or order.status == "queued":
-            return []
-        crosses = order.limit is None or (q.ask <= order.limit if order.side == BUY else q.bid >= order.limit)
+    def _match_quote(self, order: Order, q: Quote) -> Fill | None:
+        if order.status not in _TAKING:
+            return None
+        side, limit = order.side, order.limit
+        crosses = limit is None or (q.ask <= limit if side == BUY else q.bid >= limit)
         if order.post_only or not crosses:
-            return []
+            return None
         if order.taken_at_quote != q.seq:
             order.taken_at_quote, order.taken_qty = q.seq, 0.0
-        displayed = (q.ask_size if order.side == BUY else q.bid_size) - order.taken_qty
-        qty = min(order.remaining, displayed)
+        displayed = (q.ask_size if side == BUY else q.bid_size) - order.taken_qty
+        qty = min(order.qty - order.filled, displayed)
         if qty <= 0:
-            return []
-        mid = q.mid
+            return None
+        mid = (q.bid + q.ask) / 2.0
         spread_rel = (q.ask - q.bid) / mid
         rules = self.rules[order.asset_class]
-        v_avg = self.market.volume[order.symbol].v_avg(q.ts) if order.symbol in self.market.volume else 0.0
-        price = exec_price(mid, spread_rel, qty, v_avg, order.side, rules)
-        if order.limit is not None and (price > order.limit if order.side == BUY else price < order.limit):
-            return []  # the impact would cross the limit: wait for a better book
+        profile = self.market.volume.get(order.symbol)
+        v_avg = profile.v_avg(q.ts) if profile is not None else 0.0
+        price = exec_price(mid, spread_rel, qty, v_avg, side, rules)
+        if limit is not None and (price > limit if side == BUY else price < limit):
+            return None  # the impact would cross the limit: wait for a better book
         order.taken_qty += qty
-        return [self._fill(order, qty, price, mid, q.ts, maker=False)]
+        return self._fill(order, qty, price, mid, q.ts, maker=False)
 
     def _fill(self, order: Order, qty: float, price: float, mid: float, ts: int, *, maker: bool) -> Fill:
         rules = self.rules[order.asset_class]
@@ -430,7 +447,7 @@ class Account:
         new_filled = order.filled + qty
         self.cash, self.positions[order.symbol] = new_cash, new_pos
         order.filled, order.notional, order.updated_at = new_filled, order.notional + qty * price, ts
-        order.status = "filled" if order.remaining <= 1e-12 else "partially_filled"
+        order.status = "filled" if order.qty - new_filled <= 1e-12 else "partially_filled"
         if order.status == "filled":
             self._drop_open(order)
         self.fills.append(fill)

@@ -12,9 +12,12 @@ parameters: no wall clock, no randomness.
 from __future__ import annotations
 
 import json
+import math
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -22,7 +25,7 @@ import pyarrow as pa
 
 from warehouse.errors import AmbiguousVenueError, SimulationError
 from warehouse.records import FILL_SCHEMA, ORDER_SCHEMA, SNAPSHOT_SCHEMA, TRADER_SCHEMA
-from warehouse.replay import QUOTE, TRADE, Clock, ReplayStats, replay
+from warehouse.replay import QUOTE, Clock, ReplayStats, replay
 from warehouse.sim.broker import BUY, Account, Limits, Market, Quote, Trade, positive_number
 from warehouse.sim.costs import NS
 from warehouse.sim.strategies import Strategy
@@ -92,6 +95,9 @@ class SimResult:
         }  # fmt: skip
 
 
+Sees = bool | memoryview  # every tick / none, or the rows on_batch returned (read as the batch advances)
+
+
 def simulate(
     engine: Engine,
     traders: Sequence[tuple[str, Strategy]],
@@ -108,11 +114,17 @@ def simulate(
     batch_rows: int = 262_144,
     exchange: str = "",
     monitor: RunMonitor | None = None,
+    per_tick: bool = False,
 ) -> SimResult:
     """Replay [since, until) of `symbols` (on `exchange`, or wherever they trade) into each (trader
     id, strategy); see the module docstring. The simulator knows an instrument by its symbol, so
     a symbol with ticks from two exchanges in the range is refused (AmbiguousVenueError):
     BTCUSDT on binance and on binance-futures are two books, not one.
+
+    Each tick is worked one by one only where someone must see it (strategies.py: the rows a
+    strategy's on_batch returns, or every tick) or an order is open on its symbol; the market
+    state moves on in bulk between those (_Tape.advance), to the same state. `per_tick`: every
+    tick one by one into every strategy, whatever on_batch returned — the reference.
 
     With a `monitor` (sim/watchdog.py) the traders' order and fill counts are published after
     every batch and the kill switches it reads are applied before the next."""
@@ -126,17 +138,17 @@ def simulate(
     if speed is not None:
         positive_number(speed, "speed (--speed, a multiple of real time)")
     positive_number(initial_cash, "initial cash (--cash)")
+    threading.Thread(target=_warm_kernels, name="sim-kernels", daemon=True).start()
     market = Market()
     accounts = {t: Account(t, market, initial_cash=initial_cash, limits=limits) for t, _ in traders}
     strategies = dict(traders)
     result = SimResult(ReplayStats(), accounts, strategies)
-    per_tick = any(s.wants_ticks for s in strategies.values())
     step = snapshot_every_s * NS
-    next_snap: int | None = None
+    next_snap = 0
     started = False
     for batch in replay(engine, symbols, since, until, clock=clock, speed=speed, stats=result.stats,
                         batch_rows=batch_rows, exchange=exchange):  # fmt: skip
-        ts_all = batch["timestamp"].to_numpy()
+        tape = _Tape(batch)
         if not started:
             mixed = {s: v for s, v in result.stats.venues.items() if len(v) > 1}
             if mixed:
@@ -145,27 +157,22 @@ def simulate(
                     + " in this range: choose one venue (--exchange) — the simulator keeps one book per symbol"
                 )
             started = True
-            result.started_at = int(ts_all[0])
-            next_snap = (int(ts_all[0]) // step + 1) * step
+            result.started_at = int(tape.ts[0])
+            next_snap = (int(tape.ts[0]) // step + 1) * step
             for t, s in traders:
                 s.on_start(accounts[t])
         if monitor is not None:
             for t, why in monitor.kills().items():
                 if t in accounts:
                     accounts[t].halt(why)
+        live: list[tuple[Strategy, Account, Sees]] = []
         for t, s in traders:
-            if not accounts[t].halted:
-                s.on_batch(accounts[t], batch)
-        if per_tick or any(a.open for a in accounts.values()):
-            next_snap = _ticks(batch, market, traders, accounts, result, next_snap, step)
-        else:
-            _fast_forward(batch, market)
-            assert next_snap is not None
-            while ts_all[-1] >= next_snap:
-                _snapshot(result, accounts, next_snap)
-                next_snap += step
+            acct = accounts[t]
+            sees: Sees = False if acct.halted else _sees(s, s.on_batch(acct, batch), batch.height)
+            live.append((s, acct, True if per_tick else sees))
+        next_snap = _run(tape, market, live, result, next_snap, step)
         if monitor is not None:
-            monitor.publish(accounts, market.now, ts_all)
+            monitor.publish(accounts, market.now, tape.ts)
         if on_batch is not None:
             on_batch(result.stats)
     if started:  # the state after the last tick, stamped like the queries: "everything before ts"
@@ -173,64 +180,141 @@ def simulate(
     return result
 
 
+def _warm_kernels() -> None:
+    from warehouse.sim import kernels
+
+    kernels.warm()
+
+
+def _sees(strategy: Strategy, rows: np.ndarray | None, n: int) -> Sees:
+    if rows is None:
+        return strategy.wants_ticks
+    if not (isinstance(rows, np.ndarray) and rows.dtype == np.bool_ and rows.shape == (n,)
+            and rows.flags.c_contiguous):  # fmt: skip
+        raise SimulationError(f"{strategy.name}: on_batch returns None or a contiguous boolean array of the "
+                              f"batch's {n} rows, got {getattr(rows, 'dtype', type(rows).__name__)} "
+                              f"{getattr(rows, 'shape', '')}")  # fmt: skip
+    return rows.data  # a view: marks set later by the strategy are seen
+
+
 def _snapshot(result: SimResult, accounts: dict[str, Account], ts: int) -> None:
     for t, a in accounts.items():
-        pv = a.positions_value()
-        result.snapshots.append((t, ts, a.cash, pv, a.gross_exposure(), a.cash + pv))
+        pv, gross = a.exposure()
+        result.snapshots.append((t, ts, a.cash, pv, gross, a.cash + pv))
 
 
-def _fast_forward(batch: pl.DataFrame, market: Market) -> None:
-    """Nobody looks at ticks and no order is open: update the market state per batch, vectorized."""
-    quotes = batch.filter(pl.col("kind") == QUOTE)
-    if quotes.height:
-        last = quotes.group_by("symbol", maintain_order=True).last()
-        for row in last.select("timestamp", "symbol", "asset_class", "bid", "ask", "bid_size", "ask_size").iter_rows():
-            market.on_quote(Quote(*row))
-    trades = batch.filter(pl.col("kind") == TRADE)
-    if trades.height:
-        # only the minutes a later v_avg can still see: the profile's window before the batch's end
-        minute = pl.col("timestamp") // (60 * NS)
-        horizon = int(batch["timestamp"][-1]) // (60 * NS) - market.window
-        with_m = trades.select("symbol", minute.alias("m"), "size")
-        firsts = dict(with_m.group_by("symbol").agg(pl.col("m").min()).iter_rows())
-        recent = (with_m.filter(pl.col("m") > horizon).group_by("symbol", "m").agg(pl.col("size").sum())
-                  .sort("symbol", "m").group_by("symbol", maintain_order=True).agg("m", "size"))  # fmt: skip
-        seen = set()
-        for symbol, minutes, sizes in recent.iter_rows():
-            market._profile(symbol).absorb(firsts[symbol], minutes, sizes)
-            seen.add(symbol)
-        for symbol, first in firsts.items():
-            if symbol not in seen:
-                market._profile(symbol).absorb(first, [], [])
-    market.now = int(batch["timestamp"][-1])
+def _run(tape: _Tape, market: Market, live: list[tuple[Strategy, Account, Sees]], result: SimResult,
+         next_snap: int, step: int) -> int:  # fmt: skip
+    """One batch: ticks worked one by one where needed, the market moved on in bulk between them,
+    snapshots at their boundaries (before the first tick at or after one). Returns the next boundary."""
+    every = any(sees is True for _, _, sees in live)
+    marks = [sees for _, _, sees in live if isinstance(sees, memoryview)]
+    # nothing to see and nothing open: nothing can happen in this batch, and a snapshot needs the
+    # market's quotes only when someone holds a position
+    idle = not every and not any(market.working.values()) and not any(np.asarray(m).any() for m in marks)
+    accounts = result.accounts
+    n, lo, done = tape.n, 0, 0  # rows [0, done) are in the market state
+    while True:
+        stop = min(int(np.searchsorted(tape.ts, next_snap)), n)  # the first row at or after the boundary
+        if not idle:
+            done = _work(tape, market, live, every, marks, lo, stop, done)
+        if stop == n:
+            break
+        if not idle or any(q for a in accounts.values() for q in a.positions.values()):
+            tape.advance(market, done, stop)
+            done = stop
+        lo = stop
+        _snapshot(result, accounts, next_snap)
+        next_snap += step
+    tape.advance(market, done, n)
+    return next_snap
 
 
-def _ticks(batch: pl.DataFrame, market: Market, traders: Sequence[tuple[str, Strategy]],
-           accounts: dict[str, Account], result: SimResult, next_snap: int | None, step: int) -> int | None:  # fmt: skip
-    cols = [batch[c].to_list() for c in ("kind", "timestamp", "symbol", "asset_class", "bid", "ask", "bid_size",
-                                         "ask_size", "price", "size", "side")]  # fmt: skip
-    live = [(t, s, accounts[t]) for t, s in traders]
-    for kind, ts, symbol, ac, bid, ask, bs, asz, price, size, side in zip(*cols, strict=True):
-        while next_snap is not None and ts >= next_snap:
-            _snapshot(result, accounts, next_snap)
-            next_snap += step
-        if kind == QUOTE:
-            q = Quote(ts, symbol, ac, bid, ask, bs, asz)
+def _work(tape: _Tape, market: Market, live: list[tuple[Strategy, Account, Sees]], every: bool,
+          marks: list[memoryview], lo: int, hi: int, done: int) -> int:  # fmt: skip
+    """Rows [lo, hi) one by one where someone must see them; returns the first row not yet in the market state."""
+    kind, ts, sym, ac, bid, ask, bs, asz, price, size, side = tape.lists()
+    working = market.working
+    for i in range(lo, hi):
+        if not every and not working.get(sym[i]):
+            for m in marks:
+                if m[i]:
+                    break
+            else:
+                continue
+        if i > done:
+            tape.advance(market, done, i)
+        done = i + 1
+        if kind[i] == QUOTE:
+            q = Quote(ts[i], sym[i], ac[i], bid[i], ask[i], bs[i], asz[i], row=i)
             market.on_quote(q)
-            for _, strat, acct in live:
+            for strat, acct, sees in live:
                 for fill in acct.on_quote(q):
                     strat.on_fill(acct, fill)
-                if strat.wants_ticks and not acct.halted:
+                if (sees is True or (sees is not False and sees[i])) and not acct.halted:
                     strat.on_quote(acct, q)
         else:
-            tr = Trade(ts, symbol, ac, price, size, side)
+            tr = Trade(ts[i], sym[i], ac[i], price[i], size[i], side[i], row=i)
             market.on_trade(tr)
-            for _, strat, acct in live:
+            for strat, acct, sees in live:
                 for fill in acct.on_trade(tr):
                     strat.on_fill(acct, fill)
-                if strat.wants_ticks and not acct.halted:
+                if (sees is True or (sees is not False and sees[i])) and not acct.halted:
                     strat.on_trade(acct, tr)
-    return next_snap
+    return done
+
+
+class _Tape:
+    """A replay batch as the driver reads it: its times as numpy, its columns as Python lists
+    (made on first use) for the ticks worked one by one, polars to move the market on in bulk."""
+
+    BULK = 1024  # rows from which moving the market on in bulk (a few polars queries) beats tick by tick
+
+    def __init__(self, batch: pl.DataFrame) -> None:
+        self.batch, self.n = batch, batch.height
+        self.ts = batch["timestamp"].to_numpy()
+        self._lists: tuple[list[Any], ...] | None = None
+
+    def lists(self) -> tuple[list[Any], ...]:
+        """kind, timestamp, symbol, asset_class, bid, ask, bid_size, ask_size, price, size, side per row."""
+        if self._lists is None:
+            self._lists = tuple(self.batch[c].to_list() for c in _COLUMNS)
+        return self._lists
+
+    def advance(self, market: Market, a: int, b: int) -> None:
+        """Rows [a, b) into the market state, as Market.on_quote / on_trade one by one would leave it."""
+        if b <= a:
+            return
+        if b - a < self.BULK:
+            kind, ts, sym, ac, bid, ask, bs, asz, price, size, side = self.lists()
+            for i in range(a, b):
+                if kind[i] == QUOTE:
+                    market.on_quote(Quote(ts[i], sym[i], ac[i], bid[i], ask[i], bs[i], asz[i], row=i))
+                else:
+                    market.on_trade(Trade(ts[i], sym[i], ac[i], price[i], size[i], side[i], row=i))
+            return
+        part = self.batch.slice(a, b - a).with_row_index("row", offset=a)
+        quotes = part.filter(pl.col("kind") == QUOTE).with_row_index("k")  # k: its place among the quotes
+        # the last quote of each symbol, with the seq it would have had; no sizes: unlimited size
+        last = quotes.group_by("symbol", maintain_order=True).last()
+        for k, row, ts, symbol, ac, bid, ask, bs, asz in last.select("k", "row", *_COLUMNS[1:8]).iter_rows():
+            market.quotes[symbol] = Quote(ts, symbol, ac, bid, ask, math.inf if bs is None else bs,
+                                          math.inf if asz is None else asz, seq=market._seq + k + 1, row=row)  # fmt: skip
+        market._seq += quotes.height
+        # volume profiles: each symbol's last 100 displayed sizes and its trades, in order
+        sizes = (quotes.filter(pl.col("bid_size").is_finite() & pl.col("ask_size").is_finite())
+                 .group_by("symbol").agg(((pl.col("bid_size") + pl.col("ask_size")) / 2.0).tail(100)))  # fmt: skip
+        for symbol, mean_sizes in sizes.iter_rows():
+            market._profile(symbol).quote_sizes.extend(mean_sizes)
+        trades = part.filter(pl.col("kind") != QUOTE).sort("symbol", maintain_order=True)  # stable: in order
+        times, trade_sizes, end = trades["timestamp"].to_numpy(), trades["size"].to_numpy(writable=True), 0
+        for run, symbol in trades["symbol"].rle().struct.unnest().iter_rows():
+            market._profile(symbol).add_trades(times[end : end + run], trade_sizes[end : end + run])
+            end += run
+        market.now = int(self.ts[b - 1])
+
+
+_COLUMNS = ("kind", "timestamp", "symbol", "asset_class", "bid", "ask", "bid_size", "ask_size", "price", "size", "side")
 
 
 def summary(result: SimResult) -> list[dict[str, object]]:
