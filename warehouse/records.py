@@ -298,7 +298,8 @@ def storage_order(df: pl.DataFrame, columns: tuple[str, ...]) -> tuple[np.ndarra
     both are sorted on the remaining columns. Batches spanning more than 13 days, or with 4,096
     instruments or more, sort the plain way."""
     keys = df.select("exchange", "symbol").unique().sort("exchange", "symbol").with_row_index("_g")
-    g = df.select("exchange", "symbol").join(keys, on=["exchange", "symbol"], how="left", maintain_order="left")
+    g = df.select("exchange", "symbol").join(keys, on=["exchange", "symbol"], how="left", maintain_order="left",
+                                             nulls_equal=True)  # fmt: skip
     group = g["_g"].cast(pl.Int64).to_numpy()
     if df.height == 0:
         return np.arange(0), group

@@ -294,3 +294,34 @@ def test_the_compiled_pass_gives_the_polars_rules_verdicts(
                                               maintain_order=True)  # fmt: skip
         assert got.accepted.equals(in_storage_order)
         assert got.gaps.equals(want.gaps)
+
+
+def test_a_restore_undoes_a_batch_of_a_kind_the_snapshot_had_not_seen() -> None:
+    """The consumer restores its committed state when a batch's write fails and reads the batch
+    again. A snapshot taken before any trade holds no trade keys: the restore must drop the keys
+    of the failed batch's trades too, or the retried trades would all be rejected as duplicates."""
+    from warehouse.pipeline import BatchStep
+
+    quotes, trades = (
+        _stream(Kind.QUOTE, [(0, 1, "next", 10.0, 1)] * 3),
+        _stream(Kind.TRADE, [(1, 1, "next", 10.0, 1)] * 3),
+    )
+    step = BatchStep("test")
+    step.sanitizers[Kind.QUOTE].process(quotes)
+    committed = step.snapshot()
+    first = step.sanitizers[Kind.TRADE].process(trades)
+    step.restore(committed)  # the write failed: back to what is stored
+    again = step.sanitizers[Kind.TRADE].process(trades)
+    assert first.accepted.height == again.accepted.height == 3 and again.rejects.height == 0
+    step.restore({})  # nothing stored yet: nothing remembered
+    assert step.sanitizers[Kind.QUOTE].process(quotes).accepted.height == 3
+
+
+def test_the_compiled_pass_keeps_seq_exact_beyond_2_to_the_53() -> None:
+    """A NULL seq in the batch once turned the gap's upper end into a float (to_seq off by one)."""
+    big = 2**53 + 1
+    rows = _stream(Kind.QUOTE, [(0, 1, "next", 10.0, 1)] * 3).with_columns(
+        pl.Series("seq", [big, None, big + 3], pl.Int64)
+    )
+    gaps = Sanitizer(Kind.QUOTE).process(rows).gaps
+    assert gaps.select("from_seq", "to_seq", "missing").rows() == [(big + 1, big + 2, 2)]

@@ -159,8 +159,11 @@ class Sanitizer:
     def restore(self, state: dict[str, bytes]) -> None:
         """Resume from a `snapshot()`: the same verdicts as if the stream had never stopped."""
         frames = {name: pl.read_ipc(io.BytesIO(state[name])) for name in self._STATE if state.get(name) is not None}
-        if "_gid" in frames:
-            self._gid = frames["_gid"]
+        # exactly the snapshot's state: what it lacks was not seen (a batch undone after a failed
+        # write must leave no dedup key behind, or its retry would be rejected as duplicates)
+        self._gid = frames.get("_gid", pl.DataFrame(schema={"exchange": pl.String, "symbol": pl.String,
+                                                            "_g": pl.UInt32}))  # fmt: skip
+        self._keys = frames.get("_keys")
         self._grow(self._gid.height, reset=True)
         if "_max_ts" in frames:
             g = frames["_max_ts"]["_g"].to_numpy().astype(np.int64)
@@ -175,8 +178,6 @@ class Sanitizer:
             pos = prices.select(pl.int_range(pl.len()).over("_g").alias("_p"))["_p"].to_numpy()
             self._ring[g, pos] = prices["_px"].to_numpy()
             np.add.at(self._ring_n, g, 1)
-        if "_keys" in frames:
-            self._keys = frames["_keys"]
 
     def _grow(self, groups: int, *, reset: bool = False) -> None:
         """Per-group arrays for `groups` groups (new ones without state)."""
@@ -293,13 +294,12 @@ class Sanitizer:
             schema={"_i": pl.UInt32, "_ts": pl.Int64, "_g": pl.UInt32, **key_frame.schema})  # fmt: skip
         codes, nulls = _codes(pl.concat([state.select(names), key_frame]))
         s = state.height
-        g = df["_g"].cast(pl.Int64).to_numpy()
-        seq = df["seq"]
+        g = _array(df["_g"], np.int64)
+        seq = _array(df["seq"].fill_null(0), np.int64)
         verdict, newest, ref, keep, gap_row, gap_from = stateful_pass(
-            g, df["timestamp"].to_numpy(), df.select(self._price().fill_null(0.0))
-            .to_series().to_numpy(), seq.fill_null(0).to_numpy(), seq.is_not_null().to_numpy(),
-            df["_rule"].is_null().to_numpy(), codes[s:], nulls[s:],
-            state["_g"].cast(pl.Int64).to_numpy(), codes[:s], nulls[:s],
+            g, _array(df["timestamp"], np.int64), _array(df.select(self._price().fill_null(0.0)).to_series(), np.float64),
+            seq, _array(df["seq"].is_not_null(), np.bool_), _array(df["_rule"].is_null(), np.bool_),
+            codes[s:], nulls[s:], _array(state["_g"], np.int64), codes[:s], nulls[:s],
             self._max, self._has_max, self._ring, self._ring_n, self._last, self._has_last,
             c.out_of_order_tolerance, c.spike_band, c.spike_window, c.spike_min_samples,
         )  # fmt: skip
@@ -337,12 +337,18 @@ class Sanitizer:
                 .drop(["_r2", "_why2"])
             )  # fmt: skip
         gaps = pl.DataFrame({
-            "_g": df["_g"].to_numpy()[gap_row], "from_seq": gap_from, "to_seq": seq.to_numpy()[gap_row] - 1,
+            "_g": g[gap_row], "from_seq": gap_from, "to_seq": seq[gap_row] - 1,
             "timestamp": df["timestamp"].to_numpy()[gap_row],
         }, schema={"_g": pl.UInt32, "from_seq": pl.Int64, "to_seq": pl.Int64, "timestamp": pl.Int64})  # fmt: skip
         gaps = gaps.with_columns((pl.col("to_seq") - pl.col("from_seq") + 1).alias("missing"))
         gaps = gaps.join(self._gid, on=G, how="left", maintain_order="left").select(list(_GAP_SCHEMA))
         return df, gaps
+
+
+def _array(series: pl.Series, dtype: type) -> np.ndarray:
+    """A writable, contiguous array of `dtype`: the compiled pass gets the same types on every
+    call (numba compiles one version per read-only/writable combination of its arguments)."""
+    return np.require(series.to_numpy(), dtype, ["C", "W"])
 
 
 def _codes(keys: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
