@@ -1,5 +1,5 @@
 """The stateful rules as polars expressions — how wh computed them before the compiled pass
-(warehouse/sanitize/compiled.py); the oracle tests/unit/test_sanitize.py compares it with.
+(warehouse/sanitize/kernel.py); the oracle tests/unit/test_sanitize.py compares it with.
 
 `ReferenceSanitizer` keeps its own state as frames and runs the stateless rules of the real
 `Sanitizer` (it overrides only `_stateful`), so the two differ in nothing but the pass.

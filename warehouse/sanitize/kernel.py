@@ -1,5 +1,25 @@
-"""The compiled pass described in sanitize/compiled.py (imported on first use: numba takes ~0.5 s to
-import). Top-level functions, so numba's disk cache serves every later process."""
+"""The stateful rules in one compiled pass (numba, compiled on first use and cached on disk).
+
+`stateful_pass` walks a batch's rows once, in arrival order, with each (exchange, symbol)'s
+state in arrays indexed by its group id, and decides for every row that passed the stateless
+rules, in the rules' order:
+
+- **duplicate**: its dedup key was seen before (the stream's recent keys, then the batch's
+  earlier rows) — an open-addressing hash table of row numbers; a hash match is confirmed by
+  comparing the key's values, so equal hashes never make a duplicate;
+- **out_of_order**: its event time is more than the tolerance behind the newest event time
+  of its group so far (rows not duplicates count towards the newest);
+- **spike**: its price deviates from the median of the previous `window` prices of its group
+  (rows neither duplicate nor late count) by more than the band; each group keeps its
+  window sorted (one value out, one in: O(window) per row), the median taken as polars'
+  `rolling_median` takes it (interpolated for even counts), to the bit;
+
+and, over every row with a sequence number, the gaps (`seq` jumps) per group. The result is
+what the polars rules gave (tests/unit/test_sanitize.py compares the two on random streams
+cut into random batches), at ~0.28 µs per row with the key and state plumbing (the kernel ~0.19)
+instead of the polars rules' ~0.51. Imported on first use (numba takes ~0.5 s to import); top-level
+functions, so numba's disk cache serves every later process.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The sanitization rules over a batch: the stateless ones as polars expressions, the stateful
-ones (duplicate, out_of_order, spike, gaps) in one compiled pass (sanitize/compiled.py). The
+ones (duplicate, out_of_order, spike, gaps) in one compiled pass (sanitize/kernel.py). The
 accepted rows come out in storage order (records.STORAGE_ORDER), which the sinks then only check.
 
 Rules run in this order; a tick is attributed to the first rule it fails:
@@ -54,7 +54,6 @@ from warehouse.records import (
     fmt_str,
     storage_order,
 )
-from warehouse.sanitize.compiled import stateful_pass
 
 RULES: tuple[str, ...] = (
     "malformed",
@@ -113,7 +112,7 @@ class Sanitizer:
     """Stateful across the batches of one stream (a file, a feed, a topic partition set).
 
     (exchange, symbol) pairs get a small integer id `_g` on first sight; the stateful rules
-    run in one compiled pass (sanitize/compiled.py) with each pair's state — newest event
+    run in one compiled pass (sanitize/kernel.py) with each pair's state — newest event
     time, last seq, newest `spike_window` prices — in arrays indexed by that id, and the
     recent dedup keys in a frame.
     """
@@ -284,8 +283,8 @@ class Sanitizer:
 
     def _stateful(self, df: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         """duplicate, out_of_order and spike verdicts for the rows no earlier rule rejected, and
-        the gap events of every row: one compiled pass (sanitize/compiled.py), the state updated."""
-        from warehouse.sanitize.kernel import DUPLICATE, OUT_OF_ORDER  # loaded with the pass (numba)
+        the gap events of every row: one compiled pass (sanitize/kernel.py), the state updated."""
+        from warehouse.sanitize.kernel import DUPLICATE, OUT_OF_ORDER, stateful_pass  # numba: on first use
 
         c = self.config
         key_frame = df.select(dedup_key_exprs(self.table)[2:])  # _g stands for (exchange, symbol)
